@@ -1,0 +1,41 @@
+# pixelwise — every target installs what it needs into .venv from nothing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# CPU build here (pip finds the local wheel); a GPU user passes a CUDA build, see README.
+TORCH ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: install train test test-full lint format bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+train: install
+	$(PY) train.py $(ARGS)
+
+test: install
+	WANDB_MODE=offline $(PY) -m pytest -m "not slow" -q $(PYTEST_ARGS)
+
+test-full: install
+	WANDB_MODE=offline $(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks train.py evaluate.py
+	$(VENV)/bin/ruff format --check src tests benchmarks train.py evaluate.py
+
+format: install
+	$(VENV)/bin/ruff format src tests benchmarks train.py evaluate.py
+	$(VENV)/bin/ruff check --fix src tests benchmarks train.py evaluate.py
+
+bench: install
+	$(PY) benchmarks/run.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) outputs multirun wandb .pytest_cache .ruff_cache build src/*.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
