@@ -1,0 +1,159 @@
+"""One LightningDataModule for every task: datasets come in as factories from the config."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Dataset
+
+from pixelwise.data.collate import DictCollate
+
+DatasetFactory = Callable[[], Dataset]
+
+
+class DataModule(L.LightningDataModule):
+    """Train/val/test/predict loaders over datasets built lazily by `setup`.
+
+    Each split is a zero-argument factory (Hydra `_partial_: true`), so `setup("fit")` never
+    touches the test set. Validation, test and predict loaders use a sampler that neither
+    pads nor drops under DDP, so metrics reduced by sum equal the single-process value.
+    """
+
+    def __init__(
+        self,
+        train: DatasetFactory | None = None,
+        val: DatasetFactory | None = None,
+        test: DatasetFactory | None = None,
+        predict: DatasetFactory | None = None,
+        batch_size: int = 16,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = True,
+        list_keys: Sequence[str] = (),
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
+        ignore_index: int = 255,
+        palette: Sequence[Sequence[int]] | None = None,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size={batch_size}: expected a positive integer")
+        if num_workers < 0:
+            raise ValueError(f"data.num_workers={num_workers}: expected >= 0")
+        if class_names is not None and num_classes is not None and len(class_names) != num_classes:
+            raise ValueError(
+                f"data.class_names has {len(class_names)} names but data.num_classes={num_classes}"
+            )
+        self.factories = {"train": train, "val": val, "test": test, "predict": predict}
+        self.datasets: dict[str, Dataset] = {}
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.collate = DictCollate(list_keys)
+        self.num_classes = num_classes
+        self.class_names = list(class_names) if class_names is not None else None
+        self.ignore_index = ignore_index
+        self._palette = np.asarray(palette, dtype=np.uint8) if palette is not None else None
+
+    _STAGE_SPLITS = {
+        "fit": ("train", "val"),
+        "validate": ("val",),
+        "test": ("test",),
+        "predict": ("predict",),
+    }
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the datasets this stage needs (once)."""
+        splits = self._STAGE_SPLITS.get(stage, tuple(self.factories)) if stage else tuple(self.factories)
+        for split in splits:
+            if split not in self.datasets and self.factories[split] is not None:
+                self.datasets[split] = self.factories[split]()
+
+    def dataset(self, split: str) -> Dataset:
+        """The dataset of a split; a clear error when the config has none."""
+        if split not in self.datasets:
+            if self.factories.get(split) is None:
+                raise ValueError(f"data.{split} is not set in the data config: no {split} dataset")
+            self.datasets[split] = self.factories[split]()
+        return self.datasets[split]
+
+    @property
+    def train_dataset(self) -> Dataset:
+        return self.dataset("train")
+
+    @property
+    def palette(self) -> np.ndarray | None:
+        """uint8 [K,3] colours: from the config, else from a built dataset's `palette`."""
+        if self._palette is not None:
+            return self._palette
+        for dataset in self.datasets.values():
+            if getattr(dataset, "palette", None) is not None:
+                return np.asarray(dataset.palette, dtype=np.uint8)
+        return None
+
+    def _loader(self, split: str, shuffle: bool, drop_last: bool) -> DataLoader:
+        dataset = self.dataset(split)
+        sampler = None
+        batch_size = self.batch_size if split == "train" else self.eval_batch_size
+        trainer = getattr(self, "trainer", None)
+        if split != "train" and trainer is not None and trainer.world_size > 1:
+            # Lightning's default DistributedSampler pads with duplicates, which would bias
+            # the metrics; this one gives every sample to exactly one rank.
+            sampler = UnrepeatedDistributedSampler(
+                dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
+            )
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle if sampler is None else False,
+            sampler=sampler,
+            drop_last=drop_last and len(dataset) >= batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+            collate_fn=self.collate,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False, drop_last=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False, drop_last=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict", shuffle=False, drop_last=False)
+
+    def class_pixel_counts(self, max_items: int = 256, key: str = "mask") -> torch.Tensor:
+        """Pixel count per class [num_classes] over up to `max_items` evenly spaced training items."""
+        if self.num_classes is None:
+            raise ValueError("data.num_classes must be set to count class pixels")
+        dataset = self.train_dataset
+        n = len(dataset)
+        indices = np.linspace(0, n - 1, num=min(n, max_items)).round().astype(int)
+        counts = torch.zeros(self.num_classes, dtype=torch.long)
+        for i in np.unique(indices):
+            labels = torch.as_tensor(dataset[int(i)][key]).flatten()
+            labels = labels[labels != self.ignore_index]
+            if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
+                bad = labels[(labels < 0) | (labels >= self.num_classes)][0].item()
+                raise ValueError(
+                    f"training item {i}: label value {bad} outside [0, {self.num_classes}) "
+                    f"and not the ignore index {self.ignore_index}"
+                )
+            counts += torch.bincount(labels, minlength=self.num_classes)
+        return counts
+
+    def describe(self) -> dict[str, Any]:
+        """Sizes of the built datasets, for the log."""
+        return {split: len(ds) for split, ds in self.datasets.items()}
