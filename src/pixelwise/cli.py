@@ -1,0 +1,165 @@
+"""Hydra entry points: `train.py` / `pixelwise-train` and `evaluate.py` / `pixelwise-evaluate`.
+
+The only module that knows about Hydra. Training is the lightning-hydra-template sequence:
+instantiate datamodule, net, task, callbacks, loggers, trainer; fit; test the best
+checkpoint; return the optimized metric (so sweepers can optimize it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("pixelwise")
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+class UserError(Exception):
+    """A mistake in the command line or config: reported in one line, no traceback."""
+
+
+def _instantiate_dict(cfg: DictConfig | None, kind: str) -> list[Any]:
+    """Instantiate every `_target_` entry of a config dict (callbacks, loggers)."""
+    objects = []
+    for name, conf in (cfg or {}).items():
+        if conf is None:
+            continue
+        if not isinstance(conf, DictConfig) or "_target_" not in conf:
+            raise UserError(f"{kind}.{name}: expected a config with _target_, got {conf!r}")
+        objects.append(hydra.utils.instantiate(conf))
+    return objects
+
+
+def _output_dir(cfg: DictConfig) -> Path:
+    return Path(cfg.paths.output_dir)
+
+
+def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
+    """Datamodule, task (with its net), and trainer with callbacks and loggers, from a config."""
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    net = hydra.utils.instantiate(cfg.model)
+    task = hydra.utils.instantiate(cfg.task, net=net)
+    callbacks = _instantiate_dict(cfg.get("callbacks"), "callbacks")
+    loggers = _instantiate_dict(cfg.get("logger"), "logger")
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    for logger in loggers:
+        logger.log_hyperparams(resolved)
+    if trainer.is_global_zero:
+        out = _output_dir(cfg)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
+    return datamodule, task, trainer
+
+
+def _finish_wandb() -> None:
+    """Close the W&B run of this job (multirun gets one run per job, even on error)."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if torch.as_tensor(v).numel() == 1}
+
+
+def _check_ckpt(path: str | None, key: str) -> str | None:
+    """A readable checkpoint path, or a one-line UserError."""
+    if path is None:
+        return None
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"{key}={path}: no such checkpoint file")
+    try:
+        with file.open("rb") as f:
+            f.read(1)
+        ckpt = torch.load(file, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 — any failure means "not a checkpoint"
+        raise UserError(f"{key}={path}: cannot read a Lightning checkpoint ({err})") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise UserError(f"{key}={path}: not a Lightning checkpoint (no 'state_dict')")
+    return str(file)
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Fit (optionally resuming from cfg.ckpt_path), test the best checkpoint, return the metric."""
+    ckpt_path = _check_ckpt(cfg.get("ckpt_path"), "ckpt_path")
+    datamodule, task, trainer = build(cfg)
+    try:
+        if cfg.get("train", True):
+            trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
+        fit_metrics = _scalars(trainer.callback_metrics)
+        if cfg.get("test", False):
+            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            if not best:
+                log.warning("no best checkpoint (e.g. fast_dev_run): testing the current weights")
+            trainer.test(task, datamodule=datamodule, ckpt_path=best or None)
+        metrics = {**fit_metrics, **_scalars(trainer.callback_metrics)}
+    finally:
+        _finish_wandb()
+    if trainer.is_global_zero:
+        (_output_dir(cfg) / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        summary = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k.count("/") == 1)
+        print(f"final metrics: {summary}")
+        print(f"run directory: {_output_dir(cfg)}")
+    name = cfg.get("optimized_metric")
+    if name is None:
+        return None
+    if name not in metrics:
+        raise UserError(f"optimized_metric={name} was not logged; logged: {sorted(metrics)}")
+    value = metrics[name]
+    return value if math.isfinite(value) else None
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Test a checkpoint on the configured data; write metrics.json into the run directory."""
+    ckpt_path = _check_ckpt(cfg.get("ckpt_path"), "ckpt_path")
+    if ckpt_path is None:
+        raise UserError("ckpt_path is required: python evaluate.py ckpt_path=PATH")
+    datamodule, task, trainer = build(cfg)
+    try:
+        trainer.test(task, datamodule=datamodule, ckpt_path=ckpt_path)
+    finally:
+        _finish_wandb()
+    metrics = _scalars(trainer.callback_metrics)
+    if trainer.is_global_zero:
+        (_output_dir(cfg) / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        print(f"metrics written to {_output_dir(cfg) / 'metrics.json'}")
+    return metrics
+
+
+def _run(fn, cfg: DictConfig) -> Any:
+    try:
+        return fn(cfg)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        # SystemExit passes through Hydra without a traceback.
+        raise SystemExit(2) from None
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def train_main(cfg: DictConfig) -> float | None:
+    """`python train.py [overrides]`."""
+    return _run(train, cfg)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+def evaluate_main(cfg: DictConfig) -> dict[str, float]:
+    """`python evaluate.py ckpt_path=PATH [overrides]`."""
+    return _run(evaluate, cfg)
+
+
+__all__ = ["train", "evaluate", "train_main", "evaluate_main", "build", "HydraConfig"]
