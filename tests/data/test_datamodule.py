@@ -1,0 +1,66 @@
+import functools
+
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from pixelwise.data.datamodule import DataModule
+
+
+class Labels(Dataset):
+    def __init__(self, n=10, k=3, bad=False):
+        self.n, self.k, self.bad = n, k, bad
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        mask = torch.full((2, 2), i % self.k)
+        mask[0, 0] = 255
+        if self.bad and i == 4:
+            mask[1, 1] = 7
+        return {"image": torch.zeros(3, 2, 2), "mask": mask}
+
+
+class TestDataModule:
+    def test_setup_builds_only_the_stage_splits(self):
+        calls = []
+
+        def factory(split):
+            calls.append(split)
+            return Labels()
+
+        dm = DataModule(
+            train=functools.partial(factory, "train"),
+            val=functools.partial(factory, "val"),
+            test=functools.partial(factory, "test"),
+        )
+        dm.setup("fit")
+        assert calls == ["train", "val"]
+        dm.setup("test")
+        assert calls == ["train", "val", "test"]
+
+    def test_class_pixel_counts_against_hand_count(self):
+        dm = DataModule(train=lambda: Labels(n=6, k=3), num_classes=3)
+        # items 0..5 -> labels 0,1,2,0,1,2, each with 3 labelled pixels
+        assert dm.class_pixel_counts(max_items=100).tolist() == [6, 6, 6]
+
+    def test_out_of_range_label_names_item_and_value(self):
+        dm = DataModule(train=lambda: Labels(n=6, bad=True), num_classes=3)
+        with pytest.raises(ValueError, match=r"item 4: label value 7 outside \[0, 3\)"):
+            dm.class_pixel_counts()
+
+    def test_missing_split_is_a_clear_error(self):
+        with pytest.raises(ValueError, match="data.test is not set"):
+            DataModule(train=Labels).test_dataloader()
+
+    def test_bad_values(self):
+        with pytest.raises(ValueError, match="data.batch_size=0"):
+            DataModule(batch_size=0)
+        with pytest.raises(ValueError, match="2 names but data.num_classes=3"):
+            DataModule(num_classes=3, class_names=["a", "b"])
+
+    def test_eval_loader_keeps_every_sample_once(self):
+        dm = DataModule(val=lambda: Labels(n=7), batch_size=4, eval_batch_size=3)
+        sizes = [b["image"].shape[0] for b in dm.val_dataloader()]
+        assert sizes == [3, 3, 1]
