@@ -1,1 +1,4 @@
 """pixelwise.metrics."""
+
+from pixelwise.metrics.category_iou import CategoryInstanceIoU, CategoryIoU  # noqa: F401
+from pixelwise.metrics.instance_iou import InstanceIoU  # noqa: F401
