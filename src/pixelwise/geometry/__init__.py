@@ -1,4 +1,11 @@
 """pixelwise.geometry."""
+from pixelwise.geometry.cells import (  # noqa: F401
+    crop_to_size,
+    heatmap_to_cell_distribution,
+    keypoints_to_cell_labels,
+    logits_to_heatmap,
+    pad_to_multiple,
+)
 from pixelwise.geometry.homography import (  # noqa: F401
     sample_homography,
     warp_images,
@@ -6,3 +13,4 @@ from pixelwise.geometry.homography import (  # noqa: F401
     warp_points,
     warp_valid_mask,
 )
+from pixelwise.geometry.keypoints import extract_keypoints, nms_heatmap  # noqa: F401

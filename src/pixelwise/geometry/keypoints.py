@@ -1,0 +1,117 @@
+"""Keypoints from heatmaps: batched non-maximum suppression and extraction (threshold, border, top-k).
+
+The pipeline of :func:`extract_keypoints` is that of the official SuperPoint demo
+(magicleap ``SuperPointFrontend.run``): keep pixels with ``heat >= threshold``, greedy NMS over
+them, sort by score, drop points within ``border`` pixels of the image edge; then keep the
+``top_k`` best (as SuperGlue's SuperPoint does after border removal).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["nms_heatmap", "extract_keypoints"]
+
+
+def _check_heat(heat: torch.Tensor, name: str) -> None:
+    if not isinstance(heat, torch.Tensor) or heat.dim() != 4 or heat.shape[1] != 1:
+        shape = list(heat.shape) if isinstance(heat, torch.Tensor) else type(heat).__name__
+        raise ValueError(f"{name}: expected a heatmap [B, 1, H, W], got {shape}")
+    if not heat.is_floating_point():
+        raise TypeError(f"{name}: heat must be a float tensor, got {heat.dtype}")
+
+
+def _score_ranks(heat: torch.Tensor) -> torch.Tensor:
+    """Rank of every pixel by score within its image: [B,1,H,W], best = H*W, ties -> row-major first."""
+    b, _, h, w = heat.shape
+    flat = heat.reshape(b, h * w)
+    order = torch.argsort(flat, dim=1, descending=True, stable=True)
+    # float32 holds integers exactly up to 2**24; beyond that use float64 (max_pool needs floats).
+    dtype = torch.float32 if h * w < 2**24 else torch.float64
+    values = torch.arange(h * w, 0, -1, device=heat.device, dtype=dtype).expand(b, -1)
+    ranks = torch.empty((b, h * w), device=heat.device, dtype=dtype).scatter_(1, order, values)
+    return ranks.view(b, 1, h, w)
+
+
+def nms_heatmap(heat: torch.Tensor, radius: int = 4) -> torch.Tensor:
+    """Greedy non-maximum suppression of a heatmap [B,1,H,W] -> [B,1,H,W] (score at kept pixels, 0 elsewhere).
+
+    Candidates are the pixels with ``heat > 0`` (threshold first, see :func:`extract_keypoints`).
+    The result is exactly that of the official SuperPoint demo's greedy ``nms_fast``: visit the
+    candidates from the highest score down; a candidate not yet suppressed is kept and suppresses
+    every candidate in the (2r+1) x (2r+1) square around it (``max(|dx|, |dy|) <= radius``).
+    Equal scores are visited in row-major order (a stable sort); the demo uses numpy's default,
+    unstable sort, so with ties it may keep a different one of the tied pixels.
+
+    Batched, without a Python loop over points: scores are replaced by their ranks (distinct),
+    then each round keeps every undecided pixel that is the maximum of the undecided pixels in its
+    window and suppresses the undecided pixels around the kept ones. A pixel kept this way has
+    every higher-ranked pixel of its window already decided and none of them kept (a kept one
+    would have suppressed it), so greedy keeps it too; by induction on rank the rounds reproduce
+    greedy. Each round decides at least the best undecided pixel; in practice a few rounds
+    (about one per ``radius + 1`` pixels along a monotone ridge).
+    """
+    _check_heat(heat, "nms_heatmap")
+    if radius < 0:
+        raise ValueError(f"nms_heatmap: radius must be >= 0, got {radius}")
+    kept = _greedy_nms_mask(heat, heat > 0, radius)
+    return torch.where(kept, heat, torch.zeros_like(heat))
+
+
+def _greedy_nms_mask(heat: torch.Tensor, candidate: torch.Tensor, radius: int) -> torch.Tensor:
+    """Bool [B,1,H,W]: the candidates greedy square NMS of ``heat`` keeps (see :func:`nms_heatmap`)."""
+    if radius == 0 or heat.numel() == 0:
+        return candidate.clone()
+    k = 2 * radius + 1
+    ranks = _score_ranks(heat)
+    undecided = candidate.clone()
+    kept = torch.zeros_like(candidate)
+    zero = torch.zeros((), dtype=ranks.dtype, device=ranks.device)
+    while bool(undecided.any()):
+        r = torch.where(undecided, ranks, zero)
+        local_max = F.max_pool2d(r, k, stride=1, padding=radius)
+        new = undecided & (r == local_max)
+        kept |= new
+        suppressed = F.max_pool2d(new.to(ranks.dtype), k, stride=1, padding=radius) > 0
+        undecided &= ~suppressed
+    return kept
+
+
+def extract_keypoints(
+    heat: torch.Tensor,
+    threshold: float = 0.015,
+    nms_radius: int = 4,
+    border: int = 4,
+    top_k: int | None = None,
+) -> list[dict[str, torch.Tensor]]:
+    """Heatmap [B,1,H,W] -> per image {"keypoints": float [N,2] (x, y), "scores": [N]}, best first.
+
+    Keeps pixels with ``heat >= threshold``, runs :func:`nms_heatmap` (``nms_radius=0``: none),
+    drops points with ``x < border``, ``x >= W - border``, ``y < border`` or ``y >= H - border``
+    (after NMS, as the official demo), then keeps the ``top_k`` highest scores (``None``: all).
+    Equal scores are ordered row-major.
+    """
+    _check_heat(heat, "extract_keypoints")
+    if border < 0:
+        raise ValueError(f"extract_keypoints: border must be >= 0, got {border}")
+    if top_k is not None and top_k < 0:
+        raise ValueError(f"extract_keypoints: top_k must be None or >= 0, got {top_k}")
+    h, w = heat.shape[-2:]
+    if nms_radius < 0:
+        raise ValueError(f"extract_keypoints: nms_radius must be >= 0, got {nms_radius}")
+    kept = _greedy_nms_mask(heat, heat >= threshold, nms_radius)
+    if border > 0:
+        inner = torch.zeros_like(kept)
+        inner[..., border : max(h - border, border), border : max(w - border, border)] = True
+        kept &= inner
+    out = []
+    for b in range(heat.shape[0]):
+        ys, xs = torch.nonzero(kept[b, 0], as_tuple=True)  # row-major order
+        scores = heat[b, 0, ys, xs]
+        order = torch.argsort(scores, descending=True, stable=True)
+        if top_k is not None:
+            order = order[:top_k]
+        kps = torch.stack([xs[order], ys[order]], 1).to(heat.dtype)
+        out.append({"keypoints": kps, "scores": scores[order]})
+    return out

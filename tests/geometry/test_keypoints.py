@@ -1,0 +1,131 @@
+"""Tests of pixelwise.geometry.keypoints: batched NMS == the official demo's greedy NMS; extraction."""
+
+import numpy as np
+import pytest
+import torch
+
+from pixelwise.geometry.keypoints import extract_keypoints, nms_heatmap
+
+
+def greedy_nms_reference(heat: np.ndarray, threshold: float, radius: int) -> set[tuple[int, int]]:
+    """The official demo's nms_fast, rewritten: candidates >= threshold, best first, square suppression.
+
+    Sorting is stable over row-major order (the demo's np.argsort is not, which only matters for ties).
+    """
+    ys, xs = np.nonzero(heat >= threshold)
+    scores = heat[ys, xs]
+    order = np.argsort(-scores, kind="stable")
+    h, w = heat.shape
+    grid = np.zeros((h + 2 * radius, w + 2 * radius), dtype=int)
+    grid[ys + radius, xs + radius] = 1
+    kept = set()
+    for i in order:
+        y, x = ys[i] + radius, xs[i] + radius
+        if grid[y, x] == 1:
+            grid[y - radius : y + radius + 1, x - radius : x + radius + 1] = 0
+            grid[y, x] = -1
+            kept.add((int(xs[i]), int(ys[i])))
+    return kept
+
+
+def kept_set(nms_out: np.ndarray) -> set[tuple[int, int]]:
+    ys, xs = np.nonzero(nms_out > 0)
+    return {(int(x), int(y)) for x, y in zip(xs, ys)}
+
+
+class TestNmsHeatmap:
+    @pytest.mark.parametrize("radius", [1, 2, 4, 7])
+    def test_equals_greedy_on_random_heatmaps(self, radius):
+        g = torch.Generator().manual_seed(radius)
+        heat = torch.rand(3, 1, 37, 45, generator=g) ** 4  # many candidates, some dense clusters
+        heat = torch.where(heat > 0.05, heat, torch.zeros_like(heat))
+        out = nms_heatmap(heat, radius)
+        for b in range(3):
+            assert kept_set(out[b, 0].numpy()) == greedy_nms_reference(
+                heat[b, 0].numpy(), 1e-12, radius
+            )
+        # kept pixels carry their score, the rest is 0
+        kept = out > 0
+        assert torch.equal(out[kept], heat[kept])
+
+    def test_equals_greedy_with_ties(self):
+        g = torch.Generator().manual_seed(7)
+        heat = (
+            torch.randint(0, 4, (2, 1, 30, 30), generator=g).float() / 3
+        )  # values 0, 1/3, 2/3, 1: many ties
+        out = nms_heatmap(heat, 3)
+        for b in range(2):
+            assert kept_set(out[b, 0].numpy()) == greedy_nms_reference(heat[b, 0].numpy(), 1e-12, 3)
+
+    def test_smooth_ridge_needs_many_rounds(self):
+        # monotone ramp: greedy keeps every (r+1)-th pixel from the top down
+        heat = torch.zeros(1, 1, 5, 40)
+        heat[0, 0, 2] = torch.linspace(0.1, 1.0, 40)
+        out = nms_heatmap(heat, 4)
+        assert sorted(x for x, _ in kept_set(out[0, 0].numpy())) == list(range(4, 40, 5))
+
+    def test_hand_case(self):
+        heat = torch.zeros(1, 1, 10, 10)
+        heat[0, 0, 2, 2] = 0.9
+        heat[0, 0, 3, 4] = 0.8  # within radius 2 of (2, 2): suppressed
+        heat[0, 0, 2, 5] = (
+            0.7  # 3 px from (2,2), its stronger neighbour (4,3) is suppressed: kept by greedy
+        )
+        out = nms_heatmap(heat, 2)
+        assert kept_set(out[0, 0].numpy()) == {(2, 2), (5, 2)}
+
+    def test_radius_zero_and_bad_input(self):
+        heat = torch.rand(1, 1, 5, 5)
+        torch.testing.assert_close(nms_heatmap(heat, 0), heat)
+        with pytest.raises(ValueError, match=r"\[B, 1, H, W\]"):
+            nms_heatmap(torch.rand(5, 5))
+        with pytest.raises(ValueError, match="radius"):
+            nms_heatmap(heat, -1)
+
+
+class TestExtractKeypoints:
+    def reference(self, heat, threshold, radius, border, top_k=None):
+        """The official demo's pipeline: threshold, greedy NMS, sort by score, remove border."""
+        h, w = heat.shape
+        pts = [(x, y, heat[y, x]) for x, y in greedy_nms_reference(heat, threshold, radius)]
+        pts = [p for p in pts if border <= p[0] < w - border and border <= p[1] < h - border]
+        pts.sort(key=lambda p: -p[2])
+        return pts[:top_k] if top_k is not None else pts
+
+    @pytest.mark.parametrize("border,top_k", [(0, None), (4, None), (4, 5)])
+    def test_matches_demo_pipeline(self, border, top_k):
+        g = torch.Generator().manual_seed(11)
+        heat = torch.rand(2, 1, 40, 48, generator=g) ** 6
+        res = extract_keypoints(heat, threshold=0.2, nms_radius=4, border=border, top_k=top_k)
+        assert len(res) == 2
+        for b in range(2):
+            ref = self.reference(heat[b, 0].numpy(), 0.2, 4, border, top_k)
+            kps, scores = res[b]["keypoints"], res[b]["scores"]
+            assert kps.dtype == torch.float32 and kps.shape == (len(ref), 2)
+            assert kps.tolist() == [[float(x), float(y)] for x, y, _ in ref]
+            np.testing.assert_allclose(scores.numpy(), [s for _, _, s in ref])
+
+    def test_border_hand_case(self):
+        heat = torch.zeros(1, 1, 20, 20)
+        heat[0, 0, 10, 3] = 0.5  # x=3 < border 4: removed
+        heat[0, 0, 10, 4] = 0.2  # suppressed by (3, 10) before the border removal, as in the demo
+        heat[0, 0, 15, 15] = 0.9  # y=15 < 20-4: kept
+        heat[0, 0, 16, 10] = 0.8  # y=16 >= 16: removed
+        res = extract_keypoints(heat, threshold=0.1, nms_radius=4, border=4)[0]
+        assert res["keypoints"].tolist() == [[15.0, 15.0]]
+        assert res["scores"].tolist() == [pytest.approx(0.9)]
+
+    def test_threshold_is_inclusive_and_empty(self):
+        heat = torch.zeros(1, 1, 12, 12)
+        heat[0, 0, 6, 6] = 0.015
+        assert len(extract_keypoints(heat, threshold=0.015)[0]["scores"]) == 1
+        empty = extract_keypoints(torch.zeros(2, 1, 12, 12))
+        assert [e["keypoints"].shape for e in empty] == [(0, 2), (0, 2)]
+
+    def test_bad_input(self):
+        with pytest.raises(ValueError, match=r"\[B, 1, H, W\]"):
+            extract_keypoints(torch.rand(1, 2, 8, 8))
+        with pytest.raises(TypeError, match="float"):
+            extract_keypoints(torch.ones(1, 1, 8, 8, dtype=torch.long))
+        with pytest.raises(ValueError, match="top_k"):
+            extract_keypoints(torch.rand(1, 1, 8, 8), top_k=-1)
