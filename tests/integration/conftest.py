@@ -1,0 +1,64 @@
+"""Run the real entry points (train.py / evaluate.py) in a subprocess, in a temp directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Tiny segmentation runs: a few 32x48 scenes, a 4-channel U-Net.
+TINY_SEGMENTATION = [
+    "data.train.length=24",
+    "data.val.length=7",
+    "data.test.length=5",
+    "data.train.size=[32,48]",
+    "data.batch_size=4",
+    "data.eval_batch_size=2",
+    "data.num_workers=0",
+    "model.base_channels=4",
+    "model.depth=2",
+    "trainer.max_epochs=1",
+    "logger=csv",
+]
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e.update(WANDB_MODE="offline", WANDB_SILENT="true", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    return e
+
+
+def run_script(script: str, args: list[str], cwd: Path, check: bool = True, timeout: int = 600):
+    """Run `python <script> args` in cwd; return the CompletedProcess (text)."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / script), *args],
+        cwd=cwd,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{script} {' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
+            f"\n--- stderr\n{proc.stderr[-6000:]}"
+        )
+    return proc
+
+
+def read_metrics(run_dir: Path) -> dict[str, float]:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+@pytest.fixture
+def run(tmp_path):
+    def _run(script, args, **kw):
+        return run_script(script, args, tmp_path, **kw)
+
+    return _run
