@@ -131,7 +131,8 @@ def sample_homography(
     convention of ``tf.contrib.image.transform``). We return its inverse, the project
     convention: ``H`` maps the patch in A onto the whole of B, so ``warp_images(a, H)``
     shows the patch filling the frame and ``B(H p) = A(p)``. Normalised coordinate ``u``
-    becomes pixel ``u * W - 0.5`` (image edges, not pixel centres, at 0 and 1). The
+    becomes pixel ``u * (W - 1)`` (the outer pixel centres at 0 and 1, so without
+    artifacts ``warp_valid_mask`` is all True). The
     sampling is vectorised over the batch; ``generator`` (a CPU ``torch.Generator``)
     makes it reproducible, and the result is moved to ``device``.
     """
@@ -212,7 +213,7 @@ def sample_homography(
         )  # [1+n, 2, 2]
         # Rotate in pixel units (the reference rotates the unit square, which shears
         # non-square images); then back to normalised units for the inside test.
-        aspect = torch.tensor([width, height], **f64)
+        aspect = torch.tensor([width - 1, height - 1], **f64)
         center = patch.mean(dim=1, keepdim=True)
         rotated = torch.einsum("kij,bpj->bkpi", rot, (patch - center) * aspect)  # [B, 1+n, 4, 2]
         candidates = rotated / aspect + center[:, None]
@@ -225,9 +226,11 @@ def sample_homography(
         idx = _pick_valid(valid, generator)
         patch = candidates[torch.arange(b, device=gen_device), idx]
 
-    size = torch.tensor([width, height], **f64)
-    patch_px = patch * size - 0.5  # the patch in A
-    frame_px = unit.expand(b, 4, 2) * size - 0.5  # the whole of B
+    # Normalised 0 and 1 are the outermost pixel centres, so a patch "inside the image"
+    # is sampled bilinearly from image pixels only (no padding at B's border).
+    size = torch.tensor([width - 1, height - 1], **f64)
+    patch_px = patch * size  # the patch in A
+    frame_px = unit.expand(b, 4, 2) * size  # the whole of B
     homography = _homography_from_corners(patch_px, frame_px)
     return homography.to(device=out_device, dtype=torch.float32)
 
@@ -289,12 +292,12 @@ def _sampling_grid(
 
 
 def _valid_from_grid(grid: torch.Tensor, in_shape: tuple[int, int]) -> torch.Tensor:
-    """[B,H',W'] bool: the nearest pixel of each grid sample lies in A (-0.5 <= x < W - 0.5, same for y)."""
+    """[B,H',W'] bool: every bilinear tap of each grid sample lies in A (0 <= x <= W - 1, same for y)."""
     in_h, in_w = in_shape
-    # In normalised units half a pixel is 1/(size-1).
-    half_x, half_y = 1.0 / (in_w - 1), 1.0 / (in_h - 1)
+    # 1e-3 px of slack (in normalised units) absorbs float error on exact pixel positions.
+    tol_x, tol_y = 2e-3 / (in_w - 1), 2e-3 / (in_h - 1)
     gx, gy = grid[..., 0], grid[..., 1]
-    return (gx >= -1.0 - half_x) & (gx < 1.0 + half_x) & (gy >= -1.0 - half_y) & (gy < 1.0 + half_y)
+    return (gx.abs() <= 1.0 + tol_x) & (gy.abs() <= 1.0 + tol_y)
 
 
 def _erode(valid: torch.Tensor, radius: int) -> torch.Tensor:
@@ -382,8 +385,11 @@ def warp_valid_mask(
 ) -> torch.Tensor:
     """Pixels of B [B,H',W'] (bool) whose preimage under H [B,3,3] or [3,3] lies in A of ``shape`` (H, W).
 
-    A pixel p of B is valid when the nearest pixel of ``H^-1 p`` lies in A (what warping an
-    all-ones image with nearest interpolation gives, as in the reference). With
+    A pixel p of B is valid when ``H^-1 p`` lies in [0, W-1] x [0, H-1], i.e. its bilinear
+    sample uses pixels of A only (where a bilinearly warped all-ones image is exactly 1;
+    the reference warps ones with nearest interpolation, which also keeps a half-pixel band
+    of partly padded samples). Because valid pixels are exact, the frame of B needs no
+    erosion: beyond it a detector sees its own padding, as on any image. With
     ``border_margin = r > 0`` the mask is eroded by a disk of radius r (pixels with
     dx^2 + dy^2 <= r^2) so that pixels within r of the invalid (padded) region are
     dropped; B's own frame is not an invalid region, so the identity keeps every pixel.
