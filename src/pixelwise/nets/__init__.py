@@ -1,1 +1,4 @@
 """pixelwise.nets."""
+
+from pixelwise.nets.classical_detectors import ClassicalDetector  # noqa: F401
+from pixelwise.nets.superpoint import SuperPointNet, load_superpoint_weights, magicpoint  # noqa: F401

@@ -1,0 +1,146 @@
+"""Classical corner detectors (Harris, Shi-Tomasi, FAST) as dense heatmaps, scored by the same code as nets.
+
+``ClassicalDetector(method)(images [B,1,H,W]) -> heat [B,1,H,W]`` in [0, 1]; feed it to
+``pixelwise.geometry.extract_keypoints`` and ``pixelwise.metrics.KeypointAP`` exactly like a
+MagicPoint heatmap. The responses follow rpautrat's ``classical_detectors.py`` (the baselines of
+the SuperPoint paper, Table 2), with the map to [0, 1] chosen to keep the ranking of scores (the
+only thing precision-recall and AP depend on):
+
+- ``harris``: ``cv2.cornerHarris(image, blockSize=4, ksize=3, k=0.04)`` on the [0, 1] float image;
+  ``r / (r + harris_scale)`` for ``r > 0``, else 0. Monotone in the raw response, so pooled AP
+  over images equals AP of the raw responses. The default scale maps rpautrat's threshold
+  (90000 on a 0..255 image, i.e. ``90000 / 255**4`` on a 0..1 image) to 0.5.
+- ``shi``: ``cv2.cornerMinEigenVal(image, blockSize=3, ksize=3)`` divided by its maximum over the
+  image: the largest ``qualityLevel`` of ``goodFeaturesToTrack`` at which the pixel passes. rpautrat
+  sweeps 100 quality levels of ``goodFeaturesToTrack(maxCorners=100, minDistance=5)``; here the
+  level is continuous, there is no 100-corner cap, and NMS replaces ``minDistance``.
+- ``fast``: the FAST-9/16 corner score on the image quantised to 0..255 (``round(255 x)``): the
+  largest threshold ``t`` for which 9 contiguous pixels of the radius-3 circle are all brighter
+  than ``p + t`` or all darker than ``p - t``, i.e. OpenCV's ``KeyPoint.response`` (checked in
+  the tests), kept where ``>= fast_threshold`` (10, as rpautrat), divided by 255. Computed densely
+  here because OpenCV's detector only reports responses after its own strict 3x3 NMS, which
+  drops corners whose neighbours tie (common on synthetic images). The 3-pixel border is 0.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["ClassicalDetector", "fast_score_map", "METHODS"]
+
+METHODS = ("harris", "shi", "fast")
+_ALIASES = {"shi-tomasi": "shi", "shi_tomasi": "shi", "gftt": "shi"}
+
+# Bresenham circle of radius 3, in circular order, as (dx, dy) (OpenCV's FAST-9/16 pattern).
+_FAST_CIRCLE = (
+    (0, 3), (1, 3), (2, 2), (3, 1), (3, 0), (3, -1), (2, -2), (1, -3),
+    (0, -3), (-1, -3), (-2, -2), (-3, -1), (-3, 0), (-3, 1), (-2, 2), (-1, 3),
+)  # fmt: skip
+_FAST_ARC = 9
+
+
+def fast_score_map(image: np.ndarray) -> np.ndarray:
+    """FAST-9/16 corner score of a uint8 image [H,W] -> int32 [H,W] (-1 where no arc is brighter/darker; border -1).
+
+    Score = largest ``t`` such that some arc of 9 contiguous circle pixels is entirely ``> p + t``
+    or entirely ``< p - t`` (the pixel is a FAST corner at threshold ``T`` iff score >= T).
+    """
+    if image.dtype != np.uint8 or image.ndim != 2:
+        raise ValueError(
+            f"fast_score_map: expected a uint8 image [H, W], got {image.dtype} {image.shape}"
+        )
+    h, w = image.shape
+    score = np.full((h, w), -1, dtype=np.int32)
+    if h < 7 or w < 7:
+        return score
+    img = image.astype(np.int32)
+    centre = img[3 : h - 3, 3 : w - 3]
+    diffs = np.stack(
+        [img[3 + dy : h - 3 + dy, 3 + dx : w - 3 + dx] - centre for dx, dy in _FAST_CIRCLE]
+    )
+    ring = np.concatenate([diffs, diffs[: _FAST_ARC - 1]])  # wrap around for arcs crossing index 0
+    best = np.full(centre.shape, -(10**6), dtype=np.int32)
+    for start in range(len(_FAST_CIRCLE)):
+        arc = ring[start : start + _FAST_ARC]
+        best = np.maximum(best, arc.min(0))  # all brighter by more than t  <=>  min(diff) > t
+        best = np.maximum(best, (-arc).min(0))  # all darker
+    # Strict inequalities: the largest integer t with min > t is min - 1.
+    score[3 : h - 3, 3 : w - 3] = best - 1
+    return score
+
+
+class ClassicalDetector(nn.Module):
+    """images [B,1,H,W] float in [0,1] -> heatmap [B,1,H,W] in [0,1] from an OpenCV corner response.
+
+    ``method``: ``"harris"``, ``"shi"`` (aliases ``"shi-tomasi"``, ``"gftt"``) or ``"fast"``; see
+    the module docstring for each response and its map to [0, 1]. No parameters, no gradient;
+    runs on CPU with OpenCV and returns a tensor on the input's device and dtype.
+    """
+
+    def __init__(
+        self,
+        method: str = "harris",
+        harris_block_size: int = 4,
+        harris_ksize: int = 3,
+        harris_k: float = 0.04,
+        harris_scale: float = 90000.0 / 255.0**4,
+        shi_block_size: int = 3,
+        shi_ksize: int = 3,
+        fast_threshold: int = 10,
+    ) -> None:
+        super().__init__()
+        name = _ALIASES.get(method.lower(), method.lower()) if isinstance(method, str) else method
+        if name not in METHODS:
+            raise ValueError(
+                f"ClassicalDetector: unknown method {method!r}; expected one of {METHODS + tuple(_ALIASES)}"
+            )
+        if harris_scale <= 0:
+            raise ValueError(f"ClassicalDetector: harris_scale must be > 0, got {harris_scale}")
+        self.method = name
+        self.harris_block_size = harris_block_size
+        self.harris_ksize = harris_ksize
+        self.harris_k = harris_k
+        self.harris_scale = harris_scale
+        self.shi_block_size = shi_block_size
+        self.shi_ksize = shi_ksize
+        self.fast_threshold = fast_threshold
+
+    def extra_repr(self) -> str:
+        return f"method={self.method!r}"
+
+    def _one(self, image: np.ndarray) -> np.ndarray:
+        if self.method == "harris":
+            r = cv2.cornerHarris(
+                image, self.harris_block_size, self.harris_ksize, self.harris_k
+            ).astype(np.float64)
+            r = np.maximum(r, 0.0)
+            return r / (r + self.harris_scale)
+        if self.method == "shi":
+            lam = cv2.cornerMinEigenVal(image, self.shi_block_size, ksize=self.shi_ksize).astype(
+                np.float64
+            )
+            lam = np.maximum(lam, 0.0)
+            peak = lam.max()
+            return lam / peak if peak > 0 else lam
+        score = fast_score_map(np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8))
+        return np.where(score >= self.fast_threshold, score / 255.0, 0.0)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images [B,1,H,W] float in [0,1] -> heat [B,1,H,W] in [0,1]."""
+        if images.dim() != 4 or images.shape[1] != 1:
+            raise ValueError(
+                f"ClassicalDetector: expected gray images [B, 1, H, W], got shape {list(images.shape)}"
+            )
+        if not images.is_floating_point():
+            raise TypeError(
+                f"ClassicalDetector: images must be float in [0, 1], got {images.dtype}"
+            )
+        arr = images.detach().to("cpu", torch.float32).numpy()
+        heat = np.stack(
+            [self._one(np.ascontiguousarray(arr[b, 0]))[None] for b in range(arr.shape[0])]
+        )
+        return torch.from_numpy(heat).to(device=images.device, dtype=images.dtype)

@@ -1,0 +1,219 @@
+"""SuperPoint / MagicPoint network: shared VGG-style encoder, 65-channel detector head, descriptor head.
+
+With ``batch_norm=False`` and the default widths, ``state_dict()`` has exactly the keys and shapes
+of the official pretrained release (magicleap SuperPointPretrainedNetwork ``superpoint_v1.pth``):
+``conv1a.weight`` ... ``conv4b.bias``, ``convPa.*``, ``convPb.*``, ``convDa.*``, ``convDb.*``.
+Unlike the demo, ``forward`` returns the *raw* descriptors (L2 normalisation belongs to the
+caller, e.g. after sampling at keypoints).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pixelwise.geometry.cells import CELL, pad_to_multiple
+
+__all__ = ["SuperPointNet", "magicpoint", "load_superpoint_weights"]
+
+# ITU-R BT.601 luma, the weights of cv2.cvtColor(..., COLOR_RGB2GRAY).
+_RGB_TO_GRAY = (0.299, 0.587, 0.114)
+
+
+class SuperPointNet(nn.Module):
+    """images [B,1,H,W] in [0,1] -> {"logits": [B,65,Hc,Wc], "descriptors": [B,D,Hc,Wc] (raw)}.
+
+    ``Hc = ceil(H / 8)``, ``Wc = ceil(W / 8)``: an image whose size is not a multiple of 8 is
+    padded at the bottom/right by replicating its last row/column (no artificial edge for the
+    detector to fire on, pixel coordinates unchanged), so the outputs describe the padded image;
+    ``pixelwise.geometry.logits_to_heatmap(logits, image_size=(H, W))`` crops the heatmap back.
+    A 3-channel input is converted to gray (BT.601 weights) with a warning, once per net.
+    ``batch_norm=True`` inserts ``nn.BatchNorm2d`` after every 3x3 conv (``bn1a`` ... ``bnDa``);
+    the 1x1 output convs stay linear. ``channels`` are the widths of conv1, conv2, conv3, conv4
+    (MagicPoint-S/L of the paper are other widths).
+    """
+
+    def __init__(
+        self,
+        descriptor: bool = True,
+        batch_norm: bool = False,
+        channels: Sequence[int] = (64, 64, 128, 128),
+        head_channels: int = 256,
+        descriptor_dim: int = 256,
+    ) -> None:
+        super().__init__()
+        if len(channels) != 4 or any(int(c) < 1 for c in channels):
+            raise ValueError(
+                f"SuperPointNet: channels must be 4 positive widths (conv1..conv4), got {channels}"
+            )
+        if head_channels < 1 or descriptor_dim < 1:
+            raise ValueError(
+                f"SuperPointNet: head_channels and descriptor_dim must be positive, "
+                f"got {head_channels} and {descriptor_dim}"
+            )
+        c1, c2, c3, c4 = (int(c) for c in channels)
+        self.descriptor = descriptor
+        self.batch_norm = batch_norm
+        self.descriptor_dim = descriptor_dim
+        self._warned_rgb = False
+
+        def conv3(name: str, cin: int, cout: int) -> None:
+            setattr(self, f"conv{name}", nn.Conv2d(cin, cout, kernel_size=3, stride=1, padding=1))
+            if batch_norm:
+                setattr(self, f"bn{name}", nn.BatchNorm2d(cout))
+
+        # Attribute names are the official ones: they are the state_dict keys.
+        conv3("1a", 1, c1)
+        conv3("1b", c1, c1)
+        conv3("2a", c1, c2)
+        conv3("2b", c2, c2)
+        conv3("3a", c2, c3)
+        conv3("3b", c3, c3)
+        conv3("4a", c3, c4)
+        conv3("4b", c4, c4)
+        conv3("Pa", c4, head_channels)
+        self.convPb = nn.Conv2d(head_channels, CELL * CELL + 1, kernel_size=1, stride=1, padding=0)
+        if descriptor:
+            conv3("Da", c4, head_channels)
+            self.convDb = nn.Conv2d(
+                head_channels, descriptor_dim, kernel_size=1, stride=1, padding=0
+            )
+
+    def _block(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        x = getattr(self, f"conv{name}")(x)
+        if self.batch_norm:
+            x = getattr(self, f"bn{name}")(x)
+        return F.relu(x, inplace=True)
+
+    def _to_gray(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dim() != 4:
+            raise ValueError(
+                f"SuperPointNet: expected images [B, 1, H, W], got shape {list(images.shape)}"
+            )
+        if not images.is_floating_point():
+            raise TypeError(
+                f"SuperPointNet: images must be float in [0, 1], got dtype {images.dtype} "
+                "(convert uint8 images with images.float() / 255)"
+            )
+        c = images.shape[1]
+        if c == 1:
+            return images
+        if c == 3:
+            if not self._warned_rgb:
+                warnings.warn(
+                    "SuperPointNet: got 3-channel images [B, 3, H, W]; converting to gray with BT.601 "
+                    "weights (0.299, 0.587, 0.114). Pass [B, 1, H, W] to silence this.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                self._warned_rgb = True
+            w = images.new_tensor(_RGB_TO_GRAY).view(1, 3, 1, 1)
+            return (images * w).sum(1, keepdim=True)
+        raise ValueError(
+            f"SuperPointNet: expected 1 (gray) or 3 (RGB) channels, got {c} in shape {list(images.shape)}"
+        )
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """images [B,1,H,W] (or [B,3,H,W]) -> {"logits": [B,65,Hc,Wc], "descriptors": [B,D,Hc,Wc]}."""
+        x = pad_to_multiple(self._to_gray(images), CELL, mode="replicate")
+        x = self._block(x, "1a")
+        x = self._block(x, "1b")
+        x = F.max_pool2d(x, 2, 2)
+        x = self._block(x, "2a")
+        x = self._block(x, "2b")
+        x = F.max_pool2d(x, 2, 2)
+        x = self._block(x, "3a")
+        x = self._block(x, "3b")
+        x = F.max_pool2d(x, 2, 2)
+        x = self._block(x, "4a")
+        x = self._block(x, "4b")
+        out = {"logits": self.convPb(self._block(x, "Pa"))}
+        if self.descriptor:
+            out["descriptors"] = self.convDb(self._block(x, "Da"))
+        return out
+
+
+def magicpoint(**kwargs) -> SuperPointNet:
+    """MagicPoint: a :class:`SuperPointNet` without descriptor head (kwargs as SuperPointNet)."""
+    if kwargs.pop("descriptor", False):
+        raise ValueError(
+            "magicpoint: MagicPoint has no descriptor head; use SuperPointNet(descriptor=True)"
+        )
+    return SuperPointNet(descriptor=False, **kwargs)
+
+
+def load_superpoint_weights(
+    net: SuperPointNet, path: str | os.PathLike, ignore_descriptor: bool = False
+) -> SuperPointNet:
+    """Load a local state-dict file (e.g. the official ``superpoint_v1.pth``) into ``net`` with strict checks.
+
+    Missing or unexpected keys and shape mismatches raise a ``ValueError`` listing them (with the
+    descriptor dimension named when ``convDb`` disagrees). ``ignore_descriptor=True`` drops the
+    file's ``convDa.*``/``convDb.*`` keys, so SuperPoint weights load into a MagicPoint net. Keys
+    saved from a ``DataParallel``/DDP wrapper (prefix ``module.``) are accepted. Returns ``net``.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"load_superpoint_weights: no weights file at {path!r}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle/zip errors have unhelpful messages: say which file
+        raise ValueError(
+            f"load_superpoint_weights: cannot read {path!r} as a torch state dict: {e}"
+        ) from e
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(
+            f"load_superpoint_weights: {path!r} must hold a state dict (name -> tensor), got {type(state).__name__}"
+            + (
+                " with non-tensor values (a training checkpoint? save net.state_dict())"
+                if isinstance(state, dict)
+                else ""
+            )
+        )
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    if ignore_descriptor and not net.descriptor:
+        state = {
+            k: v for k, v in state.items() if not k.startswith(("convDa.", "convDb.", "bnDa."))
+        }
+
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [
+        f"{k}: file {list(state[k].shape)} vs net {list(expected[k].shape)}"
+        for k in expected
+        if k in state and state[k].shape != expected[k].shape
+    ]
+    if missing or unexpected or mismatched:
+        lines = [f"load_superpoint_weights: {path!r} does not match the net."]
+        if missing:
+            lines.append(f"  missing keys ({len(missing)}): {', '.join(missing)}")
+        if unexpected:
+            lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
+        if mismatched:
+            lines.append(f"  shape mismatches ({len(mismatched)}): {'; '.join(mismatched)}")
+        if "convDb.weight" in state and "convDb.weight" in expected:
+            d_file, d_net = state["convDb.weight"].shape[0], expected["convDb.weight"].shape[0]
+            if d_file != d_net:
+                lines.append(
+                    f"  descriptor dimension: file has {d_file}, net has descriptor_dim={d_net}"
+                )
+        if not net.descriptor and any(k.startswith("convD") for k in unexpected):
+            lines.append(
+                "  the file has a descriptor head: use SuperPointNet(descriptor=True) or ignore_descriptor=True"
+            )
+        if net.descriptor and any(k.startswith("convD") for k in missing):
+            lines.append(
+                "  the file has no descriptor head (MagicPoint weights?): use magicpoint() / descriptor=False"
+            )
+        if any(k.startswith("bn") for k in missing) or any(k.startswith("bn") for k in unexpected):
+            lines.append("  batch-norm keys differ: check SuperPointNet(batch_norm=...)")
+        raise ValueError("\n".join(lines))
+    net.load_state_dict(state, strict=True)
+    return net
