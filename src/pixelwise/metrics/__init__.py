@@ -2,3 +2,4 @@
 
 from pixelwise.metrics.category_iou import CategoryInstanceIoU, CategoryIoU  # noqa: F401
 from pixelwise.metrics.instance_iou import InstanceIoU  # noqa: F401
+from pixelwise.metrics.keypoint_ap import KeypointAP  # noqa: F401
