@@ -10,8 +10,10 @@ from torchmetrics import Metric
 from pixelwise.metrics.instance_iou import (
     check_instance_classes,
     check_segmentation_inputs,
-    instance_groups,
+    confusion_matrix,
+    instance_histograms,
     iou_from_sums,
+    joint_counts,
     mean_instance_size_tensor,
     nanmean,
     weighted_sums,
@@ -36,11 +38,19 @@ def _category_table(
     return torch.tensor(table, dtype=torch.long)
 
 
-def _to_category(labels: torch.Tensor, table: torch.Tensor, outside: int) -> torch.Tensor:
-    """Map class ids [...] through table; ids outside [0, len(table)) map to `outside`."""
-    num_classes = table.numel()
-    inside = (labels >= 0) & (labels < num_classes)
-    return torch.where(inside, table[labels.clamp(0, num_classes - 1)], outside)
+def category_confusion(
+    conf: torch.Tensor, class_to_category: torch.Tensor, num_categories: int
+) -> torch.Tensor:
+    """Class confusion long [C+1, C+1] (index C = ignored / outside) -> category confusion long [K+1, K+1] (index K likewise)."""
+    k = num_categories
+    extended = torch.cat([class_to_category, class_to_category.new_tensor([k])])
+    out = torch.zeros(k + 1, k + 1, dtype=conf.dtype, device=conf.device)
+    out.index_put_(
+        (extended.unsqueeze(1).expand_as(conf), extended.unsqueeze(0).expand_as(conf)),
+        conf,
+        accumulate=True,
+    )
+    return out
 
 
 class CategoryIoU(Metric):
@@ -77,16 +87,11 @@ class CategoryIoU(Metric):
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
         """Accumulate preds (long [B,H,W] or logits [B,C,H,W]) against target (long [B,H,W], ignore_index skipped)."""
-        preds, target, _ = check_segmentation_inputs(
-            preds, target, None, self.num_classes, self.ignore_index, "CategoryIoU"
-        )
-        k = self.num_categories
-        valid = target != self.ignore_index
-        t_cat = _to_category(target[valid], self.class_to_category, k)
-        p_cat = _to_category(preds[valid], self.class_to_category, k)
-        # One confusion bincount; row/column k = "no category" (only predictions can be there).
-        conf = torch.bincount(t_cat * (k + 1) + p_cat, minlength=(k + 1) * (k + 1)).view(
-            k + 1, k + 1
+        preds, target, _ = check_segmentation_inputs(preds, target, None, "CategoryIoU")
+        c, k = self.num_classes, self.num_categories
+        jc = joint_counts(preds, target, None, c, self.ignore_index, "CategoryIoU")
+        conf = category_confusion(
+            confusion_matrix(jc, c, self.ignore_index), self.class_to_category, k
         )
         tp = conf.diagonal()[:k]
         self.true_positives += tp
@@ -169,27 +174,23 @@ class CategoryInstanceIoU(Metric):
 
     def update(self, preds: torch.Tensor, target: torch.Tensor, instances: torch.Tensor) -> None:
         """Accumulate preds (long [B,H,W] or logits [B,C,H,W]), target and instances (long [B,H,W])."""
-        preds, target, instances = check_segmentation_inputs(
-            preds, target, instances, self.num_classes, self.ignore_index, "CategoryInstanceIoU"
-        )
+        who = "CategoryInstanceIoU"
+        preds, target, instances = check_segmentation_inputs(preds, target, instances, who)
         c, k = self.num_classes, self.num_categories
-        p_cat = _to_category(preds, self.class_to_category, k)
-        t_cat = _to_category(target, self.class_to_category, k)
-        wrong = (target != self.ignore_index) & (p_cat != t_cat) & (p_cat < k)
-        self.false_positives += torch.bincount(p_cat[wrong], minlength=k)
-
-        sel, key, group_class, num_groups = instance_groups(
-            target, instances, self.is_instance_class
+        jc = joint_counts(preds, target, instances, c, self.ignore_index, who)
+        conf = category_confusion(
+            confusion_matrix(jc, c, self.ignore_index), self.class_to_category, k
         )
-        hit = p_cat[sel] == t_cat[sel]
-        size = torch.bincount(key, minlength=num_groups)
-        tp = torch.bincount(key[hit], minlength=num_groups)
-        present = size > 0
-        cls, size, tp = group_class[present], size[present], tp[present]
-        inv = 1.0 / size.double()
-        self.tp_over_size += torch.bincount(cls, weights=tp.double() * inv, minlength=c)
-        self.fn_over_size += torch.bincount(cls, weights=(size - tp).double() * inv, minlength=c)
-        self.instance_pixels += torch.bincount(cls, weights=size.double(), minlength=c).long()
+        self.false_positives += conf[:k, :k].sum(dim=0) - conf.diagonal()[:k]
+        cls, hist = instance_histograms(jc, self.is_instance_class)
+        # Pixels of an instance predicted as any class of its category are category hits.
+        pred_cat = torch.cat([self.class_to_category, self.class_to_category.new_tensor([k])])
+        same = pred_cat.unsqueeze(0) == self.class_to_category[cls].unsqueeze(1)
+        size = hist.sum(dim=1).double()
+        tp = (hist * same).sum(dim=1).double()
+        self.tp_over_size += torch.bincount(cls, weights=tp / size, minlength=c)
+        self.fn_over_size += torch.bincount(cls, weights=(size - tp) / size, minlength=c)
+        self.instance_pixels += torch.bincount(cls, weights=size, minlength=c).long()
         self.instance_count += torch.bincount(cls, minlength=c)
 
     def compute(self) -> dict[str, torch.Tensor]:

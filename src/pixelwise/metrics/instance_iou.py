@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import torch
 from torchmetrics import Metric
 
-# Above this many (image, instance id, class) bins the instance ids are compacted with
-# torch.unique first, so raw ids like Cityscapes' 26001 cost no memory.
-_MAX_DENSE_BINS = 1 << 22
+# Largest joint histogram (instance x target x pred bins) built by one bincount per image;
+# beyond it the distinct tuples are found with torch.unique (slower, same result).
+_MAX_BINS = 1 << 22
+# Instance ids up to this are compacted per image through a lookup table, not torch.unique.
+_MAX_LUT_ID = 1 << 20
 
 
 def check_segmentation_inputs(
     preds: torch.Tensor,
     target: torch.Tensor,
     instances: torch.Tensor | None,
-    num_classes: int,
-    ignore_index: int,
     who: str,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Validate preds (long [B,H,W] or logits [B,C,H,W]), target and instances (long [B,H,W]); return them as [B, H*W]."""
+    """Check shapes of preds (long [B,H,W] or logits [B,C,H,W]), target, instances (long [B,H,W]); return them as long [B, H*W]."""
     if preds.is_floating_point():
         if preds.ndim != target.ndim + 1:
             raise ValueError(
@@ -43,49 +44,119 @@ def check_segmentation_inputs(
             f"{who}: instances {list(instances.shape)} must have the shape of target "
             f"{list(target.shape)}"
         )
-    bad = ((target < 0) | (target >= num_classes)) & (target != ignore_index)
+    b = target.shape[0]
+    flat = [x.reshape(b, -1).long() if x is not None else None for x in (preds, target, instances)]
+    return flat[0], flat[1], flat[2]
+
+
+class JointCounts(NamedTuple):
+    """Distinct (image, instance id, target, pred) tuples of a batch and their pixel counts, each [N]."""
+
+    image: torch.Tensor
+    instance: torch.Tensor
+    target: torch.Tensor
+    pred: torch.Tensor
+    count: torch.Tensor
+
+
+def joint_counts(
+    preds: torch.Tensor,
+    target: torch.Tensor,
+    instances: torch.Tensor | None,
+    num_classes: int,
+    ignore_index: int,
+    who: str,
+) -> JointCounts:
+    """Count pixels per distinct (image, instance, target, pred) in long [B, P] maps.
+
+    One bincount over a packed key per image replaces per-instance masks; target values that
+    are neither a class nor ignore_index raise a ValueError naming the value.
+    """
+    b = target.shape[0]
+    t_min, t_max = (int(v) for v in torch.aminmax(target))
+    p_min, p_max = (int(v) for v in torch.aminmax(preds))
+    if t_min < 0:
+        raise ValueError(
+            f"{who}: target value {t_min} is negative (expected [0, {num_classes}) or {ignore_index})"
+        )
+    if p_min < 0:
+        raise ValueError(f"{who}: preds value {p_min} is negative (expected class ids)")
+    radix_t, radix_p = t_max + 1, p_max + 1
+    i_min, i_max = (int(v) for v in torch.aminmax(instances)) if instances is not None else (0, 0)
+    if i_min < 0:
+        raise ValueError(f"{who}: instance ids must be >= 0 (0 = no instance), got {i_min}")
+    if (i_max + 1) * radix_t * radix_p >= 1 << 62:
+        raise ValueError(f"{who}: instance id {i_max} is too large (expected < 2**40)")
+    parts = []
+    # One key buffer for all images: fresh multi-MB allocations cost page faults per image.
+    key = torch.empty_like(target[0])
+    for k in range(b):
+        inst = instances[k] if instances is not None else None
+        radix_i = i_max + 1
+        if inst is not None and radix_i * radix_t * radix_p > _MAX_BINS and i_max < _MAX_LUT_ID:
+            # Compact this image's ids to 1..K (0 stays 0) through a lookup table.
+            present = torch.bincount(inst, minlength=i_max + 1) > 0
+            present[0] = False
+            lut = torch.cumsum(present, 0) * present
+            inst = lut[inst]
+            radix_i = int(lut.max()) + 1
+        torch.add(preds[k], target[k], alpha=radix_p, out=key)
+        if inst is not None:
+            key.add_(inst, alpha=radix_t * radix_p)
+        bins = radix_i * radix_t * radix_p
+        if bins <= _MAX_BINS:
+            hist = torch.bincount(key, minlength=bins)
+            keys = hist.nonzero().squeeze(1)
+            counts = hist[keys]
+        else:
+            keys, counts = torch.unique(key, return_counts=True)
+        parts.append(
+            JointCounts(
+                torch.full_like(keys, k),
+                keys // (radix_t * radix_p),  # compacted ids stay unique within the image
+                (keys // radix_p) % radix_t,
+                keys % radix_p,
+                counts,
+            )
+        )
+    out = JointCounts(*(torch.cat(x) for x in zip(*parts)))
+    bad = (out.target >= num_classes) & (out.target != ignore_index)
     if bad.any():
         raise ValueError(
-            f"{who}: target value {int(target[bad][0])} is neither a class in "
+            f"{who}: target value {int(out.target[bad][0])} is neither a class in "
             f"[0, {num_classes}) nor ignore_index={ignore_index}"
         )
-    if instances is not None and (instances < 0).any():
-        raise ValueError(
-            f"{who}: instance ids must be >= 0 (0 = no instance), got {int(instances.min())}"
-        )
-    b = target.shape[0]
-    flat = (preds.reshape(b, -1).long(), target.reshape(b, -1).long())
-    return flat[0], flat[1], instances.reshape(b, -1).long() if instances is not None else None
+    return out
 
 
-def instance_groups(
-    target: torch.Tensor, instances: torch.Tensor, is_instance_class: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """Group instance pixels of [B, P] maps by (image, instance id, target class).
+def confusion_matrix(jc: JointCounts, num_classes: int, ignore_index: int) -> torch.Tensor:
+    """Pixel counts long [C+1, C+1]: rows target, columns pred; index C = ignored target / pred outside the classes."""
+    c = num_classes
+    t = torch.where(jc.target == ignore_index, c, jc.target)
+    p = jc.pred.clamp(max=c)
+    return (
+        torch.bincount(t * (c + 1) + p, weights=jc.count.double(), minlength=(c + 1) ** 2)
+        .long()
+        .view(c + 1, c + 1)
+    )
 
-    Returns the selected pixel mask [B, P], the group index of each selected pixel [S],
-    the class of each group slot [G] and G. A slot with no pixel is an empty group.
+
+def instance_histograms(
+    jc: JointCounts, is_instance_class: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per ground-truth instance (image, id, class in an instance class): its class [G] and pred histogram long [G, C+1].
+
+    An instance's pixels whose target is ignored or a non-instance class are not part of it.
     """
-    num_classes = is_instance_class.numel()
-    in_class = is_instance_class[target.clamp(0, num_classes - 1)] & (target < num_classes)
-    sel = (instances > 0) & in_class
-    b = target.shape[0]
-    batch = torch.arange(b, device=target.device).unsqueeze(1).expand_as(target)[sel]
-    inst = instances[sel]
-    cls = target[sel]
-    max_id = int(inst.max()) if inst.numel() else 0
-    if b * (max_id + 1) * num_classes <= _MAX_DENSE_BINS:
-        key = (batch * (max_id + 1) + inst) * num_classes + cls
-        num_groups = b * (max_id + 1) * num_classes
-        group_class = torch.arange(num_groups, device=target.device) % num_classes
-        return sel, key, group_class, num_groups
-    # Sparse ids: compact (image, id) pairs first, then the dense key is small.
-    _, compact = torch.unique(batch * (max_id + 1) + inst, return_inverse=True)
-    num_pairs = int(compact.max()) + 1
-    key = compact * num_classes + cls
-    num_groups = num_pairs * num_classes
-    group_class = torch.arange(num_groups, device=target.device) % num_classes
-    return sel, key, group_class, num_groups
+    c = is_instance_class.numel()
+    keep = (jc.instance > 0) & (jc.target < c)
+    keep &= is_instance_class[jc.target.clamp(max=c - 1)]
+    image, inst, cls = jc.image[keep], jc.instance[keep], jc.target[keep]
+    group_key = torch.stack([image, inst, cls], dim=1)
+    groups, group_of = torch.unique(group_key, dim=0, return_inverse=True)
+    hist = torch.zeros(groups.shape[0], c + 1, dtype=torch.long, device=jc.count.device)
+    hist.index_put_((group_of, jc.pred[keep].clamp(max=c)), jc.count[keep], accumulate=True)
+    return groups[:, 2], hist
 
 
 def mean_instance_size_tensor(
@@ -184,23 +255,19 @@ class InstanceIoU(Metric):
     def update(self, preds: torch.Tensor, target: torch.Tensor, instances: torch.Tensor) -> None:
         """Accumulate preds (long [B,H,W] or logits [B,C,H,W]), target and instances (long [B,H,W])."""
         preds, target, instances = check_segmentation_inputs(
-            preds, target, instances, self.num_classes, self.ignore_index, "InstanceIoU"
+            preds, target, instances, "InstanceIoU"
         )
         c = self.num_classes
-        self.false_positives += false_positive_counts(preds, target, c, self.ignore_index)
-
-        sel, key, group_class, num_groups = instance_groups(
-            target, instances, self.is_instance_class
-        )
-        hit = preds[sel] == target[sel]
-        size = torch.bincount(key, minlength=num_groups)
-        tp = torch.bincount(key[hit], minlength=num_groups)
-        present = size > 0
-        cls, size, tp = group_class[present], size[present], tp[present]
-        inv = 1.0 / size.double()
-        self.tp_over_size += torch.bincount(cls, weights=tp.double() * inv, minlength=c)
-        self.fn_over_size += torch.bincount(cls, weights=(size - tp).double() * inv, minlength=c)
-        self.instance_pixels += torch.bincount(cls, weights=size.double(), minlength=c).long()
+        jc = joint_counts(preds, target, instances, c, self.ignore_index, "InstanceIoU")
+        conf = confusion_matrix(jc, c, self.ignore_index)
+        # FP_c: column c over the non-ignored target rows, minus the diagonal.
+        self.false_positives += conf[:c, :c].sum(dim=0) - conf.diagonal()[:c]
+        cls, hist = instance_histograms(jc, self.is_instance_class)
+        size = hist.sum(dim=1).double()
+        tp = hist.gather(1, cls.unsqueeze(1)).squeeze(1).double()
+        self.tp_over_size += torch.bincount(cls, weights=tp / size, minlength=c)
+        self.fn_over_size += torch.bincount(cls, weights=(size - tp) / size, minlength=c)
+        self.instance_pixels += torch.bincount(cls, weights=size, minlength=c).long()
         self.instance_count += torch.bincount(cls, minlength=c)
 
     def mean_instance_size(self) -> torch.Tensor:
@@ -216,14 +283,6 @@ class InstanceIoU(Metric):
         )
         per_class = iou_from_sums(itp, ifn, self.false_positives, self.is_instance_class)
         return {"iiou": nanmean(per_class), "iiou_per_class": per_class}
-
-
-def false_positive_counts(
-    preds: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int
-) -> torch.Tensor:
-    """Per class, pixels predicted c whose target is another non-ignored class: long [num_classes]."""
-    wrong = (target != ignore_index) & (preds != target) & (preds >= 0) & (preds < num_classes)
-    return torch.bincount(preds[wrong], minlength=num_classes)
 
 
 def weighted_sums(
