@@ -128,6 +128,14 @@ class TestHandCases:
         )
         assert exact.compute()["localization_error"].item() == pytest.approx(math.hypot(0.4, 0.6))
 
+    def test_exact_boundary_distance_many_predictions(self):
+        # 40 predictions, each exactly 4 px (or 5 px with distance 5) from its own gt: all true positives
+        base = torch.stack([torch.arange(40.0) * 11 + 3, torch.arange(40.0) * 7 + 2], 1)
+        for offset, dist in (((4.0, 0.0), 4.0), ((3.0, 4.0), 5.0)):
+            m = KeypointAP(distance=dist)
+            m.update([base + torch.tensor(offset)], [torch.linspace(0.9, 0.1, 40)], [base])
+            assert m.compute()["map"].item() == pytest.approx(1.0)
+
     def test_empty_images(self):
         m = KeypointAP()
         m.update([torch.zeros(0, 2), torch.tensor([[3.0, 3.0]])], [torch.zeros(0), torch.tensor([0.5])],

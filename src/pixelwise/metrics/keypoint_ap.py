@@ -231,7 +231,9 @@ class KeypointAP(Metric):
         kp, sc = kp[order], sc[order]
         if len(kp) == 0 or len(gt) == 0:
             return torch.zeros(len(kp), dtype=torch.bool, device=self.device), sc, kp.new_zeros(0)
-        dist = torch.cdist(kp, gt)  # [N, M]
+        # explicit differences, not torch.cdist: its matrix-product formula (used above 25 rows)
+        # is not exact, and integer distances such as exactly 4 px are common here
+        dist = (kp[:, None, :] - gt[None, :, :]).pow(2).sum(-1).sqrt()  # [N, M]
         matches = dist <= self.distance
         has = matches.any(1)
         first_gt = matches.to(torch.uint8).argmax(1)  # first matching gt in row-major order
