@@ -15,3 +15,4 @@ from pixelwise.geometry.homography import (  # noqa: F401
     warp_valid_mask,
 )
 from pixelwise.geometry.keypoints import extract_keypoints, nms_heatmap  # noqa: F401
+from pixelwise.geometry.matching import match_descriptors  # noqa: F401
