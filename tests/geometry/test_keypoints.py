@@ -129,3 +129,21 @@ class TestExtractKeypoints:
             extract_keypoints(torch.ones(1, 1, 8, 8, dtype=torch.long))
         with pytest.raises(ValueError, match="top_k"):
             extract_keypoints(torch.rand(1, 1, 8, 8), top_k=-1)
+
+
+def test_round_trip_labels_logits_heatmap_keypoints():
+    """Keypoints -> cell labels -> confident logits -> heatmap -> extract_keypoints gives the pixels back."""
+    from pixelwise.geometry.cells import keypoints_to_cell_labels, logits_to_heatmap
+
+    h, w = 45, 70  # not multiples of 8
+    # one point per cell, cells far enough apart that NMS (radius 4) keeps all
+    pts = torch.tensor([[5.2, 6.7], [29.0, 4.4], [52.6, 20.1], [12.0, 36.0], [60.4, 38.5]])
+    labels = keypoints_to_cell_labels(pts, (h, w))
+    logits = torch.nn.functional.one_hot(labels, 65).permute(0, 3, 1, 2).float() * 30.0
+    heat = logits_to_heatmap(logits, image_size=(h, w))
+    assert heat.shape == (1, 1, h, w)
+    res = extract_keypoints(heat, threshold=0.5, nms_radius=4, border=0)[0]
+    got = sorted(map(tuple, res["keypoints"].tolist()))
+    assert got == sorted(
+        (float(np.floor(x + 0.5)), float(np.floor(y + 0.5))) for x, y in pts.tolist()
+    )
