@@ -123,20 +123,32 @@ class SyntheticScenes(Dataset):
             out = self.transform(image=image, masks=[mask, inst, bnd.astype(np.uint8)])
             image = out["image"]
             mask, inst, bnd = out["masks"]
+        # Conversions in numpy, wrapped zero-copy: torch ops on small tensors in the main process
+        # would go through its intra-op thread pool, which costs milliseconds on a busy machine.
         return {
             "image": _image_tensor(image),
-            "mask": torch.as_tensor(np.asarray(mask)).long(),
-            "instances": torch.as_tensor(np.asarray(inst)).long(),
-            "boundaries": torch.as_tensor(np.asarray(bnd)).bool(),
+            "mask": _label_tensor(mask, np.int64),
+            "instances": _label_tensor(inst, np.int64),
+            "boundaries": _label_tensor(bnd, np.bool_),
         }
+
+
+def _label_tensor(label: np.ndarray | torch.Tensor, dtype: type) -> torch.Tensor:
+    """[H,W] label map as a tensor of dtype (int64 or bool)."""
+    if isinstance(label, torch.Tensor):
+        label = label.numpy()
+    return torch.from_numpy(np.ascontiguousarray(label, dtype=dtype))
 
 
 def _image_tensor(image: np.ndarray | torch.Tensor) -> torch.Tensor:
     """float32 [3,H,W] from uint8 (scaled by 1/255) or float [H,W,3]; a tensor is taken as [C,H,W]."""
     if isinstance(image, torch.Tensor):  # e.g. after ToTensorV2: already channels-first
-        return image.float().div(255.0) if image.dtype == torch.uint8 else image.float()
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = image[..., None]
-    t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
-    return t.float().div_(255.0) if t.dtype == torch.uint8 else t.float()
+        image = image.numpy()
+        chw = image
+    else:
+        image = np.asarray(image)
+        chw = (image[..., None] if image.ndim == 2 else image).transpose(2, 0, 1)
+    out = np.ascontiguousarray(chw, dtype=np.float32)
+    if image.dtype == np.uint8:
+        out /= np.float32(255)
+    return torch.from_numpy(out)
