@@ -3,3 +3,4 @@
 from pixelwise.metrics.category_iou import CategoryInstanceIoU, CategoryIoU  # noqa: F401
 from pixelwise.metrics.instance_iou import InstanceIoU  # noqa: F401
 from pixelwise.metrics.keypoint_ap import KeypointAP  # noqa: F401
+from pixelwise.metrics.repeatability import Repeatability  # noqa: F401
