@@ -106,6 +106,21 @@ class TestLoading:
         torch.testing.assert_close(flipped["mask"], plain["mask"].flip(-1))
         torch.testing.assert_close(flipped["instances"], plain["instances"].flip(-1))
 
+    def test_padding_is_ignore_and_no_instance(self, voc_root):
+        pad = A.Compose(
+            [
+                A.PadIfNeeded(
+                    min_height=H + 4, min_width=W, position="top_left", fill=0, fill_mask=255
+                )
+            ]
+        )
+        item = VOCSegmentation(voc_root, transform=pad)[0]
+        assert item["mask"].shape == (H + 4, W)
+        assert (item["mask"][H:] == 255).all() and (item["instances"][H:] == 0).all()
+        np.testing.assert_array_equal(
+            item["instances"][:H].numpy(), np.where(OBJ_A == 255, 0, OBJ_A)
+        )
+
     def test_attributes(self):
         assert VOCSegmentation.num_classes == 21 and len(VOCSegmentation.class_names) == 21
         assert (

@@ -109,16 +109,20 @@ def segmentation_item(
     instances: np.ndarray,
     path: Path,
     transform: Transform | None,
+    ignore_index: int = 255,
 ) -> dict[str, Any]:
     """The item dict: image float32 [3,H,W], mask long [H,W] (255 = ignore), instances long [H,W], path str.
 
     The albumentations transform sees image uint8 [H,W,3] and masks=[mask uint8, instances int32].
+    Instance pixels whose mask is ignore_index are set to 0 afterwards: a pad with
+    fill_mask=255 fills both masks, and padding is no instance.
     """
     mask = mask.astype(np.uint8)
     instances = instances.astype(np.int32)
     if transform is not None:
         out = transform(image=image, masks=[mask, instances])
         image, (mask, instances) = out["image"], out["masks"]
+        instances = np.where(np.asarray(mask) == ignore_index, 0, np.asarray(instances))
     return {
         "image": image_tensor(image),
         "mask": torch.as_tensor(np.asarray(mask)).long(),
