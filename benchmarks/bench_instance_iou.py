@@ -153,7 +153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (< 60 s)")
     args = parser.parse_args()
-    repeats = 2 if args.quick else 5
+    repeats = 1 if args.quick else 5
     rng = np.random.default_rng(0)
     scenes = [make_scene(rng) for _ in range(B)]
     pred_t, gt_t, inst_t = (torch.as_tensor(np.stack(x)) for x in zip(*scenes))
