@@ -98,10 +98,13 @@ def edge_item(
     else:
         targets, weights = targets_from_mean(masks[0], mode, threshold)
         edges = masks[:1] >= threshold - 1e-6
+    # Conversions in numpy, wrapped zero-copy: small torch ops in a worker go through torch's
+    # intra-op thread pool, which costs milliseconds on a busy machine.
+    image = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32) * np.float32(1 / 255)
     return {
-        "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255.0,
+        "image": torch.from_numpy(image),
         "edges": torch.from_numpy(np.ascontiguousarray(edges)),
-        "targets": torch.from_numpy(np.ascontiguousarray(targets)),
-        "weights": torch.from_numpy(np.ascontiguousarray(weights)),
+        "targets": torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32)),
+        "weights": torch.from_numpy(np.ascontiguousarray(weights, dtype=np.float32)),
         "name": name,
     }
