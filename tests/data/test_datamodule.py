@@ -64,3 +64,15 @@ class TestDataModule:
         dm = DataModule(val=lambda: Labels(n=7), batch_size=4, eval_batch_size=3)
         sizes = [b["image"].shape[0] for b in dm.val_dataloader()]
         assert sizes == [3, 3, 1]
+
+
+def test_meta_comes_from_config_then_from_datasets():
+    class WithFacts(Labels):
+        instance_classes = [2]
+        category_names = ["x"]
+
+    dm = DataModule(val=WithFacts, category_names=["from config"])
+    dm.setup("validate")
+    assert dm.meta("category_names") == ["from config"]
+    assert dm.meta("instance_classes") == [2]
+    assert dm.meta("mean_instance_size", {}) == {}

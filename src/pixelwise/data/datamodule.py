@@ -40,6 +40,7 @@ class DataModule(L.LightningDataModule):
         class_names: Sequence[str] | None = None,
         ignore_index: int = 255,
         palette: Sequence[Sequence[int]] | None = None,
+        **meta: Any,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -62,6 +63,9 @@ class DataModule(L.LightningDataModule):
         self.class_names = list(class_names) if class_names is not None else None
         self.ignore_index = ignore_index
         self._palette = np.asarray(palette, dtype=np.uint8) if palette is not None else None
+        # Dataset facts metrics need (instance_classes, class_to_category, category_names,
+        # mean_instance_size, ...): from the config, else from the datasets' attributes.
+        self._meta = meta
 
     _STAGE_SPLITS = {
         "fit": ("train", "val"),
@@ -98,6 +102,15 @@ class DataModule(L.LightningDataModule):
             if getattr(dataset, "palette", None) is not None:
                 return np.asarray(dataset.palette, dtype=np.uint8)
         return None
+
+    def meta(self, name: str, default: Any = None) -> Any:
+        """A dataset fact by name: the config's `data.<name>`, else a built dataset's attribute."""
+        if name in self._meta:
+            return self._meta[name]
+        for split in ("train", "val", "test", "predict"):
+            if split in self.datasets and getattr(self.datasets[split], name, None) is not None:
+                return getattr(self.datasets[split], name)
+        return default
 
     def _loader(self, split: str, shuffle: bool, drop_last: bool) -> DataLoader:
         dataset = self.dataset(split)
