@@ -31,17 +31,19 @@ def random_brightness(
     image: np.ndarray, rng: np.random.Generator, max_abs_change: float = 75 / 255
 ) -> np.ndarray:
     """Add one uniform offset in [-max_abs_change, max_abs_change] and clip to [0, 1]: [H,W] -> [H,W]."""
-    delta = np.float32(rng.uniform(-max_abs_change, max_abs_change))
-    return np.clip(image + delta, 0.0, 1.0, out=image.astype(np.float32, copy=True))
+    out = image + np.float32(rng.uniform(-max_abs_change, max_abs_change))
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def random_contrast(
     image: np.ndarray, rng: np.random.Generator, strength_range: tuple[float, float] = (0.3, 1.8)
 ) -> np.ndarray:
     """Scale deviations from the image mean by a uniform factor in ``strength_range``, clip: [H,W] -> [H,W]."""
-    factor = np.float32(rng.uniform(*strength_range))
-    mean = np.float32(image.mean())
-    return np.clip((image - mean) * factor + mean, 0.0, 1.0)
+    factor = float(rng.uniform(*strength_range))
+    mean = cv2.mean(image)[0]
+    # (x - mean) * factor + mean as one affine pass.
+    out = image * np.float32(factor) + np.float32(mean * (1.0 - factor))
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def additive_gaussian_noise(
@@ -108,11 +110,14 @@ def additive_shade(
     if kernel_size % 2 == 0:
         kernel_size += 1
     sigma = 0.3 * ((kernel_size - 1) * 0.5 - 1) + 0.8  # OpenCV's sigma for this kernel size
-    small = mask.astype(np.float32) * np.float32(1 / 255)
-    small = cv2.GaussianBlur(small, (0, 0), sigma / down)
+    # Blur the 0/255 mask, then fold 1 - t * mask / 255 into one affine conversion.
+    small = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigma / down)
     if down > 1:
         small = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    return np.clip(image * (1 - transparency * small), 0.0, 1.0)
+    factor = small * np.float32(-transparency / 255.0)
+    factor += np.float32(1.0)
+    factor *= image
+    return np.clip(factor, 0.0, 1.0, out=factor)
 
 
 def motion_blur(

@@ -80,7 +80,7 @@ class ShapeCanvas:
         self.background = background
         self.height, self.width = background.shape
         self.factor = int(factor)
-        self.background_color = int(background.mean())
+        self.background_color = int(cv2.mean(background)[0])
         self.scale = math.sqrt(self.height * self.width / (_REFERENCE_SIZE[0] * _REFERENCE_SIZE[1]))
         self.min_dim = min(self.height, self.width)
         self.max_dim = max(self.height, self.width)
@@ -106,15 +106,60 @@ class ShapeCanvas:
         if y_max > box[3]:
             box[3] = y_max
 
+    def _fine(self, points: np.ndarray) -> np.ndarray:
+        """Target (x, y) [..., 2] -> float coordinates on the full fine grid (pixel centres aligned)."""
+        f = self.factor
+        return np.asarray(points, np.float64) * f + (f - 1) / 2
+
     def _fixed(self, points: np.ndarray) -> np.ndarray:
         """Target (x, y) [..., 2] -> fixed-point int32 coordinates on the full fine grid."""
-        f = self.factor
-        return np.round((np.asarray(points, np.float64) * f + (f - 1) / 2) * _ONE).astype(np.int32)
+        return np.round(self._fine(points) * _ONE).astype(np.int32)
+
+    def _fixed_polygon(self, points: np.ndarray) -> np.ndarray:
+        """Polygons [..., V, 2] (target px) -> fixed-point fine-grid vertices, shrunk for OpenCV's fill rule.
+
+        OpenCV's non-anti-aliased fill covers every fine pixel whose centre is within half a
+        pixel of the polygon along the scanline (vertices are rounded, both ends included):
+        the polygon grows by ~0.5 * max(|n_x|, |n_y|) fine px along each edge normal n
+        (measured). Moving each edge inwards by that much makes the filled area the polygon's.
+        """
+        fine = self._fine(points)
+        nxt = np.roll(fine, -1, axis=-2)
+        d = nxt - fine  # edge i runs from vertex i to i + 1
+        length = np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-9)
+        area2 = np.sum(fine[..., 0] * nxt[..., 1] - nxt[..., 0] * fine[..., 1], axis=-1)
+        sign = np.where(area2 >= 0, 1.0, -1.0)[..., None, None]
+        normal = sign * np.stack([-d[..., 1], d[..., 0]], axis=-1) / length  # inward unit normals
+        delta = 0.5 * np.max(np.abs(normal), axis=-1)  # inward shift of each edge (fine px)
+        n1, d1 = (
+            np.roll(normal, 1, axis=-2),
+            np.roll(delta, 1, axis=-1),
+        )  # the edge ending at vertex i
+        n2, d2 = normal, delta
+        # Vertex i moves to the intersection of both shifted edges: [n1; n2] v = [d1; d2].
+        det = n1[..., 0] * n2[..., 1] - n1[..., 1] * n2[..., 0]
+        safe = np.abs(det) > 1e-3
+        det = np.where(safe, det, 1.0)
+        vx = np.where(
+            safe,
+            (d1 * n2[..., 1] - d2 * n1[..., 1]) / det,
+            0.5 * (d1 + d2) * (n1[..., 0] + n2[..., 0]),
+        )
+        vy = np.where(
+            safe,
+            (n1[..., 0] * d2 - n2[..., 0] * d1) / det,
+            0.5 * (d1 + d2) * (n1[..., 1] + n2[..., 1]),
+        )
+        move = np.stack([vx, vy], axis=-1)
+        # Very sharp spikes would move far: cap the shift at 2 fine px.
+        norm = np.linalg.norm(move, axis=-1, keepdims=True)
+        move = move * np.minimum(1.0, 2.0 / np.maximum(norm, 1e-12))
+        return np.round((fine + move) * _ONE).astype(np.int32)
 
     def fill_polygon(self, points: np.ndarray, color: int) -> None:
         """Fill the polygon with vertices ``points`` [N, 2] (x, y) (any simple polygon)."""
         points = np.asarray(points, np.float64)
-        self._ops.append(("poly", self._fixed(points).reshape(-1, 1, 2), int(color), None))
+        self._ops.append(("poly", self._fixed_polygon(points).reshape(-1, 1, 2), int(color), None))
         lo, hi = points.min(axis=0), points.max(axis=0)
         self._touch(lo[0], lo[1], hi[0], hi[1])
 
@@ -123,7 +168,7 @@ class ShapeCanvas:
         points = np.asarray(points, np.float64)
         if points.ndim == 2:
             points = points[None]
-        fixed = self._fixed(points)
+        fixed = self._fixed_polygon(points)
         colors = np.broadcast_to(np.asarray(colors, np.int64), (len(points),)).tolist()
         self._ops.extend(
             ("convex", fixed[i].reshape(-1, 1, 2), colors[i], None) for i in range(len(points))
@@ -136,18 +181,18 @@ class ShapeCanvas:
     ) -> None:
         """Draw segments starts[i]-ends[i] ([S, 2] each) ``width`` target px wide with round caps (as cv2.line)."""
         f = self.factor
-        # The fill covers the boundary pixels of the fine grid, half a fine pixel each side:
-        # take it off the half-width so the drawn width is ``width``.
-        half = max(width * f - 1.0, 0.0) / 2.0 / f
+        half = width / 2.0
         p = np.asarray(starts, np.float64).reshape(-1, 2)
         q = np.asarray(ends, np.float64).reshape(-1, 2)
         d = q - p
         length = np.hypot(d[:, 0], d[:, 1])
         normal = np.stack([-d[:, 1], d[:, 0]], axis=1) * (half / np.maximum(length, 1e-9))[:, None]
-        fixed = self._fixed(
-            np.stack([p + normal, q + normal, q - normal, p - normal, p, q], axis=1)
-        )  # [S, 6, 2]
-        radius = int(round(half * f * _ONE))
+        body = self._fixed_polygon(
+            np.stack([p + normal, q + normal, q - normal, p - normal], axis=1)
+        )
+        fixed = np.concatenate([body, self._fixed(np.stack([p, q], axis=1))], axis=1)  # [S, 6, 2]
+        # Round caps: OpenCV's disc also covers centres up to ~half a fine pixel beyond the radius.
+        radius = int(round(max(half * f - 0.5, 0.0) * _ONE))
         colors = np.broadcast_to(np.asarray(colors, np.int64), (len(p),)).tolist()
         degenerate = (length <= 1e-9).tolist()
         self._ops.extend(

@@ -16,7 +16,7 @@ and switching photometric augmentation never changes the homography.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import cv2
@@ -61,14 +61,12 @@ HOMOGRAPHY_PARAMS: dict[str, Any] = {
 }
 
 
-def _truncated_normal(rng: np.random.Generator, mean: float, std: float, size: int) -> np.ndarray:
-    """Normal(mean, std) [size] with draws beyond 2 std redrawn (tf.truncated_normal)."""
-    out = rng.standard_normal(size)
-    bad = np.abs(out) > 2.0
-    while bad.any():
-        out[bad] = rng.standard_normal(int(bad.sum()))
-        bad = np.abs(out) > 2.0
-    return mean + std * out
+def _truncated_normal(rng: np.random.Generator, mean: float, std: float, size: int) -> list[float]:
+    """``size`` draws of Normal(mean, std), those beyond 2 std redrawn (tf.truncated_normal)."""
+    out = []
+    while len(out) < size:
+        out += [z for z in rng.standard_normal(2 * size).tolist() if abs(z) <= 2.0]
+    return [mean + std * z for z in out[:size]]
 
 
 def sample_homography_np(
@@ -101,56 +99,73 @@ def sample_homography_np(
     ``pixelwise.geometry.homography.sample_homography`` for the data workers.
     """
     height, width = shape
-    unit = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 0.0]])  # TL, BL, BR, TR as (x, y)
+    # Corners TL, BL, BR, TR as (x, y) in unit-square coordinates. Plain floats: with four
+    # points numpy's per-call overhead would dominate.
+    unit = [(0.0, 0.0), (0.0, 1.0), (1.0, 1.0), (1.0, 0.0)]
     margin = (1 - patch_ratio) / 2
-    patch = margin + patch_ratio * unit
+    patch = [(margin + patch_ratio * x, margin + patch_ratio * y) for x, y in unit]
 
-    def pick(candidates: np.ndarray) -> np.ndarray:
+    def inside(corners: list[tuple[float, float]]) -> bool:
+        return all(0.0 <= x < 1.0 and 0.0 <= y < 1.0 for x, y in corners)
+
+    def pick(
+        candidate: Callable[[int], list[tuple[float, float]]], count: int
+    ) -> list[tuple[float, float]]:
         # Candidate 0 is the identity fallback: drawn only when no other one keeps the patch inside.
         if allow_artifacts:
-            return candidates[1 + int(rng.integers(len(candidates) - 1))]
-        inside = np.all((candidates >= 0.0) & (candidates < 1.0), axis=(1, 2))
-        inside[0] = True
-        valid = np.flatnonzero(inside)
-        return candidates[valid[int(rng.integers(len(valid)))]]
+            return candidate(1 + int(rng.integers(count - 1)))
+        kept = [c for c in (candidate(i) for i in range(1, count)) if inside(c)]
+        return ([patch] + kept)[int(rng.integers(len(kept) + 1))]
+
+    def center_of(corners: list[tuple[float, float]]) -> tuple[float, float]:
+        return sum(x for x, _ in corners) / 4, sum(y for _, y in corners) / 4
 
     if perspective:
         amp_x, amp_y = perspective_amplitude_x, perspective_amplitude_y
         if not allow_artifacts:
             amp_x, amp_y = min(amp_x, margin), min(amp_y, margin)
-        z = _truncated_normal(rng, 0.0, 1.0, 3)
-        d_y, d_left, d_right = z[0] * amp_y / 2, z[1] * amp_x / 2, z[2] * amp_x / 2
-        patch = patch + np.array([[d_left, d_y], [d_left, -d_y], [d_right, d_y], [d_right, -d_y]])
+        z_y, z_left, z_right = _truncated_normal(rng, 0.0, 1.0, 3)
+        d_y, d_left, d_right = z_y * amp_y / 2, z_left * amp_x / 2, z_right * amp_x / 2
+        shifts = [(d_left, d_y), (d_left, -d_y), (d_right, d_y), (d_right, -d_y)]
+        patch = [(x + dx, y + dy) for (x, y), (dx, dy) in zip(patch, shifts, strict=True)]
 
     if scaling:
-        scales = np.concatenate(
-            [[1.0], _truncated_normal(rng, 1.0, scaling_amplitude / 2, n_scales)]
+        scales = [1.0, *_truncated_normal(rng, 1.0, scaling_amplitude / 2, n_scales)]
+        cx, cy = center_of(patch)
+        patch = pick(
+            lambda i: [(cx + (x - cx) * scales[i], cy + (y - cy) * scales[i]) for x, y in patch],
+            n_scales + 1,
         )
-        center = patch.mean(axis=0)
-        patch = pick((patch - center)[None] * scales[:, None, None] + center)
 
     if translation:
-        t_min, t_max = patch.min(axis=0), (1 - patch).min(axis=0)
+        t_min = [min(x for x, _ in patch), min(y for _, y in patch)]
+        t_max = [min(1 - x for x, _ in patch), min(1 - y for _, y in patch)]
         if allow_artifacts:
-            t_min = t_min + translation_overflow
-            t_max = t_max + translation_overflow
+            t_min = [t + translation_overflow for t in t_min]
+            t_max = [t + translation_overflow for t in t_max]
         # low + (high - low) * u, not rng.uniform: a patch larger than the image gives high < low.
-        patch = patch + (-t_min + (t_min + t_max) * rng.random(2))
+        u = rng.random(2).tolist()
+        tx = -t_min[0] + (t_min[0] + t_max[0]) * u[0]
+        ty = -t_min[1] + (t_min[1] + t_max[1]) * u[1]
+        patch = [(x + tx, y + ty) for x, y in patch]
 
     if rotation:
-        angles = np.concatenate([[0.0], np.linspace(-max_angle, max_angle, n_angles)])
-        center = patch.mean(axis=0)
-        cos, sin = np.cos(angles)[:, None], np.sin(angles)[:, None]
-        rel = patch - center
-        # Row-vector times [[cos, -sin], [sin, cos]], as the reference multiplies.
-        rotated = np.stack(
-            [rel[:, 0] * cos + rel[:, 1] * sin, -rel[:, 0] * sin + rel[:, 1] * cos], axis=2
-        )
-        patch = pick(rotated + center)
+        step = 2 * max_angle / (n_angles - 1) if n_angles > 1 else 0.0
+        angles = [0.0] + [-max_angle + i * step for i in range(n_angles)]  # linspace(-max, max, n)
+        cx, cy = center_of(patch)
 
-    size = np.array([width, height], np.float64)
-    src = (patch * size - 0.5).astype(np.float32)
-    dst = (unit * size - 0.5).astype(np.float32)
+        def rotated(i: int) -> list[tuple[float, float]]:
+            c, s = math.cos(angles[i]), math.sin(angles[i])
+            # Row vector times [[cos, -sin], [sin, cos]], as the reference multiplies.
+            return [
+                (cx + (x - cx) * c + (y - cy) * s, cy - (x - cx) * s + (y - cy) * c)
+                for x, y in patch
+            ]
+
+        patch = pick(rotated, n_angles + 1)
+
+    src = np.array([(x * width - 0.5, y * height - 0.5) for x, y in patch], np.float32)
+    dst = np.array([(x * width - 0.5, y * height - 0.5) for x, y in unit], np.float32)
     return cv2.getPerspectiveTransform(src, dst).astype(np.float64)
 
 
