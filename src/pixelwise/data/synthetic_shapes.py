@@ -309,6 +309,8 @@ class SyntheticShapes(Dataset):
         return self.length
 
     def _rng(self, index: int) -> np.random.Generator:
+        if -self.length <= index < 0:
+            index += self.length
         if not 0 <= index < self.length:
             raise IndexError(
                 f"index {index} out of range for SyntheticShapes of length {self.length}"
