@@ -1,0 +1,95 @@
+"""The config tree composes for every documented choice (Hydra compose API, no training)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from pixelwise.cli import CONFIG_DIR
+
+CONF = Path(CONFIG_DIR)
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def composed(overrides: list[str], hydra_cfg: bool = False):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose("train", overrides=overrides, return_hydra_config=hydra_cfg)
+
+
+def test_defaults_are_segmentation_on_synthetic_scenes_with_wandb_offline():
+    cfg = composed([])
+    assert cfg.task_name == "segmentation" and cfg.optimized_metric == "val/miou"
+    assert cfg.model._target_.endswith("UNet")
+    assert cfg.data.train._target_.endswith("SyntheticScenes")
+    assert set(cfg.logger) == {"csv", "wandb"}
+    assert OmegaConf.select(cfg, "callbacks.model_checkpoint.save_last") is True
+
+
+@pytest.mark.parametrize("trainer", options("trainer"))
+def test_trainer_options_compose(trainer):
+    cfg = composed([f"trainer={trainer}"])
+    assert cfg.trainer._target_ == "lightning.pytorch.Trainer"
+
+
+def test_ddp_choices():
+    assert composed(["trainer=ddp_cpu"]).trainer.devices == 2
+    cfg = composed(["trainer.devices=4", "trainer.precision=bf16-mixed", "trainer.num_nodes=2"])
+    assert (cfg.trainer.devices, cfg.trainer.precision, cfg.trainer.num_nodes) == (4, "bf16-mixed", 2)
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_slurm", "submitit_local"])
+def test_cluster_and_parallel_launchers_compose(launcher):
+    cfg = composed([f"hydra/launcher={launcher}"], hydra_cfg=True)
+    assert "launcher" in cfg.hydra.launcher._target_.lower()
+
+
+def test_optuna_search_space():
+    cfg = composed(["hparams_search=segmentation_optuna"], hydra_cfg=True)
+    assert cfg.hydra.sweeper.direction == "maximize"
+    assert "task.optimizer.lr" in cfg.hydra.sweeper.params
+
+
+@pytest.mark.parametrize("logger", options("logger"))
+def test_logger_options(logger):
+    cfg = composed([f"logger={logger}"])
+    expected = {"wandb": {"csv", "wandb"}, "tensorboard": {"csv", "tensorboard"}, "csv": {"csv"}}
+    assert set(cfg.get("logger") or {}) == expected.get(logger, set())
+
+
+@pytest.mark.parametrize("debug", options("debug"))
+def test_debug_options(debug):
+    assert composed([f"debug={debug}"]).trainer
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_experiments_compose(experiment):
+    cfg = composed([f"experiment={experiment}"])
+    assert cfg.task._target_ and cfg.model._target_ and cfg.data._target_
+
+
+@pytest.mark.parametrize("task", options("task"))
+def test_task_picks_its_defaults_and_a_model_can_be_swapped(task):
+    cfg = composed([f"task={task}"])
+    assert cfg.task_name == task
+    swapped = composed([f"task={task}", "model=unet"])
+    assert swapped.model._target_.endswith("UNet")
+
+
+@pytest.mark.skipif(shutil.which("pixelwise-train") is None and not
+                    (Path(__file__).parents[1] / ".venv/bin/pixelwise-train").exists(),
+                    reason="console scripts not installed")
+def test_console_scripts_run_hydra():
+    bin_dir = Path(__file__).parents[1] / ".venv" / "bin"
+    for script in ("pixelwise-train", "pixelwise-evaluate"):
+        exe = bin_dir / script if (bin_dir / script).exists() else script
+        out = subprocess.run([str(exe), "--cfg", "job"], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert "task_name: segmentation" in out.stdout
