@@ -124,37 +124,30 @@ class ShapeCanvas:
         (measured). Moving each edge inwards by that much makes the filled area the polygon's.
         """
         fine = self._fine(points)
-        nxt = np.roll(fine, -1, axis=-2)
-        d = nxt - fine  # edge i runs from vertex i to i + 1
-        length = np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-9)
-        area2 = np.sum(fine[..., 0] * nxt[..., 1] - nxt[..., 0] * fine[..., 1], axis=-1)
-        sign = np.where(area2 >= 0, 1.0, -1.0)[..., None, None]
-        normal = sign * np.stack([-d[..., 1], d[..., 0]], axis=-1) / length  # inward unit normals
-        delta = 0.5 * np.max(np.abs(normal), axis=-1)  # inward shift of each edge (fine px)
-        n1, d1 = (
-            np.roll(normal, 1, axis=-2),
-            np.roll(delta, 1, axis=-1),
-        )  # the edge ending at vertex i
-        n2, d2 = normal, delta
-        # Vertex i moves to the intersection of both shifted edges: [n1; n2] v = [d1; d2].
-        det = n1[..., 0] * n2[..., 1] - n1[..., 1] * n2[..., 0]
-        safe = np.abs(det) > 1e-3
-        det = np.where(safe, det, 1.0)
-        vx = np.where(
-            safe,
-            (d1 * n2[..., 1] - d2 * n1[..., 1]) / det,
-            0.5 * (d1 + d2) * (n1[..., 0] + n2[..., 0]),
-        )
-        vy = np.where(
-            safe,
-            (n1[..., 0] * d2 - n2[..., 0] * d1) / det,
-            0.5 * (d1 + d2) * (n1[..., 1] + n2[..., 1]),
-        )
-        move = np.stack([vx, vy], axis=-1)
+        x, y = fine[..., 0], fine[..., 1]
+        xn = np.concatenate([x[..., 1:], x[..., :1]], axis=-1)  # edge i runs from vertex i to i + 1
+        yn = np.concatenate([y[..., 1:], y[..., :1]], axis=-1)
+        dx, dy = xn - x, yn - y
+        orient = np.where(np.sum(x * yn - xn * y, axis=-1, keepdims=True) >= 0, 1.0, -1.0)
+        scale = orient / (np.sqrt(dx * dx + dy * dy) + 1e-12)
+        nx, ny = -dy * scale, dx * scale  # inward unit normals
+        delta = 0.5 * np.maximum(np.abs(nx), np.abs(ny))  # inward shift of each edge (fine px)
+        # Vertex i sits between edge i - 1 (n1, d1) and edge i (n2, d2); it moves to the
+        # intersection of both shifted edges: [n1; n2] v = [d1; d2].
+        n1x = np.concatenate([nx[..., -1:], nx[..., :-1]], axis=-1)
+        n1y = np.concatenate([ny[..., -1:], ny[..., :-1]], axis=-1)
+        d1 = np.concatenate([delta[..., -1:], delta[..., :-1]], axis=-1)
+        det = n1x * ny - n1y * nx
+        safe = np.abs(det) > 1e-3  # not (nearly) parallel edges
+        inv = np.where(safe, 1.0 / np.where(safe, det, 1.0), 0.0)
+        half = 0.5 * (d1 + delta) * ~safe
+        vx = (d1 * ny - delta * n1y) * inv + half * (n1x + nx)
+        vy = (n1x * delta - nx * d1) * inv + half * (n1y + ny)
         # Very sharp spikes would move far: cap the shift at 2 fine px.
-        norm = np.linalg.norm(move, axis=-1, keepdims=True)
-        move = move * np.minimum(1.0, 2.0 / np.maximum(norm, 1e-12))
-        return np.round((fine + move) * _ONE).astype(np.int32)
+        cap = np.minimum(1.0, 2.0 / (np.sqrt(vx * vx + vy * vy) + 1e-12))
+        fine[..., 0] += vx * cap
+        fine[..., 1] += vy * cap
+        return np.round(fine * _ONE).astype(np.int32)
 
     def fill_polygon(self, points: np.ndarray, color: int) -> None:
         """Fill the polygon with vertices ``points`` [N, 2] (x, y) (any simple polygon)."""
@@ -177,13 +170,17 @@ class ShapeCanvas:
         self._touch(lo[0], lo[1], hi[0], hi[1])
 
     def segments(
-        self, starts: np.ndarray, ends: np.ndarray, width: float, colors: int | np.ndarray
+        self,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        width: float | np.ndarray,
+        colors: int | np.ndarray,
     ) -> None:
-        """Draw segments starts[i]-ends[i] ([S, 2] each) ``width`` target px wide with round caps (as cv2.line)."""
+        """Draw segments starts[i]-ends[i] ([S, 2] each), ``width`` target px wide (scalar or [S]), round caps."""
         f = self.factor
-        half = width / 2.0
         p = np.asarray(starts, np.float64).reshape(-1, 2)
         q = np.asarray(ends, np.float64).reshape(-1, 2)
+        half = np.broadcast_to(np.asarray(width, np.float64), (len(p),)) / 2.0
         d = q - p
         length = np.hypot(d[:, 0], d[:, 1])
         normal = np.stack([-d[:, 1], d[:, 0]], axis=1) * (half / np.maximum(length, 1e-9))[:, None]
@@ -192,14 +189,14 @@ class ShapeCanvas:
         )
         fixed = np.concatenate([body, self._fixed(np.stack([p, q], axis=1))], axis=1)  # [S, 6, 2]
         # Round caps: OpenCV's disc also covers centres up to ~half a fine pixel beyond the radius.
-        radius = int(round(max(half * f - 0.5, 0.0) * _ONE))
+        radius = np.round(np.maximum(half * f - 0.5, 0.0) * _ONE).astype(np.int64).tolist()
         colors = np.broadcast_to(np.asarray(colors, np.int64), (len(p),)).tolist()
         degenerate = (length <= 1e-9).tolist()
         self._ops.extend(
-            ("segment", fixed[i][4:] if degenerate[i] else fixed[i], colors[i], radius)
+            ("segment", fixed[i][4:] if degenerate[i] else fixed[i], colors[i], radius[i])
             for i in range(len(p))
         )
-        pad = half + 1.0 / f
+        pad = half.max(initial=0.0) + 1.0 / f
         lo, hi = np.minimum(p, q).min(axis=0) - pad, np.maximum(p, q).max(axis=0) + pad
         self._touch(lo[0], lo[1], hi[0], hi[1])
 
@@ -509,21 +506,22 @@ def _custom_texture(
 
 # -- primitives ------------------------------------------------------------------------
 def draw_lines(canvas: ShapeCanvas, rng: np.random.Generator, nb_lines: int = 10) -> np.ndarray:
-    """1 to nb_lines-1 non-crossing segments (1-2% of min(H, W) wide); points: their end points [N, 2]."""
+    """1 to nb_lines-1 non-crossing segments (1-2% of min(H, W) wide); points: their end points [N, 2].
+
+    Candidates are drawn at once and accepted in order unless they cross an accepted one.
+    """
     h, w = canvas.height, canvas.width
     num_lines = int(rng.integers(1, nb_lines))
-    segments = np.empty((0, 4))
-    points = []
-    for _ in range(num_lines):
-        seg = np.array([rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0, h)])
-        if len(segments) and _crossing_matrix(segments, seg[None]).any():
-            continue
-        segments = np.concatenate([segments, seg[None]], axis=0)
-        color = _random_color(rng, canvas.background_color)
-        width = _line_width(rng, canvas, 0.01, 0.02)
-        canvas.segment(seg[0:2], seg[2:4], width, color)
-        points += [seg[0:2], seg[2:4]]
-    return keep_points_inside(np.array(points).reshape(-1, 2), h, w)
+    segs = rng.random((num_lines, 4)) * [w, h, w, h]
+    colors = _random_colors(rng, canvas.background_color, num_lines)
+    widths = np.maximum(rng.uniform(0.01, 0.02, num_lines) * canvas.min_dim, 1.0 / canvas.factor)
+    crossing = _crossing_matrix(segs, segs)
+    kept: list[int] = []
+    for i in range(num_lines):
+        if not any(crossing[i, j] for j in kept):
+            kept.append(i)
+    canvas.segments(segs[kept, 0:2], segs[kept, 2:4], widths[kept], colors[kept])
+    return keep_points_inside(segs[kept].reshape(-1, 2), h, w)
 
 
 def draw_polygon(canvas: ShapeCanvas, rng: np.random.Generator, max_sides: int = 8) -> np.ndarray:
@@ -786,8 +784,7 @@ def draw_cube(
     cube = cube[:, :2]  # orthographic projection; corner 0 is hidden by construction, 7 in front
     faces = np.array([[7, 3, 1, 5], [7, 5, 4, 6], [7, 6, 2, 3]])
     col_face = _random_color(rng, canvas.background_color)
-    for face in faces:
-        canvas.fill_polygon(cube[face], col_face)
+    canvas.fill_convex(cube[faces], col_face)  # parallelograms (orthographic projection)
     width = _line_width(rng, canvas, 0.003, 0.015)
     # Every face outlined, each edge in a grey contrasting with the faces.
     edge_colors = (col_face + 128 + rng.integers(-64, 64, size=12)) % 256
