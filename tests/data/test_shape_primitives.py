@@ -313,6 +313,24 @@ class TestPrimitives:
         grad = np.abs(np.diff(bg.astype(float), axis=1)).mean()
         assert grad < 3.0  # box blur of 19-62 px: a few grey levels per pixel at most
 
+    def test_background_and_texture_statistics_match_the_reference(self):
+        # Grey-level std and mean |horizontal gradient| at 120x160 of the reference generator
+        # (960x1280, blur, resize; re-implemented in benchmarks/bench_synthetic_shapes.py),
+        # averaged over 60 backgrounds / 12 textures: 9.5 / 0.63 and 19.8 / 3.76.
+        bgs = [sp.draw_background(np.random.default_rng(i), H, W).astype(float) for i in range(60)]
+        assert np.mean([b.std() for b in bgs]) == pytest.approx(9.5, rel=0.15)
+        assert np.mean([np.abs(np.diff(b, axis=1)).mean() for b in bgs]) == pytest.approx(
+            0.63, rel=0.15
+        )
+        texs = [
+            sp._custom_texture(np.random.default_rng(i), H, W, 100, 0.125).astype(float)
+            for i in range(12)
+        ]
+        assert np.mean([t.std() for t in texs]) == pytest.approx(19.8, rel=0.15)
+        assert np.mean([np.abs(np.diff(t, axis=1)).mean() for t in texs]) == pytest.approx(
+            3.76, rel=0.15
+        )
+
     def test_mix_weights_are_the_reference_truncation(self):
         w = sp.PRIMITIVE_WEIGHTS
         assert w["draw_ellipses"] == 0.3 and w["draw_stripes"] == 0.2 and w["gaussian_noise"] == 0.1
