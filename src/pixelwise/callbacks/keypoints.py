@@ -1,0 +1,232 @@
+"""Feed detected keypoints to KeypointAP; log mAP, localization error, P-R curve and detections to W&B."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.loggers import WandbLogger
+
+from pixelwise.metrics.keypoint_ap import KeypointAP
+
+__all__ = ["KeypointMetrics", "draw_detections"]
+
+_GT_COLOUR = (0, 200, 0)
+_PRED_COLOUR = (255, 40, 40)
+
+
+def draw_detections(
+    image: torch.Tensor,
+    keypoints: torch.Tensor,
+    scores: torch.Tensor,
+    gt_keypoints: torch.Tensor | None = None,
+    threshold: float = 0.015,
+    scale: int = 2,
+) -> np.ndarray:
+    """image [1|3,H,W] in [0,1], detections [N,2] (x,y) with scores [N], ground truth [M,2] -> uint8 RGB [sH,sW,3].
+
+    Ground truth as green circles, detections with ``score >= threshold`` as red dots; the image
+    is enlarged ``scale`` times (nearest) so that 120x160 panels stay readable.
+    """
+    if image.dim() != 3 or image.shape[0] not in (1, 3):
+        raise ValueError(f"draw_detections: expected image [1|3, H, W], got {list(image.shape)}")
+    array = (image.detach().float().clamp(0, 1) * 255).round().byte().cpu().numpy()
+    array = np.transpose(array, (1, 2, 0))
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    h, w = array.shape[:2]
+    canvas = np.ascontiguousarray(
+        cv2.resize(array, (w * scale, h * scale), interpolation=cv2.INTER_NEAREST)
+    )
+
+    def centre(p: np.ndarray) -> tuple[int, int]:
+        # pixel centres at integer coordinates: pixel x covers [x*s, (x+1)*s) after scaling
+        return int(round((p[0] + 0.5) * scale - 0.5)), int(round((p[1] + 0.5) * scale - 0.5))
+
+    if gt_keypoints is not None:
+        for p in gt_keypoints.detach().cpu().double().numpy().reshape(-1, 2):
+            cv2.circle(canvas, centre(p), 2 * scale, _GT_COLOUR, 1, lineType=cv2.LINE_AA)
+    keep = scores.detach().cpu() >= threshold
+    for p in keypoints.detach().cpu().double().numpy().reshape(-1, 2)[keep.numpy()]:
+        cv2.circle(canvas, centre(p), max(1, scale), _PRED_COLOUR, -1, lineType=cv2.LINE_AA)
+    return canvas
+
+
+class KeypointMetrics(L.Callback):
+    """KeypointAP on validation and test from the task's outputs {"keypoints", "scores"} and the batch's ground truth.
+
+    Logs ``<stage>/map``, ``<stage>/localization_error`` and, when ``groups`` are given and the
+    batch has a ``group_key`` entry (the primitive of each Synthetic Shapes image),
+    ``<stage>/map/<group>`` and ``<stage>/localization_error/<group>`` (groups that received no
+    image, or whose value is NaN, are not logged). ``prefix`` is inserted after the stage
+    (``test/<prefix>map``), e.g. ``noise/`` for a second evaluation with noise. On W&B loggers
+    it also logs the P-R curve (a line plot over score thresholds) and ``max_images`` validation
+    images with ground truth (green) and detections with ``score >= draw_threshold`` (red),
+    every ``every_n_epochs`` validation epochs and at test. ``results[stage]`` keeps the last
+    scalars and ``curves[stage]`` the last (thresholds, precision, recall).
+    """
+
+    def __init__(
+        self,
+        distance: float = 4.0,
+        loc_score_threshold: float = 0.5,
+        min_score: float = 1e-4,
+        num_thresholds: int = 101,
+        groups: Sequence[str] | None = None,
+        group_key: str = "primitive",
+        prefix: str = "",
+        every_n_epochs: int = 1,
+        max_images: int = 4,
+        draw_threshold: float = 0.015,
+    ) -> None:
+        if every_n_epochs < 1:
+            raise ValueError(f"KeypointMetrics.every_n_epochs={every_n_epochs}: expected >= 1")
+        if max_images < 0:
+            raise ValueError(f"KeypointMetrics.max_images={max_images}: expected >= 0")
+        self.kwargs = dict(
+            distance=distance,
+            loc_score_threshold=loc_score_threshold,
+            min_score=min_score,
+            num_thresholds=num_thresholds,
+            groups=list(groups) if groups else None,
+        )
+        KeypointAP(**self.kwargs)  # bad arguments fail at construction, not after an epoch
+        self.group_key = group_key
+        self.prefix = prefix
+        self.every_n_epochs = every_n_epochs
+        self.max_images = max_images
+        self.draw_threshold = draw_threshold
+        self.metrics: dict[str, KeypointAP] = {}
+        self.results: dict[str, dict[str, float]] = {}
+        self.curves: dict[str, dict[str, torch.Tensor]] = {}
+        self._panels: list[np.ndarray] = []
+
+    # -- shared -------------------------------------------------------------------------------
+
+    def _start(self, stage: str, pl_module: L.LightningModule) -> None:
+        self.metrics[stage] = KeypointAP(**self.kwargs).to(pl_module.device)
+        self._panels = []
+
+    def _groups(self, batch: dict[str, Any], n: int) -> list[str] | None:
+        if not self.kwargs["groups"] or self.group_key not in batch:
+            return None
+        groups = list(batch[self.group_key])
+        if len(groups) != n:
+            raise ValueError(
+                f"KeypointMetrics: batch[{self.group_key!r}] has {len(groups)} entries for {n} images"
+            )
+        return groups
+
+    def _update(self, stage: str, outputs: dict[str, Any], batch: dict[str, Any]) -> None:
+        n = len(outputs["keypoints"])
+        self.metrics[stage].update(
+            outputs["keypoints"],
+            outputs["scores"],
+            list(batch["keypoints"]),
+            self._groups(batch, n),
+        )
+
+    def _collect_panels(self, outputs: dict[str, Any], batch: dict[str, Any]) -> None:
+        for i in range(min(self.max_images - len(self._panels), len(outputs["keypoints"]))):
+            self._panels.append(
+                draw_detections(
+                    batch["image"][i],
+                    outputs["keypoints"][i],
+                    outputs["scores"][i],
+                    batch["keypoints"][i],
+                    threshold=self.draw_threshold,
+                )
+            )
+
+    @staticmethod
+    def _wandb(trainer: L.Trainer) -> list[WandbLogger]:
+        return [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+
+    def _media_due(self, trainer: L.Trainer, stage: str) -> bool:
+        if not self._wandb(trainer) or not trainer.is_global_zero or self.max_images == 0:
+            return False
+        if stage == "test":
+            return True
+        return not trainer.sanity_checking and trainer.current_epoch % self.every_n_epochs == 0
+
+    def _log(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        values = self.metrics[stage].compute()
+        base = f"{stage}/{self.prefix}"
+        scalars = {}
+        for key, value in values.items():
+            if value.numel() != 1:
+                continue
+            v = float(value)
+            if np.isfinite(v):
+                scalars[f"{base}{key}"] = v
+        for key, value in scalars.items():
+            pl_module.log(key, value, sync_dist=False)
+        self.results[stage] = scalars
+        self.curves[stage] = {k: values[k].cpu() for k in ("thresholds", "precision", "recall")}
+        if self._media_due(trainer, stage):
+            self._log_media(stage, trainer)
+        self.metrics[stage].reset()
+        self._panels = []
+
+    def _log_media(self, stage: str, trainer: L.Trainer) -> None:
+        import wandb  # only when a W&B logger is configured
+
+        curve = self.curves[stage]
+        base = f"{stage}/{self.prefix}"
+        rows = [
+            [float(t), float(r), float(p)]
+            for t, r, p in zip(curve["thresholds"], curve["recall"], curve["precision"])
+        ]
+        table = wandb.Table(data=rows, columns=["threshold", "recall", "precision"])
+        for logger in self._wandb(trainer):
+            logger.experiment.log(
+                {
+                    f"{base}pr_curve": wandb.plot.line(
+                        table, "recall", "precision", title=f"{base}precision-recall"
+                    ),
+                    "trainer/global_step": trainer.global_step,
+                }
+            )
+            if self._panels:
+                logger.log_image(
+                    key=f"{base}detections",
+                    images=self._panels,
+                    caption=["green: ground truth, red: detections"] * len(self._panels),
+                    step=trainer.global_step,
+                )
+
+    # -- hooks --------------------------------------------------------------------------------
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start("val", pl_module)
+
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        self._update("val", outputs, batch)
+        if self._media_due(trainer, "val") and len(self._panels) < self.max_images:
+            self._collect_panels(outputs, batch)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            self.metrics["val"].reset()
+            self._panels = []
+            return
+        self._log("val", trainer, pl_module)
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start("test", pl_module)
+
+    def on_test_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        self._update("test", outputs, batch)
+        if self._media_due(trainer, "test") and len(self._panels) < self.max_images:
+            self._collect_panels(outputs, batch)
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._log("test", trainer, pl_module)
