@@ -17,7 +17,6 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("pixelwise")
@@ -37,7 +36,7 @@ def _instantiate_dict(cfg: DictConfig | None, kind: str) -> list[Any]:
             continue
         if not isinstance(conf, DictConfig) or "_target_" not in conf:
             raise UserError(f"{kind}.{name}: expected a config with _target_, got {conf!r}")
-        objects.append(hydra.utils.instantiate(conf))
+        objects.append(hydra.utils.instantiate(conf, _convert_="all"))
     return objects
 
 
@@ -49,9 +48,9 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     """Datamodule, task (with its net), and trainer with callbacks and loggers, from a config."""
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
-    datamodule = hydra.utils.instantiate(cfg.data)
-    net = hydra.utils.instantiate(cfg.model)
-    task = hydra.utils.instantiate(cfg.task, net=net)
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    net = hydra.utils.instantiate(cfg.model, _convert_="all")
+    task = hydra.utils.instantiate(cfg.task, net=net, _convert_="all")
     callbacks = _instantiate_dict(cfg.get("callbacks"), "callbacks")
     loggers = _instantiate_dict(cfg.get("logger"), "logger")
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -101,6 +100,12 @@ def train(cfg: DictConfig) -> float | None:
     try:
         if cfg.get("train", True):
             trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
+            name = cfg.get("optimized_metric")
+            if name and name not in trainer.callback_metrics and not trainer.interrupted:
+                # max_steps can end a run before its first validation; a sweep still needs
+                # the metric of the final weights.
+                log.info("%s was never computed during fit: validating the final weights", name)
+                trainer.validate(task, datamodule=datamodule)
         fit_metrics = _scalars(trainer.callback_metrics)
         if cfg.get("test", False):
             best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -162,4 +167,3 @@ def evaluate_main(cfg: DictConfig) -> dict[str, float]:
     return _run(evaluate, cfg)
 
 
-__all__ = ["train", "evaluate", "train_main", "evaluate_main", "build", "HydraConfig"]
