@@ -48,7 +48,7 @@ class EdgesTask(L.LightningModule):
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
         beta: str | float = "dataset",
-        beta_samples: int = 256,
+        beta_samples: int = 128,
         side_weight: float | Sequence[float] = 1.0,
         fuse_weight: float = 1.0,
         reduction: str = "mean",
