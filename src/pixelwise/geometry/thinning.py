@@ -157,8 +157,7 @@ def _thin_levels(levels, n_levels, do_thin, lut1, lut2, offs):
     row = w + 2
     size = (h + 2) * row
     flat = levels.ravel()
-    # Pixels by decreasing level: the foreground of level i is a prefix of this order.
-    order = np.argsort(-flat, kind="mergesort")
+    # Pixels by decreasing level (counting sort): the foreground of level i is a prefix.
     nfg_at = np.zeros(n_levels + 1, np.int64)  # nfg_at[i] = #pixels with level > i
     for p in range(flat.size):
         lv = min(flat[p], n_levels)
@@ -167,9 +166,14 @@ def _thin_levels(levels, n_levels, do_thin, lut1, lut2, offs):
     for i in range(n_levels - 1, -1, -1):
         nfg_at[i] += nfg_at[i + 1]
     fg = np.empty(max(nfg_at[0], 1), np.int64)
-    for j in range(nfg_at[0]):
-        p = order[j]
-        fg[j] = (p // w + 1) * row + p % w + 1
+    slot = np.empty(n_levels + 1, np.int64)  # next free position for each level value
+    for lv in range(1, n_levels + 1):
+        slot[lv] = nfg_at[lv]
+    for p in range(flat.size):
+        lv = min(flat[p], n_levels)
+        if lv > 0:
+            fg[slot[lv]] = (p // w + 1) * row + p % w + 1
+            slot[lv] += 1
     buf = np.zeros(size, np.uint8)
     work = np.empty((5, size), np.int64)
     stamp = np.zeros(size, np.int64)
