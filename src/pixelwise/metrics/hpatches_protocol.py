@@ -1,0 +1,436 @@
+"""The HPatches protocol of the SuperPoint paper (Table 4): any feature extractor, the same code, per split.
+
+``evaluate_features(feature_fn, dataset, detector_dataset=None) -> dict`` runs an extractor
+(``image [C,H,W] -> {"keypoints" [N,2] (x, y), "scores" [N], "descriptors" [N,D]}``: a trained
+SuperPoint's ``extract``, :class:`pixelwise.nets.ClassicalFeatures`, ...) over HPatches pairs
+(items ``{"image_a", "image_b", "homography" (a -> b), "kind": "i" | "v", "sequence"}``, as
+:class:`pixelwise.data.hpatches.HPatches` gives them) and returns the paper's metrics:
+
+- detector (on ``detector_dataset``, default ``dataset``): repeatability at ``repeatability_distance``
+  (3 px) with the ``repeatability_top_k`` (300) best points, and the mean localization error of the
+  repeated points, by :class:`pixelwise.metrics.Repeatability` (rpautrat's formula);
+- homography estimation: in each image the ``top_k`` (1000) best points of the shared region
+  (rpautrat's ``keep_shared_points``), matched by mutual nearest neighbours with no distance
+  threshold (rpautrat's ``BFMatcher(crossCheck=True)``; :func:`pixelwise.geometry.match_descriptors`),
+  OpenCV RANSAC, accuracy at eps = 1, 3, 5 px of the mean corner error
+  (:class:`~pixelwise.metrics.homography_accuracy.HomographyAccuracy`);
+- descriptors: NN mAP and matching score at 3 px on the same ``top_k`` points
+  (:class:`~pixelwise.metrics.descriptor_metrics.DescriptorMetrics`).
+
+The paper computes repeatability at 240x320 with 300 points and the other metrics at 480x640 with
+1000 points; pass two datasets for that::
+
+    evaluate_features(fn, HPatches(root, size=(480, 640)), detector_dataset=HPatches(root, size=(240, 320)))
+
+Splits: the evaluator keeps one instance of every metric per kind (``"i"`` illumination,
+``"v"`` viewpoint), each exact under DDP; the ``all`` figures merge the two instances' states
+(``Metric.merge_state``), so each pair is scored once and ``all`` is the mean over all pairs (not
+the mean of the two split means). Keys of the result: ``"<split>/<metric>"`` for split in
+``illumination``, ``viewpoint``, ``all`` and metric in :data:`METRIC_NAMES`; a split without pairs
+gives NaN. This module does not import Lightning (a callback can hold an :class:`HPatchesEvaluator`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torchmetrics import Metric
+
+from pixelwise.geometry.matching import match_descriptors
+from pixelwise.metrics.descriptor_metrics import DescriptorMetrics, keep_shared_points
+from pixelwise.metrics.homography_accuracy import HomographyAccuracy
+from pixelwise.metrics.repeatability import Repeatability
+
+__all__ = [
+    "HPatchesEvaluator",
+    "evaluate_features",
+    "shared_mutual_matches",
+    "format_table",
+    "PAPER_TABLE4",
+    "METRIC_NAMES",
+    "SPLIT_NAMES",
+]
+
+Features = Mapping[str, torch.Tensor]
+FeatureFn = Callable[[torch.Tensor], Features]
+
+SPLIT_NAMES = {"i": "illumination", "v": "viewpoint"}
+
+# The published Table 4 of DeTone et al. 2018 (HPatches, all 116 sequences), for reference rows.
+PAPER_TABLE4: dict[str, dict[str, float]] = {
+    "SuperPoint (paper)": {
+        "homography_accuracy@1": 0.310,
+        "homography_accuracy@3": 0.684,
+        "homography_accuracy@5": 0.829,
+        "repeatability": 0.581,
+        "localization_error": 1.158,
+        "nn_map": 0.821,
+        "matching_score": 0.470,
+    },
+    "LIFT (paper)": {
+        "homography_accuracy@1": 0.284,
+        "homography_accuracy@3": 0.598,
+        "homography_accuracy@5": 0.717,
+        "repeatability": 0.449,
+        "localization_error": 1.102,
+        "nn_map": 0.664,
+        "matching_score": 0.315,
+    },
+    "SIFT (paper)": {
+        "homography_accuracy@1": 0.424,
+        "homography_accuracy@3": 0.676,
+        "homography_accuracy@5": 0.759,
+        "repeatability": 0.495,
+        "localization_error": 0.833,
+        "nn_map": 0.694,
+        "matching_score": 0.313,
+    },
+    "ORB (paper)": {
+        "homography_accuracy@1": 0.150,
+        "homography_accuracy@3": 0.395,
+        "homography_accuracy@5": 0.538,
+        "repeatability": 0.641,
+        "localization_error": 1.157,
+        "nn_map": 0.735,
+        "matching_score": 0.266,
+    },
+}
+
+
+def _check_features(features: Features, where: str, need_descriptors: bool) -> None:
+    keys = ("keypoints", "scores", "descriptors") if need_descriptors else ("keypoints", "scores")
+    if not isinstance(features, Mapping) or any(k not in features for k in keys):
+        got = sorted(features) if isinstance(features, Mapping) else type(features).__name__
+        raise ValueError(f"{where}: features must be a dict with keys {list(keys)}, got {got}")
+    kp, sc = features["keypoints"], features["scores"]
+    if kp.dim() != 2 or kp.shape[1] != 2 or sc.shape != (kp.shape[0],):
+        raise ValueError(
+            f"{where}: keypoints must be [N, 2] (x, y) and scores [N], got {list(kp.shape)} and {list(sc.shape)}"
+        )
+    if need_descriptors:
+        desc = features["descriptors"]
+        if desc.dim() != 2 or desc.shape[0] != kp.shape[0]:
+            raise ValueError(
+                f"{where}: descriptors must be [N, D] for N = {kp.shape[0]} keypoints, got {list(desc.shape)}"
+            )
+
+
+def shared_mutual_matches(
+    features_a: Features,
+    features_b: Features,
+    homography: torch.Tensor,
+    shape_a: tuple[int, int],
+    shape_b: tuple[int, int],
+    top_k: int | None = 1000,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Matched points ([K,2], [K,2]) (x, y): top_k shared-region points of each image, mutual NN of descriptors, no threshold.
+
+    rpautrat's ``compute_homography`` selection (``keep_shared_points`` with the true H [3,3],
+    a -> b) and matching (``BFMatcher(crossCheck=True)``), via :func:`match_descriptors`.
+    """
+    h = homography.detach().cpu().double()
+    kp_a, kp_b = features_a["keypoints"].detach().cpu(), features_b["keypoints"].detach().cpu()
+    keep_a = keep_shared_points(kp_a, features_a["scores"].detach().cpu(), h, shape_b, top_k)
+    keep_b = keep_shared_points(
+        kp_b, features_b["scores"].detach().cpu(), torch.linalg.inv(h), shape_a, top_k
+    )
+    desc_a = features_a["descriptors"].detach().cpu()[keep_a]
+    desc_b = features_b["descriptors"].detach().cpu()[keep_b]
+    matches = match_descriptors(desc_a, desc_b, mutual=True, max_distance=None)
+    return kp_a[keep_a][matches[:, 0]], kp_b[keep_b][matches[:, 1]]
+
+
+class HPatchesEvaluator:
+    """Table-4 metrics per split: feed pairs with :meth:`update_detector` / :meth:`update_descriptors`, read :meth:`compute`.
+
+    Holds, for each kind ``"i"`` / ``"v"``, a :class:`Repeatability` (with localization error), a
+    :class:`HomographyAccuracy` and a :class:`DescriptorMetrics`. The options are those of the
+    module docstring; their defaults are the paper's.
+    """
+
+    def __init__(
+        self,
+        repeatability_distance: float = 3.0,
+        repeatability_top_k: int | None = 300,
+        top_k: int | None = 1000,
+        thresholds: Sequence[float] = (1.0, 3.0, 5.0),
+        ransac_threshold: float = 3.0,
+        correct_distance: float = 3.0,
+        recall_base: str = "correspondences",
+        mutual_matching_score: bool = False,
+    ) -> None:
+        self.top_k = top_k
+        self.thresholds = tuple(float(t) for t in thresholds)
+        # No compute cache: the 'all' instances are copies merged after a split may have been computed.
+        plain = {"compute_with_cache": False}
+        self.metrics: dict[str, dict[str, Metric]] = {
+            kind: {
+                "detector": Repeatability(
+                    distance=repeatability_distance,
+                    top_k=repeatability_top_k,
+                    localization_error=True,
+                    **plain,
+                ),
+                "homography": HomographyAccuracy(
+                    thresholds=self.thresholds, ransac_threshold=ransac_threshold, **plain
+                ),
+                "descriptors": DescriptorMetrics(
+                    distance=correct_distance,
+                    top_k=top_k,
+                    recall_base=recall_base,
+                    mutual_matching_score=mutual_matching_score,
+                    **plain,
+                ),
+            }
+            for kind in SPLIT_NAMES
+        }
+        self.pairs = {kind: {"detector": 0, "descriptors": 0} for kind in SPLIT_NAMES}
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """Names of the metrics :meth:`compute` reports for each split."""
+        return (
+            *(f"homography_accuracy@{t:g}" for t in self.thresholds),
+            "repeatability",
+            "localization_error",
+            "nn_map",
+            "matching_score",
+            "median_corner_error",
+            "homography_failure_rate",
+            "detector_pairs",
+            "descriptor_pairs",
+        )
+
+    @staticmethod
+    def _kind(kind: str) -> str:
+        if kind not in SPLIT_NAMES:
+            raise ValueError(
+                f"HPatchesEvaluator: kind={kind!r} is invalid; expected 'i' (illumination) or 'v' (viewpoint)"
+            )
+        return kind
+
+    def update_detector(
+        self,
+        features_a: Features,
+        features_b: Features,
+        homography: torch.Tensor,
+        kind: str,
+        shape_a: tuple[int, int],
+        shape_b: tuple[int, int],
+    ) -> None:
+        """One pair's keypoints [N,2] and scores [N] in a and b, H [3,3] (a -> b), kind "i"/"v", image shapes (H, W)."""
+        kind = self._kind(kind)
+        _check_features(features_a, "HPatchesEvaluator.update_detector: image a", False)
+        _check_features(features_b, "HPatchesEvaluator.update_detector: image b", False)
+        self.metrics[kind]["detector"].update(
+            [features_a["keypoints"].detach().cpu()],
+            [features_a["scores"].detach().cpu()],
+            [features_b["keypoints"].detach().cpu()],
+            [features_b["scores"].detach().cpu()],
+            homography.detach().cpu().double()[None],
+            tuple(shape_a),
+            tuple(shape_b),
+        )
+        self.pairs[kind]["detector"] += 1
+
+    def update_descriptors(
+        self,
+        features_a: Features,
+        features_b: Features,
+        homography: torch.Tensor,
+        kind: str,
+        shape_a: tuple[int, int],
+        shape_b: tuple[int, int],
+    ) -> None:
+        """One pair's keypoints, scores and descriptors [N,D] in a and b, H [3,3] (a -> b), kind, image shapes (H, W)."""
+        kind = self._kind(kind)
+        _check_features(features_a, "HPatchesEvaluator.update_descriptors: image a", True)
+        _check_features(features_b, "HPatchesEvaluator.update_descriptors: image b", True)
+        h = homography.detach().cpu().double()
+        points_a, points_b = shared_mutual_matches(
+            features_a, features_b, h, shape_a, shape_b, self.top_k
+        )
+        self.metrics[kind]["homography"].update([points_a], [points_b], h[None], tuple(shape_a))
+        self.metrics[kind]["descriptors"].update(
+            [features_a["keypoints"].detach().cpu()],
+            [features_a["scores"].detach().cpu()],
+            [features_a["descriptors"].detach().cpu()],
+            [features_b["keypoints"].detach().cpu()],
+            [features_b["scores"].detach().cpu()],
+            [features_b["descriptors"].detach().cpu()],
+            h[None],
+            tuple(shape_a),
+            tuple(shape_b),
+        )
+        self.pairs[kind]["descriptors"] += 1
+
+    def update(
+        self,
+        features_a: Features,
+        features_b: Features,
+        homography: torch.Tensor,
+        kind: str,
+        shape_a: tuple[int, int],
+        shape_b: tuple[int, int],
+    ) -> None:
+        """Both :meth:`update_detector` and :meth:`update_descriptors` on one pair (one resolution for all metrics)."""
+        self.update_detector(features_a, features_b, homography, kind, shape_a, shape_b)
+        self.update_descriptors(features_a, features_b, homography, kind, shape_a, shape_b)
+
+    def _values(self, metrics: dict[str, Metric], n_det: int, n_desc: int) -> dict[str, float]:
+        nan = float("nan")
+        out = {name: nan for name in self.metric_names}
+        out["detector_pairs"], out["descriptor_pairs"] = float(n_det), float(n_desc)
+        if n_det:
+            det = metrics["detector"].compute()
+            out["repeatability"] = float(det["repeatability"])
+            out["localization_error"] = float(det["localization_error"])
+        if n_desc:
+            hom = metrics["homography"].compute()
+            for t in self.thresholds:
+                out[f"homography_accuracy@{t:g}"] = float(hom[f"accuracy@{t:g}"])
+            out["median_corner_error"] = float(hom["median_corner_error"])
+            out["homography_failure_rate"] = float(hom["failure_rate"])
+            desc = metrics["descriptors"].compute()
+            out["nn_map"] = float(desc["nn_map"])
+            out["matching_score"] = float(desc["matching_score"])
+        return out
+
+    def _merged(self, part: str) -> Metric:
+        """The 'all' instance of one metric: a copy of a split that has pairs, merged with the other."""
+        key = "detector" if part == "detector" else "descriptors"
+        kinds = sorted(SPLIT_NAMES, key=lambda k: -self.pairs[k][key])  # one with pairs first
+        merged = copy.deepcopy(self.metrics[kinds[0]][part])
+        for kind in kinds[1:]:
+            if self.pairs[kind][key]:
+                merged.merge_state(self.metrics[kind][part])
+        return merged
+
+    def compute(self) -> dict[str, float]:
+        """-> {"<split>/<metric>": value} for split in illumination, viewpoint, all (NaN where a split has no pairs)."""
+        out: dict[str, float] = {}
+        for kind, split in SPLIT_NAMES.items():
+            values = self._values(
+                self.metrics[kind], self.pairs[kind]["detector"], self.pairs[kind]["descriptors"]
+            )
+            out.update({f"{split}/{k}": v for k, v in values.items()})
+        n_det = sum(p["detector"] for p in self.pairs.values())
+        n_desc = sum(p["descriptors"] for p in self.pairs.values())
+        merged = {part: self._merged(part) for part in ("detector", "homography", "descriptors")}
+        out.update({f"all/{k}": v for k, v in self._values(merged, n_det, n_desc).items()})
+        return out
+
+    def reset(self) -> None:
+        """Forget every pair."""
+        for metrics in self.metrics.values():
+            for metric in metrics.values():
+                metric.reset()
+        self.pairs = {kind: {"detector": 0, "descriptors": 0} for kind in SPLIT_NAMES}
+
+
+def _items(dataset: Any, max_pairs: int | None) -> Iterable[dict[str, Any]]:
+    n = len(dataset) if max_pairs is None else min(len(dataset), max_pairs)
+    for i in range(n):
+        yield dataset[i]
+
+
+def _run(
+    feature_fn: FeatureFn,
+    dataset: Any,
+    update: Callable[..., None],
+    max_pairs: int | None,
+) -> None:
+    """Extract features for every pair of dataset and pass them to update (image a's features reused within a sequence)."""
+    cached_key, cached = None, None
+    for item in _items(dataset, max_pairs):
+        for key in ("image_a", "image_b", "homography", "kind"):
+            if key not in item:
+                raise ValueError(
+                    f"evaluate_features: dataset items need keys image_a, image_b, homography, kind; missing {key!r}"
+                )
+        image_a, image_b = item["image_a"], item["image_b"]
+        # Image 1 of an HPatches sequence is image a of its 5 pairs: extract it once.
+        key = (item.get("sequence"), tuple(image_a.shape)) if "sequence" in item else None
+        if key is not None and key == cached_key:
+            features_a = cached
+        else:
+            features_a = feature_fn(image_a)
+            cached_key, cached = key, features_a
+        features_b = feature_fn(image_b)
+        update(
+            features_a,
+            features_b,
+            item["homography"],
+            item["kind"],
+            tuple(image_a.shape[-2:]),
+            tuple(image_b.shape[-2:]),
+        )
+
+
+@torch.no_grad()
+def evaluate_features(
+    feature_fn: FeatureFn,
+    dataset: Any,
+    detector_dataset: Any | None = None,
+    max_pairs: int | None = None,
+    **options: Any,
+) -> dict[str, float]:
+    """Score an extractor image [C,H,W] -> {"keypoints" [N,2], "scores" [N], "descriptors" [N,D]} on HPatches pairs -> {"<split>/<metric>": value}.
+
+    Detector metrics on ``detector_dataset`` (default: ``dataset``), homography and descriptor
+    metrics on ``dataset``; ``max_pairs`` truncates each dataset (quick runs); ``options`` go to
+    :class:`HPatchesEvaluator`.
+    """
+    evaluator = HPatchesEvaluator(**options)
+    if detector_dataset is None:
+        _run(feature_fn, dataset, evaluator.update, max_pairs)
+    else:
+        _run(feature_fn, detector_dataset, evaluator.update_detector, max_pairs)
+        _run(feature_fn, dataset, evaluator.update_descriptors, max_pairs)
+    return evaluator.compute()
+
+
+TABLE_COLUMNS = (
+    ("homography_accuracy@1", "ε=1"),
+    ("homography_accuracy@3", "ε=3"),
+    ("homography_accuracy@5", "ε=5"),
+    ("repeatability", "Rep."),
+    ("localization_error", "MLE"),
+    ("nn_map", "NN mAP"),
+    ("matching_score", "M. Score"),
+)
+METRIC_NAMES = tuple(name for name, _ in TABLE_COLUMNS)
+
+
+def format_table(
+    results: Mapping[str, Mapping[str, float]],
+    splits: Sequence[str] = ("all", "illumination", "viewpoint"),
+    reference: bool = True,
+) -> str:
+    """Markdown table in the layout of the paper's Table 4: one row per method (and split) of ``{name: evaluate_features(...)}``.
+
+    ``reference`` appends the published rows of :data:`PAPER_TABLE4` (all sequences of the real
+    HPatches, so comparable only to ``all`` rows on that data).
+    """
+    header = "| method | split | " + " | ".join(label for _, label in TABLE_COLUMNS) + " |"
+    rule = "|---|---|" + "---:|" * len(TABLE_COLUMNS)
+    lines = [header, rule]
+
+    def cell(value: float | None) -> str:
+        if value is None or math.isnan(value):
+            return "–"
+        return f"{value:.3f}"
+
+    for method, values in results.items():
+        for split in splits:
+            row = [cell(values.get(f"{split}/{name}")) for name, _ in TABLE_COLUMNS]
+            lines.append(f"| {method} | {split} | " + " | ".join(row) + " |")
+    if reference:
+        for method, values in PAPER_TABLE4.items():
+            row = [cell(values.get(name)) for name, _ in TABLE_COLUMNS]
+            lines.append(f"| {method} | all | " + " | ".join(row) + " |")
+    return "\n".join(lines)
