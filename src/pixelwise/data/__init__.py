@@ -1,2 +1,3 @@
 """pixelwise.data."""
 from pixelwise.data.synthetic_shapes import PRIMITIVES, SyntheticShapes  # noqa: F401, E402
+from pixelwise.data.hpatches import HPatches  # noqa: F401, E402

@@ -5,3 +5,5 @@ from pixelwise.metrics.category_iou import CategoryInstanceIoU, CategoryIoU  # n
 from pixelwise.metrics.instance_iou import InstanceIoU  # noqa: F401
 from pixelwise.metrics.keypoint_ap import KeypointAP  # noqa: F401
 from pixelwise.metrics.repeatability import Repeatability  # noqa: F401
+from pixelwise.metrics.descriptor_metrics import DescriptorMetrics  # noqa: F401
+from pixelwise.metrics.homography_accuracy import HomographyAccuracy  # noqa: F401

@@ -2,3 +2,4 @@
 
 from pixelwise.nets.classical_detectors import ClassicalDetector  # noqa: F401
 from pixelwise.nets.superpoint import SuperPointNet, load_superpoint_weights, magicpoint  # noqa: F401
+from pixelwise.nets.classical_features import ClassicalFeatures  # noqa: F401
