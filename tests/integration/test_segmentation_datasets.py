@@ -49,7 +49,7 @@ def cityscapes_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cityscapes")
     root = tmp / "cityscapes"
     write_cityscapes(root, {"train": 4, "val": 3})
-    args = [*TINY, "data=cityscapes", f"data.train.root={root}"]
+    args = [*TINY, "data=cityscapes", f"data.root={root}"]
     run_script("train.py", [*args, "test=false", f"hydra.run.dir={tmp / 'train'}"], tmp)
     ckpt = tmp / "train" / "checkpoints" / "last.ckpt"
     out = tmp / "eval"
@@ -163,7 +163,7 @@ def test_voc_train_then_test_writes_palette_indices(tmp_path):
         [
             *TINY,
             "data=voc",
-            f"data.train.root={root}",
+            f"data.root={root}",
             "+save_predictions=true",
             "data.eval_batch_size=1",
             f"hydra.run.dir={out}",

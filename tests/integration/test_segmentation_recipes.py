@@ -114,7 +114,7 @@ def test_cityscapes_recipe_runs_as_is_on_cpu(tmp_path):
         "train.py",
         [
             "experiment=unet_cityscapes",
-            f"data.train.root={root}",
+            f"data.root={root}",
             "trainer=cpu",
             "trainer.precision=32-true",
             "trainer.max_steps=1",
