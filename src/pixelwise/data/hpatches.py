@@ -224,7 +224,7 @@ class HPatches(Dataset):
 
     def _read(self, path: Path) -> np.ndarray:
         with Image.open(path) as im:
-            return np.asarray(im.convert("L" if self.gray else "RGB"))
+            return np.array(im.convert("L" if self.gray else "RGB"))
 
     def _prepare(self, path: Path) -> tuple[torch.Tensor, np.ndarray]:
         """Image file -> (float32 [C, H, W] in [0, 1], the resize matrix [3, 3] applied)."""
