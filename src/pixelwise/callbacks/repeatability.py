@@ -1,0 +1,116 @@
+"""Feed a detector's (and its teacher's) detections on image pairs to Repeatability; log both and the gain."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+
+from pixelwise.metrics.repeatability import Repeatability
+
+__all__ = ["RepeatabilityMetrics"]
+
+
+class RepeatabilityMetrics(L.Callback):
+    """Repeatability (the SuperPoint paper's, ``pixelwise.metrics.Repeatability``) of each model in the step outputs.
+
+    The validation/test step returns, per model name in ``models`` (e.g. ``"student"``,
+    ``"teacher"``), ``outputs[name] = {"keypoints_a", "scores_a", "keypoints_b", "scores_b"}``
+    (lists over the batch, points (x, y)), plus ``outputs["homography"]`` [B,3,3] (a -> b),
+    ``outputs["shape"]`` (H, W) and optionally ``outputs["ok"]`` (bool [B], False: skip the pair).
+    Logs ``<stage>/repeatability`` and ``<stage>/localization_error`` for the first model,
+    ``<stage>/<name>_repeatability`` (and ``_localization_error``) for the others, and
+    ``<stage>/repeatability_gain``: first model / second model - 1 (the paper's "+21%").
+    ``results[stage]`` keeps the last values. DDP-correct (metric states are summed).
+    """
+
+    def __init__(
+        self,
+        distance: float = 3.0,
+        top_k: int | None = 300,
+        models: Sequence[str] = ("student", "teacher"),
+    ) -> None:
+        if not models:
+            raise ValueError("RepeatabilityMetrics.models: expected at least one model name")
+        Repeatability(distance=distance, top_k=top_k)  # bad arguments fail at construction
+        self.distance = distance
+        self.top_k = top_k
+        self.models = tuple(models)
+        self.metrics: dict[str, dict[str, Repeatability]] = {}
+        self.results: dict[str, dict[str, float]] = {}
+
+    def _start(self, stage: str, pl_module: L.LightningModule) -> None:
+        self.metrics[stage] = {
+            m: Repeatability(self.distance, self.top_k, localization_error=True).to(
+                pl_module.device
+            )
+            for m in self.models
+        }
+
+    def _update(self, stage: str, outputs: dict[str, Any]) -> None:
+        homs = outputs["homography"]
+        ok = outputs.get("ok")
+        keep = (
+            list(range(homs.shape[0])) if ok is None else [i for i, v in enumerate(ok) if bool(v)]
+        )
+        if not keep:
+            return
+        for m in self.models:
+            if m not in outputs:
+                raise KeyError(
+                    f"RepeatabilityMetrics: the step outputs have no {m!r} detections "
+                    f"(got keys {sorted(outputs)}); set callbacks.repeatability.models"
+                )
+            d = outputs[m]
+            self.metrics[stage][m].update(
+                [d["keypoints_a"][i] for i in keep],
+                [d["scores_a"][i] for i in keep],
+                [d["keypoints_b"][i] for i in keep],
+                [d["scores_b"][i] for i in keep],
+                homs[keep],
+                outputs["shape"],
+            )
+
+    def _log(self, stage: str, pl_module: L.LightningModule) -> None:
+        values: dict[str, float] = {}
+        for k, m in enumerate(self.models):
+            result = self.metrics[stage][m].compute()
+            prefix = f"{stage}/" if k == 0 else f"{stage}/{m}_"
+            values[f"{prefix}repeatability"] = float(result["repeatability"])
+            values[f"{prefix}localization_error"] = float(result["localization_error"])
+            self.metrics[stage][m].reset()
+        if len(self.models) > 1:
+            base = values[f"{stage}/{self.models[1]}_repeatability"]
+            values[f"{stage}/repeatability_gain"] = (
+                values[f"{stage}/repeatability"] / base - 1.0 if base > 0 else 0.0
+            )
+        for key, value in values.items():
+            pl_module.log(key, value, sync_dist=False)  # already reduced over ranks by compute()
+        self.results[stage] = values
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start("val", pl_module)
+
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        self._update("val", outputs)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            for metric in self.metrics["val"].values():
+                metric.reset()
+            return
+        self._log("val", pl_module)
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start("test", pl_module)
+
+    def on_test_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        self._update("test", outputs)
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._log("test", pl_module)

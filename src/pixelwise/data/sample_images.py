@@ -1,0 +1,132 @@
+"""The real photographs shipped inside scikit-image, usable offline (README demo, tests).
+
+Only images stored in the scikit-image wheel itself are used (``skimage.data.brain`` and others
+need a download and are not listed). ``EVAL_IMAGES`` are kept out of ``split="train"`` so that
+an adapted detector can be evaluated on photographs it never saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import cache
+
+import numpy as np
+
+from pixelwise.data.images import ImageDataset
+
+__all__ = ["SAMPLE_IMAGES", "TRAIN_IMAGES", "EVAL_IMAGES", "SampleImages", "load_sample_image"]
+
+
+def _motorcycle(side: int) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        import skimage.data
+
+        return skimage.data.stereo_motorcycle()[side]
+
+    return load
+
+
+def _skimage(name: str) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        import skimage.data
+
+        return getattr(skimage.data, name)()
+
+    return load
+
+
+# Photographs (and microscope / telescope images) in the wheel; synthetic drawings
+# (checkerboard, logo, colorwheel, shepp_logan_phantom) and tiny crops are left out.
+_LOADERS: dict[str, Callable[[], np.ndarray]] = {
+    **{
+        name: _skimage(name)
+        for name in (
+            "astronaut",
+            "brick",
+            "camera",
+            "cell",
+            "chelsea",
+            "clock",
+            "coffee",
+            "coins",
+            "grass",
+            "gravel",
+            "hubble_deep_field",
+            "immunohistochemistry",
+            "moon",
+            "page",
+            "retina",
+            "rocket",
+            "text",
+        )
+    },
+    "motorcycle_left": _motorcycle(0),
+    "motorcycle_right": _motorcycle(1),
+}
+
+SAMPLE_IMAGES: tuple[str, ...] = tuple(sorted(_LOADERS))
+# Held out: everyday scenes with structure at many scales (a stereo pair stays together).
+EVAL_IMAGES: tuple[str, ...] = ("coffee", "motorcycle_left", "motorcycle_right", "rocket")
+TRAIN_IMAGES: tuple[str, ...] = tuple(n for n in SAMPLE_IMAGES if n not in EVAL_IMAGES)
+_SPLITS = {"train": TRAIN_IMAGES, "eval": EVAL_IMAGES, "all": SAMPLE_IMAGES}
+
+
+@cache
+def load_sample_image(name: str) -> np.ndarray:
+    """The scikit-image photograph ``name`` (one of ``SAMPLE_IMAGES``) as stored: uint8 [H,W] or [H,W,3]."""
+    if name not in _LOADERS:
+        raise ValueError(f"unknown sample image {name!r}; expected one of {list(SAMPLE_IMAGES)}")
+    array = np.asarray(_LOADERS[name]())
+    array.setflags(write=False)  # cached: shared by every item that shows it
+    return array
+
+
+class SampleImages(ImageDataset):
+    """scikit-image photographs as grey [1,H,W] items; ``split`` is "train", "eval", "all" or a list of names.
+
+    Items are those of :class:`pixelwise.data.images.ImageDataset` (``name`` = the photograph's
+    name, so exported pseudo-labels are ``<dir>/astronaut.npz`` ...). ``repeats`` lists each
+    photograph that many times (e.g. several random homographies per image at evaluation).
+    Smaller photographs (``page`` 191x384, ``text`` 172x448) are upscaled by default.
+    """
+
+    def __init__(
+        self,
+        split: str | Sequence[str] = "train",
+        size: Sequence[int] = (240, 320),
+        resize: str = "crop",
+        small: str = "upscale",
+        photometric: bool = False,
+        labels: str | None = None,
+        repeats: int = 1,
+    ) -> None:
+        super().__init__(size, resize, small, photometric, labels, repeats)
+        if isinstance(split, str):
+            if split not in _SPLITS:
+                raise ValueError(
+                    f"SampleImages split={split!r}: expected one of {list(_SPLITS)} or a list of "
+                    f"names from {list(SAMPLE_IMAGES)}"
+                )
+            names = list(_SPLITS[split])
+        else:
+            names = list(split)
+            unknown = [n for n in names if n not in _LOADERS]
+            if unknown or not names:
+                raise ValueError(
+                    f"SampleImages split={names}: unknown names {unknown}; expected a non-empty "
+                    f"list from {list(SAMPLE_IMAGES)}"
+                )
+        self.split = split if isinstance(split, str) else list(split)
+        self.names = names
+        self.sources = [f"skimage.data:{n}" for n in names]
+        self._check_labels()
+
+    def load(self, j: int) -> np.ndarray:
+        """Photograph ``j`` as stored by scikit-image."""
+        return load_sample_image(self.names[j])
+
+    def __repr__(self) -> str:
+        return (
+            f"SampleImages(split={self.split!r}, {len(self.names)} images x {self.repeats}, "
+            f"size={list(self.size)}, photometric={self.photometric})"
+        )
