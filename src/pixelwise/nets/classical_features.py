@@ -7,7 +7,10 @@ the format of ``SuperPointTask.extract``, so the same evaluation code
 ``cv2.SIFT_create(nfeatures=max_keypoints)`` / ``cv2.ORB_create(nfeatures=max_keypoints)`` with
 OpenCV's other defaults, ``detectAndCompute`` on the 8-bit gray image, score = ``KeyPoint.response``.
 Unlike rpautrat we keep OpenCV's sub-pixel locations (rpautrat truncates them to integers
-to write them into a map) and apply no extra NMS.
+to write them into a map) and apply no extra NMS, and SIFT runs with
+``enable_precise_upscale=True`` (OpenCV >= 4.8): with OpenCV's default, the doubled first octave
+shifts every SIFT keypoint by about +0.25 px in x and y (measured in the tests); ORB keypoints
+of coarser pyramid levels are used as OpenCV scales them.
 
 - Keypoints: OpenCV's ``KeyPoint.pt`` is (x, y) with pixel centres at integers, our convention.
   Sorted by decreasing score, at most ``max_keypoints`` (SIFT may return a few more than asked
@@ -77,7 +80,7 @@ class ClassicalFeatures:
 
     ``method``: ``"orb"`` (D = 256, +-1 bits) or ``"sift"`` (D = 128, unit norm); at most
     ``max_keypoints``. ``**options`` go to ``cv2.ORB_create`` / ``cv2.SIFT_create`` (e.g.
-    ``fastThreshold``, ``contrastThreshold``). The image is a tensor [1,H,W] or [H,W], or a numpy
+    ``fastThreshold``, ``contrastThreshold``; SIFT defaults to ``enable_precise_upscale=True``). The image is a tensor [1,H,W] or [H,W], or a numpy
     [H,W], uint8 or float in [0, 1] (floats are rounded to 8 bits, as OpenCV needs). Outputs are
     CPU float32 tensors.
     """
@@ -94,7 +97,8 @@ class ClassicalFeatures:
             )
         self.method = name
         self.max_keypoints = max_keypoints
-        self.options = dict(options)
+        defaults = {"enable_precise_upscale": True} if name == "sift" else {}
+        self.options = {**defaults, **options}
         create = cv2.ORB_create if name == "orb" else cv2.SIFT_create
         try:
             self._extractor = create(nfeatures=max_keypoints, **self.options)
