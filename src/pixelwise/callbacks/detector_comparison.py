@@ -100,12 +100,13 @@ class DetectorComparison(L.Callback):
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         names = [self.model_name, *self.detectors]
-        self.metrics = {n: KeypointAP(**self.metric_kwargs) for n in names}
+        # on the module's device, so that a DDP all-gather (e.g. NCCL) sees device tensors
+        self.metrics = {n: KeypointAP(**self.metric_kwargs).to(pl_module.device) for n in names}
 
     def on_test_batch_end(
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
     ) -> None:
-        gt = [k.cpu() for k in batch["keypoints"]]
+        gt = list(batch["keypoints"])
         groups = None
         if self.metric_kwargs["groups"] and self.group_key in batch:
             groups = list(batch[self.group_key])
