@@ -26,6 +26,17 @@ def _fixture_writer():
     return module.write_hpatches_fixture, module.photo
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small matrices and OpenCV calls: threads only contend on a shared machine."""
+    torch_threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    yield
+    torch.set_num_threads(torch_threads)
+    cv2.setNumThreads(cv_threads)
+
+
 @pytest.fixture(scope="module")
 def gray() -> np.ndarray:
     """A 240x320 gray photograph (uint8)."""
