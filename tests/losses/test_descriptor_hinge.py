@@ -6,7 +6,12 @@ import pytest
 import torch
 
 from pixelwise.geometry.homography import sample_homography
-from pixelwise.losses.descriptor_hinge import _PairHinge, descriptor_hinge_loss
+from pixelwise.losses.descriptor_hinge import (
+    _PairHinge,
+    cell_centers,
+    descriptor_hinge_loss,
+    positive_pairs,
+)
 
 HC, WC, D, CS = 3, 4, 4, 8
 LAMBDA, MP, MN = 250.0, 1.0, 0.2
@@ -95,6 +100,28 @@ def grads(fn, desc_a, desc_b):
     b = desc_b.clone().requires_grad_(True)
     fn(a, b).backward()
     return a.grad, b.grad
+
+
+class TestPositivePairs:
+    @pytest.mark.parametrize("radius", [0.0, 5.0, 7.5, 8.0, 12.0, 20.0])
+    def test_vs_all_pairs_distances(self, radius):
+        g = torch.Generator().manual_seed(int(radius * 10))
+        hc, wc = 5, 7
+        centers = cell_centers(hc, wc, CS)
+        warped = torch.rand(3, hc * wc, 2, generator=g, dtype=torch.float64) * 80 - 12
+        warped[0, :10] = centers[5:15]  # exactly on centres, and neighbours exactly 8 away
+        warped[1, 0] = float("inf")
+        warped[1, 1] = float("nan")
+        warped[1, 2] = 1e12
+        expected = (
+            torch.cdist(
+                warped.nan_to_num(1e30, 1e30, -1e30),
+                centers[None].expand(3, -1, -1),
+                compute_mode="donot_use_mm_for_euclid_dist",
+            )
+            <= radius
+        )
+        assert torch.equal(positive_pairs(warped, hc, wc, CS, radius), expected)
 
 
 class TestDescriptorHingeLoss:

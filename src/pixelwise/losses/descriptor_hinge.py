@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from pixelwise.geometry.homography import warp_points
 
-__all__ = ["descriptor_hinge_loss"]
+__all__ = ["cell_centers", "descriptor_hinge_loss", "positive_pairs"]
 
 _NORMALIZATIONS = ("pairs", "valid")
 _DOT_NORMALIZATIONS = ("none", "relu_l2")
@@ -41,6 +41,42 @@ def _well_conditioned(homography: torch.Tensor, height: float, width: float) -> 
     normalised = t @ h @ torch.linalg.inv(t)
     sv = torch.linalg.svdvals(normalised)
     return finite & (sv[:, -1] > sv[:, 0] / _MAX_CONDITION)
+
+
+def positive_pairs(
+    warped: torch.Tensor, hc: int, wc: int, cell_size: int, radius: float
+) -> torch.Tensor:
+    """bool [B,N,N]: s[b,i,j] = ||warped[b,i] - centre_j|| <= radius, for warped a-centres [B,N,2] (float64).
+
+    Only the cells around each warped centre can be within ``radius`` (index offsets up to
+    floor(radius / cell_size + 1/2)), so distances are computed for those, not all N^2 pairs.
+    """
+    batch, n, _ = warped.shape
+    device = warped.device
+    offset = (cell_size - 1) / 2.0
+    finite = torch.isfinite(warped).all(dim=-1)  # [B, N]
+    u = torch.where(finite[..., None], (warped - offset) / cell_size, torch.zeros_like(warped))
+    nearest = u.round().clamp(-(2**30), 2**30).long()  # [B, N, 2] (column, row) of the nearest cell
+    reach = int(radius / cell_size + 0.5)
+    steps = torch.arange(-reach, reach + 1, device=device)
+    dx, dy = torch.meshgrid(steps, steps, indexing="xy")
+    col = nearest[..., 0:1] + dx.reshape(1, 1, -1)  # [B, N, K]
+    row = nearest[..., 1:2] + dy.reshape(1, 1, -1)
+    cx = col.double() * cell_size + offset
+    cy = row.double() * cell_size + offset
+    dist2 = (warped[..., 0:1] - cx) ** 2 + (warped[..., 1:2] - cy) ** 2
+    ok = (
+        (dist2 <= radius * radius)
+        & (col >= 0)
+        & (col < wc)
+        & (row >= 0)
+        & (row < hc)
+        & finite[..., None]
+    )
+    s = torch.zeros(batch, n, n, dtype=torch.bool, device=device)
+    b_idx, i_idx, k_idx = ok.nonzero(as_tuple=True)
+    s[b_idx, i_idx, row[b_idx, i_idx, k_idx] * wc + col[b_idx, i_idx, k_idx]] = True
+    return s
 
 
 class _PairHinge(torch.autograd.Function):
@@ -193,20 +229,12 @@ def descriptor_hinge_loss(
     n = hc * wc
     device = desc_a.device
 
-    # Geometry, per image to keep the [N, N] temporaries small; float64 so that a
-    # distance of exactly ``radius`` stays positive.
     centers = cell_centers(hc, wc, cell_size, device=device)
     well = _well_conditioned(homography, hc * cell_size, wc * cell_size)
     safe_h = torch.where(
         well[:, None, None], homography.double(), torch.eye(3, dtype=torch.float64, device=device)
     )
-    warped = warp_points(centers, safe_h)  # [B, N, 2]
-    s = torch.empty(batch, n, n, dtype=torch.bool, device=device)
-    for i in range(batch):
-        dist2 = (warped[i, :, None, 0] - centers[None, :, 0]) ** 2 + (
-            warped[i, :, None, 1] - centers[None, :, 1]
-        ) ** 2
-        torch.le(dist2, radius * radius, out=s[i])
+    s = positive_pairs(warp_points(centers, safe_h), hc, wc, cell_size, radius)
     s &= well[:, None, None]
 
     if valid_mask_b is None:
