@@ -122,8 +122,8 @@ def sample_homography(
     rotated about its centre by one of ``n_angles`` angles evenly spaced in
     [-max_angle, max_angle]. One deliberate difference: the rotation is rigid in pixels
     (the reference rotates in normalised coordinates, which stretches a rotated patch of
-    a non-square image by the aspect ratio). Without ``allow_artifacts`` only candidates keeping all four
-    corners inside the image are drawn from (scale 1 and angle 0 are the fallbacks); with
+    a non-square image by the aspect ratio). Without ``allow_artifacts`` only candidates
+    keeping all four corners inside the image are drawn from (scale 1 and angle 0 are the fallbacks); with
     it, any sampled candidate is drawn (the reference's index range there drops the last
     candidate and may keep the fallback, an off-by-one we do not reproduce).
 
@@ -131,8 +131,9 @@ def sample_homography(
     convention of ``tf.contrib.image.transform``). We return its inverse, the project
     convention: ``H`` maps the patch in A onto the whole of B, so ``warp_images(a, H)``
     shows the patch filling the frame and ``B(H p) = A(p)``. Normalised coordinate ``u``
-    becomes pixel ``u * (W - 1)`` (the outer pixel centres at 0 and 1, so without
-    artifacts ``warp_valid_mask`` is all True). The
+    becomes pixel ``u * (W - 1)`` (normalised 0 and 1 are the outer pixel centres, so
+    without artifacts ``warp_valid_mask`` is all True; the reference maps them to the
+    image edges). The
     sampling is vectorised over the batch; ``generator`` (a CPU ``torch.Generator``)
     makes it reproducible, and the result is moved to ``device``.
     """
