@@ -227,91 +227,118 @@ def _heap_pop(h1, h2, hv, n):
 
 
 @numba.njit(cache=True)
-def _max_matching(k, nu, level, uptr, eg, mu, mg, dist, it, su, sg, queue):
-    """Grow the matching of annotator k on the active preds ``level`` to a maximum one (Hopcroft-Karp).
+def _augment_from(k, base, root, uptr, eg, mu, mg, vis, vst, it, su, sg):
+    """Depth-first search for an augmenting path from free pred ``root``; augment and return True if found.
 
-    Returns the number of augmentations made.
+    Preds already marked ``vis == vst`` are not entered. A pred first checks all its gts for a
+    free one (look-ahead) before descending through matched ones.
+    """
+    vis[root] = vst
+    it[root] = -1
+    d = 0
+    su[0] = root
+    while d >= 0:
+        u = su[d]
+        lo = uptr[k, u]
+        hi = uptr[k, u + 1]
+        if it[u] < 0:
+            for e in range(lo, hi):
+                g = eg[e]
+                if mg[g] < 0:
+                    sg[d] = g
+                    for t in range(d + 1):
+                        mu[base + su[t]] = sg[t]
+                        mg[sg[t]] = su[t]
+                    return True
+            it[u] = lo
+        descended = False
+        while it[u] < hi:
+            e = it[u]
+            it[u] = e + 1
+            g = eg[e]
+            u2 = mg[g]
+            if vis[u2] != vst:
+                vis[u2] = vst
+                it[u2] = -1
+                sg[d] = g
+                d += 1
+                su[d] = u2
+                descended = True
+                break
+        if not descended:
+            d -= 1
+    return False
+
+
+@numba.njit(cache=True)
+def _max_matching(k, nu, level, uptr, eg, mu, mg, vis, it, su, sg, queue, mark, seen, stamp, alist):
+    """Grow the matching of annotator k on the active preds ``level`` to a maximum one, then split it.
+
+    Augmenting paths are searched from each free pred in rounds that share the visited marks
+    (a search that fails before any success in its round proves, by Berge's theorem, that the
+    pred stays unmatchable: it is dropped). The final BFS from the free preds is the
+    Dulmage-Mendelsohn search: on return ``queue[:nd]`` holds the preds reachable from a free
+    pred by alternating paths (D, marked ``mark == s``) and ``alist[:na]`` their gt neighbours
+    (A, marked ``seen == s``). Returns (nd, na, s); ``stamp[0]`` is the running stamp.
     """
     base = k * nu
-    aug = 0
     # Greedy start: a free pred takes a free gt neighbour.
+    nfree = 0
     for j in range(level.size):
         u = level[j]
-        if mu[base + u] >= 0:
+        if mu[base + u] >= 0 or uptr[k, u + 1] == uptr[k, u]:
             continue
         for e in range(uptr[k, u], uptr[k, u + 1]):
             g = eg[e]
             if mg[g] < 0:
                 mg[g] = u
                 mu[base + u] = g
-                aug += 1
                 break
-    while True:
-        # BFS layers from all free preds.
-        nq = 0
-        for j in range(level.size):
-            u = level[j]
-            if mu[base + u] < 0 and uptr[k, u + 1] > uptr[k, u]:
-                dist[u] = 0
-                queue[nq] = u
-                nq += 1
-            else:
-                dist[u] = _INF
-        limit = _INF
-        head = 0
-        while head < nq:
-            u = queue[head]
-            head += 1
-            if dist[u] >= limit:
-                continue
-            for e in range(uptr[k, u], uptr[k, u + 1]):
-                u2 = mg[eg[e]]
-                if u2 < 0:
-                    limit = dist[u]
-                elif dist[u2] == _INF:
-                    dist[u2] = dist[u] + 1
+        if mu[base + u] < 0:
+            queue[nfree] = u
+            nfree += 1
+    while nfree > 0:
+        stamp[0] += 1
+        vst = stamp[0]
+        success = False
+        keep = 0
+        for j in range(nfree):
+            u = queue[j]
+            if _augment_from(k, base, u, uptr, eg, mu, mg, vis, vst, it, su, sg):
+                success = True
+            elif success:
+                queue[keep] = u  # may have failed on marks left by a success: retry
+                keep += 1
+        if not success:
+            break
+        nfree = keep
+    # Dulmage-Mendelsohn: BFS from the free preds along alternating paths.
+    stamp[0] += 1
+    st = stamp[0]
+    nq = 0
+    for j in range(level.size):
+        u = level[j]
+        if mu[base + u] < 0 and uptr[k, u + 1] > uptr[k, u]:
+            queue[nq] = u
+            mark[u] = st
+            nq += 1
+    na = 0
+    head = 0
+    while head < nq:
+        u = queue[head]
+        head += 1
+        for e in range(uptr[k, u], uptr[k, u + 1]):
+            g = eg[e]
+            if seen[g] != st:
+                seen[g] = st
+                alist[na] = g
+                na += 1
+                u2 = mg[g]  # matched, since the matching is maximum
+                if mark[u2] != st:
+                    mark[u2] = st
                     queue[nq] = u2
                     nq += 1
-        if limit == _INF:
-            return aug
-        # DFS along the layers from every free pred (iterative), each edge tried once per phase.
-        for j in range(level.size):
-            u = level[j]
-            it[u] = uptr[k, u]
-        for j in range(level.size):
-            root = level[j]
-            if mu[base + root] >= 0 or dist[root] != 0:
-                continue
-            d = 0
-            su[0] = root
-            while d >= 0:
-                u = su[d]
-                advanced = False
-                while it[u] < uptr[k, u + 1]:
-                    e = it[u]
-                    it[u] = e + 1
-                    g = eg[e]
-                    u2 = mg[g]
-                    if u2 < 0:
-                        if dist[u] != limit:
-                            continue
-                        sg[d] = g
-                        for t in range(d + 1):
-                            mu[base + su[t]] = sg[t]
-                            mg[sg[t]] = su[t]
-                        aug += 1
-                        d = -1
-                        advanced = True
-                        break
-                    if dist[u2] == dist[u] + 1:
-                        sg[d] = g
-                        d += 1
-                        su[d] = u2
-                        advanced = True
-                        break
-                if not advanced:
-                    dist[u] = _INF  # dead end for the rest of this phase
-                    d -= 1
+    return nq, na, st
 
 
 @numba.njit(cache=True)
@@ -385,15 +412,96 @@ def _hungarian(
     column). ``dstamp[0]`` is a running stamp; ``dstamp[c + 1]``/``done`` mark columns per search.
     """
     for j in range(nrows):
-        pr1[rows[j]] = 0
-        pr2[rows[j]] = 0
         for e in range(ptr[rows[j]], ptr[rows[j] + 1]):
             c = nbr[e]
             if col_ok[c] == stamp:
                 pc1[c] = 0
                 pc2[c] = 0
+    # Start (as Jonker-Volgenant's row reduction): a row's potential is minus its cheapest
+    # edge, so that edge is tight; a row whose cheapest column is still free takes it.
     for j in range(nrows):
         r = rows[j]
+        m1 = _INF
+        m2 = _INF
+        best = -1
+        for e in range(ptr[r], ptr[r + 1]):
+            c = nbr[e]
+            if col_ok[c] == stamp and _less(c1[e], c2[e], m1, m2):
+                m1 = c1[e]
+                m2 = c2[e]
+                best = c
+        pr1[r] = -m1
+        pr2[r] = -m2
+        if best >= 0 and m_col[best] < 0:
+            m_col[best] = r
+            m_row[r] = best
+    # Augmenting row reduction (Jonker-Volgenant): a free row takes its best column at the
+    # price that makes it indifferent to its second best, evicting the holder, which tries in
+    # turn. Column potentials only decrease, so reduced costs stay >= 0 and pairs stay tight.
+    nfree = 0
+    for j in range(nrows):
+        if m_row[rows[j]] < 0:
+            rlist[nfree] = rows[j]
+            nfree += 1
+    steps = 0
+    head = 0
+    while head < nfree and steps < 4 * nrows + 16:
+        r = rlist[head]
+        head += 1
+        steps += 1
+        a1 = _INF
+        a2 = _INF
+        b1 = _INF
+        b2 = _INF
+        j1 = -1
+        j2 = -1
+        for e in range(ptr[r], ptr[r + 1]):
+            c = nbr[e]
+            if col_ok[c] != stamp:
+                continue
+            v1 = c1[e] - pc1[c]
+            v2 = c2[e] - pc2[c]
+            if _less(v1, v2, a1, a2):
+                b1, b2, j2 = a1, a2, j1
+                a1, a2, j1 = v1, v2, c
+            elif _less(v1, v2, b1, b2):
+                b1, b2, j2 = v1, v2, c
+        i0 = m_col[j1]
+        if j2 >= 0 and _less(a1, a2, b1, b2):
+            pc1[j1] -= b1 - a1
+            pc2[j1] -= b2 - a2
+            pr1[r] = -b1
+            pr2[r] = -b2
+        else:
+            if j2 >= 0 and i0 >= 0:  # tie: the second best is as good
+                j1 = j2
+                i0 = m_col[j2]
+            pr1[r] = -a1
+            pr2[r] = -a2
+        m_row[r] = j1
+        m_col[j1] = r
+        if i0 >= 0:
+            m_row[i0] = -1
+            if head > 0:
+                head -= 1
+                rlist[head] = i0
+            else:
+                rlist[nfree] = i0
+                nfree += 1
+    for j in range(nrows):
+        r = rows[j]
+        if m_row[r] >= 0:
+            continue
+        # potential of a free row: minus its cheapest reduced edge, so its edges have rc >= 0
+        m1 = _INF
+        m2 = _INF
+        for e in range(ptr[r], ptr[r + 1]):
+            c = nbr[e]
+            if col_ok[c] == stamp and _less(c1[e] - pc1[c], c2[e] - pc2[c], m1, m2):
+                m1 = c1[e] - pc1[c]
+                m2 = c2[e] - pc2[c]
+        pr1[r] = -m1
+        pr2[r] = -m2
         dstamp[0] += 1
         ds = dstamp[0]
         nrow = 1
@@ -404,6 +512,10 @@ def _hungarian(
         nfin = 0
         cur = 0
         found = -1
+        # Distance to the nearest free column seen so far: matched columns at or beyond it
+        # can never be popped before that free column, so they are not queued.
+        bound1 = _INF
+        bound2 = _INF
         while True:
             x = rlist[cur]
             for e in range(ptr[x], ptr[x + 1]):
@@ -413,10 +525,16 @@ def _hungarian(
                 n1 = rd1[cur] + c1[e] + pr1[x] - pc1[c]
                 n2 = rd2[cur] + c2[e] + pr2[x] - pc2[c]
                 if dstamp[c + 1] != ds or _less(n1, n2, dc1[c], dc2[c]):
+                    free = m_col[c] < 0
+                    if not free and not _less(n1, n2, bound1, bound2):
+                        continue
                     dstamp[c + 1] = ds
                     dc1[c] = n1
                     dc2[c] = n2
                     prow[c] = x
+                    if free:
+                        bound1 = n1
+                        bound2 = n2
                     nh = _heap_push(h1, h2, hv, nh, n1, n2, c)
             c = -1
             while nh > 0:
@@ -539,17 +657,24 @@ def _match_level(k, nu, level, graph, mu_all, mg, wk):
     """
     uptr, eg, ec, et, rptr, ru, rc, rt = graph
     mu = mu_all[k * nu : (k + 1) * nu]
-    _max_matching(k, nu, level, uptr, eg, mu_all, mg, wk[0], wk[1], wk[2], wk[3], wk[4])
-    wk[24][0] += 1
-    st = wk[24][0]
-    free = wk[2]  # su is free again after the max matching
-    nfree = 0
-    for j in range(level.size):
-        if mu[level[j]] < 0:
-            free[nfree] = level[j]
-            nfree += 1
-    ukptr = uptr[k]
-    nd, na = _alternating_reach(free, nfree, ukptr, eg, mg, wk[5], wk[6], st, wk[4], wk[16])
+    nd, na, st = _max_matching(
+        k,
+        nu,
+        level,
+        uptr,
+        eg,
+        mu_all,
+        mg,
+        wk[0],
+        wk[1],
+        wk[2],
+        wk[3],
+        wk[4],
+        wk[5],
+        wk[6],
+        wk[24],
+        wk[16],
+    )
     if na == 0:
         return
     alist = wk[16]
@@ -565,18 +690,26 @@ def _match_full(nu, ng, graph, mu, mg, wk):
     """Min-cost maximum matching of one annotator (k=0) on all preds: every DM block solved at minimum cost."""
     uptr, eg, ec, et, rptr, ru, rc, rt = graph
     level = np.arange(nu)
-    _max_matching(0, nu, level, uptr, eg, mu, mg, wk[0], wk[1], wk[2], wk[3], wk[4])
     u0 = uptr[0]
-    # D preds (reached from free preds) and A gts.
-    wk[24][0] += 1
-    st_p = wk[24][0]
-    free = wk[2]
-    nfree = 0
-    for u in range(nu):
-        if mu[u] < 0:
-            free[nfree] = u
-            nfree += 1
-    nd, na = _alternating_reach(free, nfree, u0, eg, mg, wk[5], wk[6], st_p, wk[4], wk[16])
+    # D preds (reached from free preds) and A gts, from the last BFS of Hopcroft-Karp.
+    nd, na, st_p = _max_matching(
+        0,
+        nu,
+        level,
+        uptr,
+        eg,
+        mu,
+        mg,
+        wk[0],
+        wk[1],
+        wk[2],
+        wk[3],
+        wk[4],
+        wk[5],
+        wk[6],
+        wk[24],
+        wk[16],
+    )
     a_gt = wk[16][:na].copy()
     # D gts (reached from free gts) and A preds; marks in a second pair of arrays.
     wk[24][0] += 1
@@ -623,18 +756,22 @@ def _match_full(nu, ng, graph, mu, mg, wk):
 
 @numba.njit(cache=True)
 def _pred_nodes(h, w, pix):
-    """Node id per level entry and pixel per node, for the pixels on at some level."""
+    """Node id per level entry and pixel per node, for the pixels on at some level (ids in raster order)."""
     uid = np.full(h * w, -1, np.int64)
-    nu = 0
     for j in range(pix.size):
-        if uid[pix[j]] < 0:
-            uid[pix[j]] = nu
+        uid[pix[j]] = -2
+    nu = 0
+    for p in range(h * w):
+        if uid[p] == -2:
+            uid[p] = nu
             nu += 1
     upix = np.empty(nu, np.int64)
+    for p in range(h * w):
+        if uid[p] >= 0:
+            upix[uid[p]] = p
     luid = np.empty(pix.size, np.int64)
     for j in range(pix.size):
         luid[j] = uid[pix[j]]
-        upix[luid[j]] = pix[j]
     return luid, upix
 
 
