@@ -85,6 +85,17 @@ class TestThinLevels:
                 np.sort(pix0[ptr0[i] : ptr0[i + 1]]), np.flatnonzero(soft >= t)
             )
 
+    def test_threads_give_the_same_levels(self):
+        rng = np.random.default_rng(4)
+        levels = np.clip(rng.normal(3, 3, (25, 33)).round(), 0, 8).astype(np.int32)
+        ptr1, pix1 = thin_levels(levels, 8)
+        ptr3, pix3 = thin_levels(levels, 8, num_threads=3)
+        np.testing.assert_array_equal(ptr1, ptr3)
+        for i in range(8):
+            np.testing.assert_array_equal(
+                np.sort(pix1[ptr1[i] : ptr1[i + 1]]), np.sort(pix3[ptr3[i] : ptr3[i + 1]])
+            )
+
     def test_empty_and_full(self):
         ptr, pix = thin_levels(np.zeros((5, 6), np.int32), 3)
         assert ptr.tolist() == [0, 0, 0, 0] and pix.size == 0

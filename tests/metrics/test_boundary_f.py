@@ -249,4 +249,7 @@ class TestBoundaryF:
             BoundaryF(thresholds=[0.5, 0.2])
         with pytest.raises(ValueError, match="max_dist"):
             BoundaryF(max_dist=0.0)
-        assert math.isfinite(float(BoundaryF(thresholds=3).compute()["ods"]))
+        with pytest.raises(ValueError, match="num_threads"):
+            BoundaryF(num_threads=0)
+        with pytest.warns(UserWarning, match="before the ``update``"):
+            assert math.isfinite(float(BoundaryF(thresholds=3).compute()["ods"]))

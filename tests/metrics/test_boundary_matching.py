@@ -231,6 +231,19 @@ class TestEvaluateLevels:
             exact = evaluate_levels(ptr, pix, gts, md)
             assert (got[:, [0, 2]] >= exact[:, [0, 2]]).all()
 
+    def test_threads_give_the_same_counts(self):
+        rng = np.random.default_rng(9)
+        thr = np.linspace(0.1, 0.9, 9)
+        soft, gts = self.sample(rng)
+        gts = np.concatenate([gts, gts[::-1], gts])  # 3 to 9 annotators
+        ptr, pix = thin_levels(np.searchsorted(thr, soft, side="right"), len(thr))
+        one = evaluate_levels(ptr, pix, gts, 0.08)
+        np.testing.assert_array_equal(evaluate_levels(ptr, pix, gts, 0.08, num_threads=4), one)
+        np.testing.assert_array_equal(
+            evaluate_levels(ptr, pix, gts, 0.08, approximate=True, num_threads=4),
+            evaluate_levels(ptr, pix, gts, 0.08, approximate=True),
+        )
+
     def test_pred_counts_if_matched_in_any_annotator(self):
         # Two annotators draw the same line one pixel apart; a prediction on each of them.
         h, w = 12, 30

@@ -18,6 +18,8 @@ The loops are compiled with numba; arrays are numpy inside, tensors at the publi
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 import torch
@@ -151,43 +153,51 @@ def _thin_maps(maps, lut1, lut2, offs):
 
 
 @numba.njit(cache=True)
-def _thin_levels(levels, n_levels, do_thin, lut1, lut2, offs):
-    """Pixels (flat y*W+x) of ``levels > i``, thinned if ``do_thin``, for i < n_levels, as CSR."""
+def _level_order(levels, n_levels):
+    """Padded flat pixels by decreasing level and the foreground sizes nfg[i] = #(level > i), [n+1]."""
     h, w = levels.shape
     row = w + 2
-    size = (h + 2) * row
     flat = levels.ravel()
-    # Pixels by decreasing level (counting sort): the foreground of level i is a prefix.
-    nfg_at = np.zeros(n_levels + 1, np.int64)  # nfg_at[i] = #pixels with level > i
+    nfg = np.zeros(n_levels + 1, np.int64)
     for p in range(flat.size):
         lv = min(flat[p], n_levels)
         if lv > 0:
-            nfg_at[lv - 1] += 1
+            nfg[lv - 1] += 1
     for i in range(n_levels - 1, -1, -1):
-        nfg_at[i] += nfg_at[i + 1]
-    fg = np.empty(max(nfg_at[0], 1), np.int64)
-    slot = np.empty(n_levels + 1, np.int64)  # next free position for each level value
+        nfg[i] += nfg[i + 1]
+    # Counting sort: the foreground of level i is the prefix fg[:nfg[i]].
+    fg = np.empty(max(nfg[0], 1), np.int64)
+    slot = np.empty(n_levels + 1, np.int64)
     for lv in range(1, n_levels + 1):
-        slot[lv] = nfg_at[lv]
+        slot[lv] = nfg[lv]
     for p in range(flat.size):
         lv = min(flat[p], n_levels)
         if lv > 0:
             fg[slot[lv]] = (p // w + 1) * row + p % w + 1
             slot[lv] += 1
+    return fg, nfg
+
+
+@numba.njit(cache=True, nogil=True)
+def _thin_range(fg, nfg_at, i0, i1, h, w, do_thin, lut1, lut2, offs):
+    """Pixels (flat y*W+x) of levels i0 <= i < i1, thinned if ``do_thin``: counts [i1-i0] and pixels in level order."""
+    row = w + 2
+    size = (h + 2) * row
+    n = i1 - i0
     buf = np.zeros(size, np.uint8)
     work = np.empty((5, size), np.int64)
     stamp = np.zeros(size, np.int64)
     gone = np.empty(size, np.int64)
     st = 0
-    start = np.zeros(n_levels, np.int64)
-    count = np.zeros(n_levels, np.int64)
+    start = np.zeros(n, np.int64)
+    count = np.zeros(n, np.int64)
     cap = 1024
     out = np.empty(cap, np.int64)
     k = 0
     added = 0
     # From the highest level down the foreground only grows; thinning's deletions are undone
     # after each level, so every level is thinned from its own thresholded map.
-    for i in range(n_levels - 1, -1, -1):
+    for i in range(i1 - 1, i0 - 1, -1):
         nfg = nfg_at[i]
         for j in range(added, nfg):
             buf[fg[j]] = 1
@@ -200,21 +210,21 @@ def _thin_levels(levels, n_levels, do_thin, lut1, lut2, offs):
             grown = np.empty(cap, np.int64)
             grown[:k] = out[:k]
             out = grown
-        start[i] = k
+        start[i - i0] = k
         for j in range(nfg):
             p = fg[j]
             if buf[p]:
                 out[k] = (p // row - 1) * w + p % row - 1
                 k += 1
-        count[i] = k - start[i]
+        count[i - i0] = k - start[i - i0]
         for j in range(ngone):
             buf[gone[j]] = 1
-    ptr = np.zeros(n_levels + 1, np.int64)
     pix = np.empty(k, np.int64)
-    for i in range(n_levels):
-        ptr[i + 1] = ptr[i] + count[i]
-        pix[ptr[i] : ptr[i + 1]] = out[start[i] : start[i] + count[i]]
-    return ptr, pix
+    t = 0
+    for i in range(n):
+        pix[t : t + count[i]] = out[start[i] : start[i] + count[i]]
+        t += count[i]
+    return count, pix
 
 
 def _offsets(width: int) -> np.ndarray:
@@ -236,20 +246,41 @@ def thin(mask: torch.Tensor) -> torch.Tensor:
 
 
 def thin_levels(
-    levels: np.ndarray, n_levels: int, do_thin: bool = True
+    levels: np.ndarray, n_levels: int, do_thin: bool = True, num_threads: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """Thinned ``levels > i`` for every i < n_levels of an int map [H, W], as CSR (ptr [n+1], flat pixels y*W+x).
 
     Pixels of level i are ``pix[ptr[i]:ptr[i+1]]``, in no particular order. With a soft map ``p`` and
     ascending thresholds ``t``, ``levels = searchsorted(t, p, 'right')`` makes level i the map
-    ``p >= t[i]``.
+    ``p >= t[i]``. Levels are split into ``num_threads`` ranges of similar work, thinned in parallel.
     """
     levels = np.ascontiguousarray(levels, dtype=np.int32)
     if levels.ndim != 2:
         raise ValueError(f"thin_levels: expected levels [H, W], got shape {list(levels.shape)}")
-    return _thin_levels(
-        levels, int(n_levels), bool(do_thin), _LUT1, _LUT2, _offsets(levels.shape[1])
-    )
+    n_levels = int(n_levels)
+    h, w = levels.shape
+    fg, nfg = _level_order(levels, n_levels)
+    # Work of a level ~ its foreground size: cut the levels into ranges of equal total work.
+    work = np.cumsum(nfg[:n_levels] + 1)
+    parts = max(1, min(int(num_threads), n_levels))
+    cuts = np.searchsorted(work, work[-1] * np.arange(1, parts) / parts) if n_levels else []
+    bounds = np.unique(np.concatenate([[0], cuts, [n_levels]])).astype(np.int64)
+    args = (fg, nfg, h, w, bool(do_thin), _LUT1, _LUT2, _offsets(w))
+
+    def run(i0: int, i1: int) -> tuple[np.ndarray, np.ndarray]:
+        a_fg, a_nfg, a_h, a_w, a_thin, l1, l2, offs = args
+        return _thin_range(a_fg, a_nfg, i0, i1, a_h, a_w, a_thin, l1, l2, offs)
+
+    ranges = list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+    if len(ranges) > 1:
+        with ThreadPoolExecutor(len(ranges)) as pool:
+            results = list(pool.map(lambda r: run(*r), ranges))
+    else:
+        results = [run(*r) for r in ranges]
+    counts = np.concatenate([c for c, _ in results]) if results else np.zeros(0, np.int64)
+    ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    pix = np.concatenate([p for _, p in results]) if results else np.zeros(0, np.int64)
+    return ptr, pix
 
 
 def _conv_tri(image: np.ndarray, r: int) -> np.ndarray:

@@ -24,6 +24,7 @@ upwards, meant for per-epoch validation and flagged ``"approximate": True`` in t
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -110,14 +111,18 @@ def boundary_counts(
     max_dist: float = 0.0075,
     thin: bool = True,
     approximate: bool = False,
+    num_threads: int = 1,
 ) -> np.ndarray:
     """Benchmark counts of one image: int64 [T, 4] = (cntR, sumR, cntP, sumP) of soft pred float [H, W] vs gts bool [K, H, W].
 
-    As ``evaluation_bdry_image.m`` for ascending ``thresholds`` [T].
+    As ``evaluation_bdry_image.m`` for ascending ``thresholds`` [T]; thresholds (thinning) and
+    annotators (matching) are shared out over ``num_threads`` threads.
     """
     levels = np.searchsorted(thresholds, pred, side="right")  # pred >= t[i]  <=>  i < level
-    ptr, pix = thin_levels(levels, len(thresholds), do_thin=thin)
-    return evaluate_levels(ptr, pix, gts, max_dist=max_dist, approximate=approximate)
+    ptr, pix = thin_levels(levels, len(thresholds), do_thin=thin, num_threads=num_threads)
+    return evaluate_levels(
+        ptr, pix, gts, max_dist=max_dist, approximate=approximate, num_threads=num_threads
+    )
 
 
 def _ratio(cnt: np.ndarray, tot: np.ndarray) -> np.ndarray:
@@ -222,6 +227,8 @@ class BoundaryF(Metric):
         approximate: tolerance test instead of one-to-one matching (fast, optimistic).
         edge_nms: apply the HED/RCF evaluation NMS (:func:`pixelwise.geometry.thinning.edge_nms`)
             to each prediction first.
+        num_threads: threads per image (thresholds are thinned, annotators matched in
+            parallel); default: the CPUs this process may use, at most 8. Results do not depend on it.
 
     The states (summed counts per threshold and per-image count rows) reduce exactly under DDP.
     """
@@ -237,9 +244,20 @@ class BoundaryF(Metric):
         thin: bool = True,
         approximate: bool = False,
         edge_nms: bool = False,
+        num_threads: int | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        if num_threads is None:
+            num_threads = min(
+                8,
+                len(os.sched_getaffinity(0))
+                if hasattr(os, "sched_getaffinity")
+                else os.cpu_count() or 1,
+            )
+        if int(num_threads) < 1:
+            raise ValueError(f"BoundaryF: num_threads must be >= 1, got {num_threads}")
+        self.num_threads = int(num_threads)
         if not (isinstance(max_dist, int | float) and math.isfinite(max_dist) and max_dist > 0):
             raise ValueError(
                 f"BoundaryF: max_dist must be a positive fraction of the diagonal, got {max_dist!r}"
@@ -284,6 +302,7 @@ class BoundaryF(Metric):
                 self.max_dist,
                 thin=self.thin,
                 approximate=self.approximate,
+                num_threads=self.num_threads,
             )
             ct = torch.from_numpy(c).to(self.counts.device)
             self.counts += ct

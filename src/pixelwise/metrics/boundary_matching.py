@@ -32,6 +32,7 @@ matches always comes first.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -227,7 +228,7 @@ def _heap_pop(h1, h2, hv, n):
 
 
 @numba.njit(cache=True)
-def _augment_from(k, base, root, uptr, eg, mu, mg, vis, vst, it, su, sg):
+def _augment_from(k, root, uptr, eg, mu, mg, vis, vst, it, su, sg):
     """Depth-first search for an augmenting path from free pred ``root``; augment and return True if found.
 
     Preds already marked ``vis == vst`` are not entered. A pred first checks all its gts for a
@@ -247,7 +248,7 @@ def _augment_from(k, base, root, uptr, eg, mu, mg, vis, vst, it, su, sg):
                 if mg[g] < 0:
                     sg[d] = g
                     for t in range(d + 1):
-                        mu[base + su[t]] = sg[t]
+                        mu[su[t]] = sg[t]
                         mg[sg[t]] = su[t]
                     return True
             it[u] = lo
@@ -272,7 +273,7 @@ def _augment_from(k, base, root, uptr, eg, mu, mg, vis, vst, it, su, sg):
 
 @numba.njit(cache=True)
 def _max_matching(k, nu, level, uptr, eg, mu, mg, vis, it, su, sg, queue, mark, seen, stamp, alist):
-    """Grow the matching of annotator k on the active preds ``level`` to a maximum one, then split it.
+    """Grow the matching (mu [nU], mg [NG]) of annotator k on the active preds ``level`` to a maximum one, then split it.
 
     Augmenting paths are searched from each free pred in rounds that share the visited marks
     (a search that fails before any success in its round proves, by Berge's theorem, that the
@@ -281,20 +282,19 @@ def _max_matching(k, nu, level, uptr, eg, mu, mg, vis, it, su, sg, queue, mark, 
     pred by alternating paths (D, marked ``mark == s``) and ``alist[:na]`` their gt neighbours
     (A, marked ``seen == s``). Returns (nd, na, s); ``stamp[0]`` is the running stamp.
     """
-    base = k * nu
     # Greedy start: a free pred takes a free gt neighbour.
     nfree = 0
     for j in range(level.size):
         u = level[j]
-        if mu[base + u] >= 0 or uptr[k, u + 1] == uptr[k, u]:
+        if mu[u] >= 0 or uptr[k, u + 1] == uptr[k, u]:
             continue
         for e in range(uptr[k, u], uptr[k, u + 1]):
             g = eg[e]
             if mg[g] < 0:
                 mg[g] = u
-                mu[base + u] = g
+                mu[u] = g
                 break
-        if mu[base + u] < 0:
+        if mu[u] < 0:
             queue[nfree] = u
             nfree += 1
     while nfree > 0:
@@ -304,7 +304,7 @@ def _max_matching(k, nu, level, uptr, eg, mu, mg, vis, it, su, sg, queue, mark, 
         keep = 0
         for j in range(nfree):
             u = queue[j]
-            if _augment_from(k, base, u, uptr, eg, mu, mg, vis, vst, it, su, sg):
+            if _augment_from(k, u, uptr, eg, mu, mg, vis, vst, it, su, sg):
                 success = True
             elif success:
                 queue[keep] = u  # may have failed on marks left by a success: retry
@@ -318,7 +318,7 @@ def _max_matching(k, nu, level, uptr, eg, mu, mg, vis, it, su, sg, queue, mark, 
     nq = 0
     for j in range(level.size):
         u = level[j]
-        if mu[base + u] < 0 and uptr[k, u + 1] > uptr[k, u]:
+        if mu[u] < 0 and uptr[k, u + 1] > uptr[k, u]:
             queue[nq] = u
             mark[u] = st
             nq += 1
@@ -649,21 +649,20 @@ def _solve_block(rows, nrows, ptr, nbr, c1, c2, m_row, m_col, col_ok, stamp, wk)
 
 
 @numba.njit(cache=True)
-def _match_level(k, nu, level, graph, mu_all, mg, wk):
+def _match_level(k, nu, level, graph, mu, mg, wk):
     """Maximum matching of annotator k on the active preds ``level`` whose matched preds are those of a min-cost one.
 
     Only the Dulmage-Mendelsohn block (A gts into D preds) decides which preds are matched, so
-    only it is solved at minimum cost; elsewhere the pairs are those of Hopcroft-Karp.
+    only it is solved at minimum cost; elsewhere the pairs are those of the augmenting-path search.
     """
     uptr, eg, ec, et, rptr, ru, rc, rt = graph
-    mu = mu_all[k * nu : (k + 1) * nu]
     nd, na, st = _max_matching(
         k,
         nu,
         level,
         uptr,
         eg,
-        mu_all,
+        mu,
         mg,
         wk[0],
         wk[1],
@@ -776,74 +775,103 @@ def _pred_nodes(h, w, pix):
 
 
 @numba.njit(cache=True)
-def _evaluate(h, w, ptr, pix, gptr, gpix, dy, dx, cost, approximate):
-    """Counts [T, 4] = (cntR, sumR, cntP, sumP) per level for pred pixels (CSR) vs K gt maps."""
-    nt = ptr.size - 1
-    nk = gptr.size - 1
-    ng = gpix.size
-    counts = np.zeros((nt, 4), np.int64)
-    luid, upix = _pred_nodes(h, w, pix)
-    nu = upix.size
-    graph = _build_graph(upix, gptr, gpix, h, w, dy, dx, cost, 0)
-    uptr, eg, ec, et, rptr, ru, rc, rt = graph
-    wk = _alloc(nu, ng, eg.size)
-    mu = np.full(nk * nu, -1, np.int64)
-    mg = np.full(max(ng, 1), -1, np.int64)
-    act = np.zeros(nu, np.uint8)
-    acc = np.zeros(nu, np.uint8)
-    near = np.zeros(nu, np.uint8)  # pred within tolerance of some gt pixel
-    for k in range(nk):
+def _near_preds(graph, nu):
+    """1 for the preds with a gt pixel of some annotator in reach (only those can be matched)."""
+    uptr = graph[0]
+    near = np.zeros(nu, np.uint8)
+    for k in range(uptr.shape[0]):
         for u in range(nu):
             if uptr[k, u + 1] > uptr[k, u]:
                 near[u] = 1
-    # Matching only involves preds with a gt pixel in reach: per level, list those first.
+    return near
+
+
+@numba.njit(cache=True, nogil=True)
+def _evaluate_group(ks, nu, gptr, ptr, luid, graph, near, approximate):
+    """Annotators ``ks`` over all levels: matched-gt counts [len(ks), T] and, per (annotator, level), matched preds (CSR).
+
+    The matching of each annotator is carried from one level to the next (preds that went off
+    leave it); the result does not depend on it, only the work does. With ``approximate`` the
+    counts are of gt pixels with any active pred in reach, and no preds are listed.
+    """
+    uptr, eg, ec, et, rptr, ru, rc, rt = graph
+    ng = gptr[-1]
+    nt = ptr.size - 1
+    cnt = np.zeros((ks.size, nt), np.int64)
+    mptr = np.zeros((ks.size, nt + 1), np.int64)
+    cap = 1024
+    out = np.empty(cap, np.int64)
+    nout = 0
+    wk = _alloc(nu, ng, eg.size)
+    act = np.zeros(nu, np.uint8)
     nlev = np.empty(nu, np.int64)
-    prev = luid[0:0]
-    for i in range(nt):
-        level = luid[ptr[i] : ptr[i + 1]]
-        for j in range(prev.size):
-            act[prev[j]] = 0
-        for j in range(level.size):
-            act[level[j]] = 1
-        # Preds that went off since the previous level leave the warm-started matchings.
-        for j in range(prev.size):
-            u = prev[j]
-            if act[u] == 0:
-                for k in range(nk):
-                    g = mu[k * nu + u]
-                    if g >= 0:
-                        mg[g] = -1
-                        mu[k * nu + u] = -1
-        prev = level
-        counts[i, 1] = ng
-        counts[i, 3] = level.size
-        if approximate:
-            for g in range(ng):
-                for e in range(rptr[g], rptr[g + 1]):
-                    if act[ru[e]]:
-                        counts[i, 0] += 1
-                        break
-            for j in range(level.size):
-                counts[i, 2] += near[level[j]]
-            continue
-        nn = 0
-        for j in range(level.size):
-            if near[level[j]]:
-                nlev[nn] = level[j]
-                nn += 1
-        active = nlev[:nn]
-        for k in range(nk):
+    for j in range(ks.size):
+        k = ks[j]
+        mu = np.full(nu, -1, np.int64)
+        mg = np.full(max(ng, 1), -1, np.int64)
+        prev = luid[0:0]
+        for i in range(nt):
+            level = luid[ptr[i] : ptr[i + 1]]
+            for t in range(prev.size):
+                act[prev[t]] = 0
+            for t in range(level.size):
+                act[level[t]] = 1
+            for t in range(prev.size):
+                u = prev[t]
+                if act[u] == 0 and mu[u] >= 0:
+                    mg[mu[u]] = -1
+                    mu[u] = -1
+            prev = level
+            mptr[j, i] = nout
+            if approximate:
+                for g in range(gptr[k], gptr[k + 1]):
+                    for e in range(rptr[g], rptr[g + 1]):
+                        if act[ru[e]]:
+                            cnt[j, i] += 1
+                            break
+                continue
+            nn = 0
+            for t in range(level.size):
+                if near[level[t]]:
+                    nlev[nn] = level[t]
+                    nn += 1
+            active = nlev[:nn]
             _match_level(k, nu, active, graph, mu, mg, wk)
-            for j in range(nn):
-                u = active[j]
-                if mu[k * nu + u] >= 0:
-                    acc[u] = 1
-                    counts[i, 0] += 1
-        for j in range(nn):
-            u = active[j]
-            counts[i, 2] += acc[u]
-            acc[u] = 0
-    return counts
+            if nout + nn > cap:
+                cap = max(2 * cap, nout + nn)
+                grown = np.empty(cap, np.int64)
+                grown[:nout] = out[:nout]
+                out = grown
+            for t in range(nn):
+                u = active[t]
+                if mu[u] >= 0:
+                    out[nout] = u
+                    nout += 1
+            cnt[j, i] = nout - mptr[j, i]
+        mptr[j, nt] = nout
+        for t in range(prev.size):
+            act[prev[t]] = 0
+    return cnt, mptr, out[:nout].copy()
+
+
+@numba.njit(cache=True)
+def _combine(ptr, luid, nu, near, mptr, matched, approximate):
+    """cntP per level: preds matched in at least one annotator (approximate: preds with a gt in reach)."""
+    nt = ptr.size - 1
+    cntp = np.zeros(nt, np.int64)
+    seen = np.full(nu, -1, np.int64)
+    for i in range(nt):
+        if approximate:
+            for t in range(ptr[i], ptr[i + 1]):
+                cntp[i] += near[luid[t]]
+            continue
+        for k in range(mptr.shape[0]):
+            for t in range(mptr[k, i], mptr[k, i + 1]):
+                u = matched[t]
+                if seen[u] != i:
+                    seen[u] = i
+                    cntp[i] += 1
+    return cntp
 
 
 @numba.njit(cache=True)
@@ -903,6 +931,7 @@ def evaluate_levels(
     gts: np.ndarray,
     max_dist: float = 0.0075,
     approximate: bool = False,
+    num_threads: int = 1,
 ) -> np.ndarray:
     """Benchmark counts per level: int64 [T, 4] = (cntR, sumR, cntP, sumP) of level pixel sets (CSR) vs gts bool [K, H, W].
 
@@ -911,15 +940,45 @@ def evaluate_levels(
     summed over annotators, ``sumR`` all ground-truth pixels, ``cntP`` predicted pixels matched
     in at least one annotator, ``sumP`` all predicted pixels. With ``approximate`` a pixel counts
     as matched if any pixel of the other map lies within the tolerance (no one-to-one pairing).
+    Annotators are matched in up to ``num_threads`` threads.
     """
     gts = np.asarray(gts, dtype=bool)
     if gts.ndim != 3:
         raise ValueError(f"evaluate_levels: expected gts [K, H, W], got shape {list(gts.shape)}")
     nk, h, w = gts.shape
     flat = gts.reshape(nk, -1)
-    gpix = np.flatnonzero(flat) % (h * w)
+    gpix = (np.flatnonzero(flat) % (h * w)).astype(np.int64)
     gptr = np.concatenate([[0], np.cumsum(flat.sum(1))]).astype(np.int64)
     dy, dx, cost = match_offsets(tolerance_px(h, w, max_dist))
     ptr = np.ascontiguousarray(ptr, dtype=np.int64)
     pix = np.ascontiguousarray(pix, dtype=np.int64)
-    return _evaluate(h, w, ptr, pix, gptr, gpix.astype(np.int64), dy, dx, cost, bool(approximate))
+    nt = ptr.size - 1
+    luid, upix = _pred_nodes(h, w, pix)
+    nu = upix.size
+    graph = _build_graph(upix, gptr, gpix, h, w, dy, dx, cost, 0)
+    near = _near_preds(graph, nu)
+    groups = [
+        g
+        for g in np.array_split(np.arange(nk, dtype=np.int64), max(1, min(int(num_threads), nk)))
+        if g.size
+    ]
+
+    def run(ks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _evaluate_group(ks, nu, gptr, ptr, luid, graph, near, bool(approximate))
+
+    if len(groups) > 1:
+        with ThreadPoolExecutor(len(groups)) as pool:
+            results = list(pool.map(run, groups))
+    else:
+        results = [run(g) for g in groups]
+    counts = np.zeros((nt, 4), np.int64)
+    counts[:, 1] = gptr[-1]
+    counts[:, 3] = np.diff(ptr)
+    if not results:
+        return counts
+    counts[:, 0] = sum(c.sum(0) for c, _, _ in results)
+    offsets = np.cumsum([0] + [m.size for _, _, m in results])[:-1]
+    mptr = np.concatenate([p + o for (_, p, _), o in zip(results, offsets)])
+    matched = np.concatenate([m for _, _, m in results])
+    counts[:, 2] = _combine(ptr, luid, nu, near, mptr, matched, bool(approximate))
+    return counts
