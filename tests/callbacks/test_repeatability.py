@@ -1,0 +1,98 @@
+"""RepeatabilityMetrics: student and teacher repeatability from step outputs, and the gain."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from pixelwise.callbacks.repeatability import RepeatabilityMetrics
+
+
+class Module:
+    device = torch.device("cpu")
+
+    def __init__(self):
+        self.logged = {}
+
+    def log(self, name, value, **kwargs):
+        self.logged[name] = value
+
+
+def dets(a, b):
+    a, b = torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)
+    return {
+        "keypoints_a": [a],
+        "scores_a": [torch.ones(len(a))],
+        "keypoints_b": [b],
+        "scores_b": [torch.ones(len(b))],
+    }
+
+
+def outputs(student, teacher, ok=True):
+    return {
+        "student": student,
+        "teacher": teacher,
+        "homography": torch.eye(3)[None],
+        "shape": (64, 64),
+        "ok": torch.tensor([ok]),
+    }
+
+
+def test_student_teacher_and_gain_on_hand_made_pairs():
+    cb, module = RepeatabilityMetrics(distance=3.0, top_k=None), Module()
+    trainer = SimpleNamespace(sanity_checking=False)
+    cb.on_validation_epoch_start(trainer, module)
+    # student: both points repeat -> 1. teacher: (10,10) repeats both ways, (20,20) and (50,50)
+    # are 14 px and 42 px from the nearest point -> 2 / 4.
+    cb.on_validation_batch_end(
+        trainer,
+        module,
+        outputs(
+            dets([[10, 10], [20, 20]], [[10, 10], [21, 20]]),
+            dets([[10, 10], [20, 20]], [[10, 10], [50, 50]]),
+        ),
+        None,
+        0,
+    )
+    # An unusable item is not a pair.
+    cb.on_validation_batch_end(
+        trainer,
+        module,
+        outputs(dets([[1, 1]], [[40, 40]]), dets([[1, 1]], [[40, 40]]), ok=False),
+        None,
+        1,
+    )
+    cb.on_validation_epoch_end(trainer, module)
+    assert module.logged["val/repeatability"] == pytest.approx(1.0)
+    assert module.logged["val/localization_error"] == pytest.approx(0.5)  # (0 + 1 + 0 + 1) / 4
+    assert module.logged["val/teacher_repeatability"] == pytest.approx(0.5)
+    assert module.logged["val/teacher_localization_error"] == pytest.approx(0.0)
+    assert module.logged["val/repeatability_gain"] == pytest.approx(1.0)
+    assert cb.results["val"] == module.logged
+
+
+def test_sanity_check_logs_nothing_and_missing_model_is_named():
+    cb, module = RepeatabilityMetrics(), Module()
+    cb.on_validation_epoch_start(SimpleNamespace(), module)
+    cb.on_validation_batch_end(
+        None, module, outputs(dets([[1, 1]], [[1, 1]]), dets([[1, 1]], [[1, 1]])), None, 0
+    )
+    cb.on_validation_epoch_end(SimpleNamespace(sanity_checking=True), module)
+    assert module.logged == {}
+    with pytest.raises(KeyError, match="no 'teacher' detections"):
+        cb.on_test_epoch_start(None, module)
+        cb.on_test_batch_end(
+            None,
+            module,
+            {
+                "student": dets([[1, 1]], [[1, 1]]),
+                "homography": torch.eye(3)[None],
+                "shape": (8, 8),
+            },
+            None,
+            0,
+        )
+    with pytest.raises(ValueError, match="at least one model"):
+        RepeatabilityMetrics(models=())

@@ -1,0 +1,52 @@
+"""scikit-image photographs: offline, held-out split, exact preprocessing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pixelwise.data.sample_images import (
+    EVAL_IMAGES,
+    SAMPLE_IMAGES,
+    TRAIN_IMAGES,
+    SampleImages,
+    load_sample_image,
+)
+
+
+@pytest.mark.parametrize("name", SAMPLE_IMAGES)
+def test_every_photograph_loads_offline(name):
+    array = load_sample_image(name)
+    assert array.dtype == np.uint8 and array.ndim in (2, 3) and min(array.shape[:2]) >= 150
+
+
+def test_eval_photographs_are_held_out_of_training():
+    assert set(TRAIN_IMAGES).isdisjoint(EVAL_IMAGES)
+    assert set(TRAIN_IMAGES) | set(EVAL_IMAGES) == set(SAMPLE_IMAGES)
+    assert len(TRAIN_IMAGES) >= 12 and len(EVAL_IMAGES) >= 3
+    assert SampleImages("train").names == list(TRAIN_IMAGES)
+    assert SampleImages("eval", repeats=2).names == list(EVAL_IMAGES)
+    assert len(SampleImages("eval", repeats=2)) == 2 * len(EVAL_IMAGES)
+
+
+def test_camera_at_half_size_is_the_2x2_block_mean():
+    # camera is 512x512 grey; crop to 256x256 = an exact 2x downscale (INTER_AREA = block mean).
+    raw = load_sample_image("camera").astype(np.float64) / 255
+    expected = raw.reshape(256, 2, 256, 2).mean(axis=(1, 3))
+    item = SampleImages(["camera"], size=(256, 256))[0]
+    assert item["ok"] and item["name"] == "camera" and item["path"] == "skimage.data:camera"
+    np.testing.assert_allclose(item["image"][0].numpy(), expected, atol=1e-5)
+
+
+def test_small_photographs_upscale_or_reject():
+    assert SampleImages(["page"], size=(240, 320))[0]["image"].shape == (1, 240, 320)
+    assert not SampleImages(["page"], size=(240, 320), small="reject")[0]["ok"]
+
+
+def test_unknown_names_are_errors():
+    with pytest.raises(ValueError, match="split='validation'"):
+        SampleImages("validation")
+    with pytest.raises(ValueError, match=r"unknown names \['lena'\]"):
+        SampleImages(["camera", "lena"])
+    with pytest.raises(ValueError, match="unknown sample image 'lena'"):
+        load_sample_image("lena")
