@@ -42,7 +42,11 @@ def test_trainer_options_compose(trainer):
 def test_ddp_choices():
     assert composed(["trainer=ddp_cpu"]).trainer.devices == 2
     cfg = composed(["trainer.devices=4", "trainer.precision=bf16-mixed", "trainer.num_nodes=2"])
-    assert (cfg.trainer.devices, cfg.trainer.precision, cfg.trainer.num_nodes) == (4, "bf16-mixed", 2)
+    assert (cfg.trainer.devices, cfg.trainer.precision, cfg.trainer.num_nodes) == (
+        4,
+        "bf16-mixed",
+        2,
+    )
 
 
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_slurm", "submitit_local"])
@@ -83,13 +87,17 @@ def test_task_picks_its_defaults_and_a_model_can_be_swapped(task):
     assert swapped.model._target_.endswith("UNet")
 
 
-@pytest.mark.skipif(shutil.which("pixelwise-train") is None and not
-                    (Path(__file__).parents[1] / ".venv/bin/pixelwise-train").exists(),
-                    reason="console scripts not installed")
+@pytest.mark.skipif(
+    shutil.which("pixelwise-train") is None
+    and not (Path(__file__).parents[1] / ".venv/bin/pixelwise-train").exists(),
+    reason="console scripts not installed",
+)
 def test_console_scripts_run_hydra():
     bin_dir = Path(__file__).parents[1] / ".venv" / "bin"
     for script in ("pixelwise-train", "pixelwise-evaluate"):
         exe = bin_dir / script if (bin_dir / script).exists() else script
-        out = subprocess.run([str(exe), "--cfg", "job"], capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [str(exe), "--cfg", "job"], capture_output=True, text=True, timeout=120
+        )
         assert out.returncode == 0, out.stderr
         assert "task_name: segmentation" in out.stdout

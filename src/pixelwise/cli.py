@@ -108,7 +108,9 @@ def train(cfg: DictConfig) -> float | None:
                 trainer.validate(task, datamodule=datamodule)
         fit_metrics = _scalars(trainer.callback_metrics)
         if cfg.get("test", False):
-            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            best = (
+                trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            )
             if not best:
                 log.warning("no best checkpoint (e.g. fast_dev_run): testing the current weights")
             trainer.test(task, datamodule=datamodule, ckpt_path=best or None)
@@ -116,7 +118,9 @@ def train(cfg: DictConfig) -> float | None:
     finally:
         _finish_wandb()
     if trainer.is_global_zero:
-        (_output_dir(cfg) / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        (_output_dir(cfg) / "metrics.json").write_text(
+            json.dumps(metrics, indent=2, sort_keys=True)
+        )
         summary = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k.count("/") == 1)
         print(f"final metrics: {summary}")
         print(f"run directory: {_output_dir(cfg)}")
@@ -141,7 +145,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         _finish_wandb()
     metrics = _scalars(trainer.callback_metrics)
     if trainer.is_global_zero:
-        (_output_dir(cfg) / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        (_output_dir(cfg) / "metrics.json").write_text(
+            json.dumps(metrics, indent=2, sort_keys=True)
+        )
         print(f"metrics written to {_output_dir(cfg) / 'metrics.json'}")
     return metrics
 
@@ -165,5 +171,3 @@ def train_main(cfg: DictConfig) -> float | None:
 def evaluate_main(cfg: DictConfig) -> dict[str, float]:
     """`python evaluate.py ckpt_path=PATH [overrides]`."""
     return _run(evaluate, cfg)
-
-

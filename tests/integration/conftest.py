@@ -30,7 +30,9 @@ TINY_SEGMENTATION = [
 
 def env() -> dict[str, str]:
     e = dict(os.environ)
-    e.update(WANDB_MODE="offline", WANDB_SILENT="true", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    e.update(
+        WANDB_MODE="offline", WANDB_SILENT="true", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore"
+    )
     return e
 
 

@@ -26,8 +26,13 @@ class SegmentationPanels(L.Callback):
         return bool(wandb) and due and not trainer.sanity_checking
 
     def on_validation_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-        batch_idx: int, dataloader_idx: int = 0,
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
     ) -> None:
         if batch_idx != 0 or not trainer.is_global_zero or not self._due(trainer):
             return
@@ -38,7 +43,9 @@ class SegmentationPanels(L.Callback):
         ignore = getattr(dm, "ignore_index", 255)
         n = min(self.max_images, batch["image"].shape[0])
         self.panels = [
-            segmentation_panel(batch["image"][i], batch["mask"][i], outputs["preds"][i], palette, ignore)
+            segmentation_panel(
+                batch["image"][i], batch["mask"][i], outputs["preds"][i], palette, ignore
+            )
             for i in range(n)
         ]
 

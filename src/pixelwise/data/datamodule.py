@@ -76,7 +76,9 @@ class DataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets this stage needs (once)."""
-        splits = self._STAGE_SPLITS.get(stage, tuple(self.factories)) if stage else tuple(self.factories)
+        splits = (
+            self._STAGE_SPLITS.get(stage, tuple(self.factories)) if stage else tuple(self.factories)
+        )
         for split in splits:
             if split not in self.datasets and self.factories[split] is not None:
                 self.datasets[split] = self.factories[split]()

@@ -1,4 +1,5 @@
 """pixelwise.geometry."""
+
 from pixelwise.geometry.adaptation import aggregate_warped_heatmaps, homographic_adaptation  # noqa: F401
 from pixelwise.geometry.cells import (  # noqa: F401
     crop_to_size,

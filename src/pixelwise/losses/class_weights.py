@@ -20,10 +20,14 @@ def class_weights(pixel_counts: torch.Tensor, mode: str = "none") -> torch.Tenso
         return None
     counts = pixel_counts.double()
     if counts.ndim != 1 or (counts < 0).any():
-        raise ValueError(f"pixel_counts must be a non-negative [K] vector, got {tuple(counts.shape)}")
+        raise ValueError(
+            f"pixel_counts must be a non-negative [K] vector, got {tuple(counts.shape)}"
+        )
     seen = counts > 0
     if not seen.any():
-        raise ValueError("pixel_counts are all zero: no labelled pixel to compute class weights from")
+        raise ValueError(
+            "pixel_counts are all zero: no labelled pixel to compute class weights from"
+        )
     freq = counts / counts.sum()
     weights = torch.zeros_like(freq)
     if mode == "inverse_frequency":

@@ -38,7 +38,9 @@ class ConvBlock(nn.Sequential):
 class Up(nn.Module):
     """Upsample by 2, concatenate the skip connection, ConvBlock: -> [B,Cout,2H,2W]."""
 
-    def __init__(self, in_channels: int, skip_channels: int, out_channels: int, mode: str, norm: str):
+    def __init__(
+        self, in_channels: int, skip_channels: int, out_channels: int, mode: str, norm: str
+    ):
         super().__init__()
         self.mode = mode
         if mode == "transposed":
@@ -86,7 +88,8 @@ class UNet(nn.Module):
         self.stem = ConvBlock(in_channels, widths[0], norm)
         self.down = nn.ModuleList(ConvBlock(widths[i], widths[i + 1], norm) for i in range(depth))
         self.up = nn.ModuleList(
-            Up(widths[i + 1], widths[i], widths[i], upsampling, norm) for i in reversed(range(depth))
+            Up(widths[i + 1], widths[i], widths[i], upsampling, norm)
+            for i in reversed(range(depth))
         )
         self.head = nn.Conv2d(widths[0], num_classes, 1)
 

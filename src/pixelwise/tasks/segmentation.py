@@ -43,7 +43,9 @@ class SegmentationTask(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.num_classes = num_classes
-        self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
+        self.class_names = (
+            list(class_names) if class_names else [str(i) for i in range(num_classes)]
+        )
         self.ignore_index = ignore_index
         # Kept in the checkpoint so a resumed run uses the same weights without recounting.
         self.register_buffer("class_weight", torch.ones(num_classes))
