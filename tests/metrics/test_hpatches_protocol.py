@@ -181,3 +181,46 @@ def test_format_table_layout():
     assert "| SIFT (paper) | all | 0.424 | 0.676 | 0.759 | 0.495 | 0.833 | 0.694 | 0.313 |" in lines
     assert len(lines) == 4 + len(PAPER_TABLE4)
     assert len(format_table(results, reference=False).splitlines()) == 2 + 3
+
+
+def _ddp_worker(rank: int, world: int, init_file: str, shards: list, queue) -> None:
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world
+    )
+    try:
+        evaluator = HPatchesEvaluator()
+        for item in shards[rank]:
+            fa, fb = oracle(item["image_a"]), oracle(item["image_b"])
+            evaluator.update(fa, fb, item["homography"], item["kind"], SHAPE, SHAPE)
+        queue.put((rank, evaluator.compute()))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_result_equals_single_process(tmp_path):
+    """Two gloo ranks, one of which never sees a viewpoint pair: same numbers as one process, no hang."""
+    import torch.multiprocessing as mp
+
+    shards = [[perfect_item(2), perfect_item(3)], [garbage_item(), perfect_item(4)]]
+    single = HPatchesEvaluator()
+    for item in shards[0] + shards[1]:
+        fa, fb = oracle(item["image_a"]), oracle(item["image_b"])
+        single.update(fa, fb, item["homography"], item["kind"], SHAPE, SHAPE)
+    expected = single.compute()
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [
+        ctx.Process(target=_ddp_worker, args=(r, 2, str(tmp_path / "init"), shards, queue))
+        for r in range(2)
+    ]
+    for p in procs:
+        p.start()
+    results = dict(queue.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=30)
+    for rank in (0, 1):
+        got = results[rank]
+        assert got.keys() == expected.keys()
+        for key, value in expected.items():
+            assert got[key] == pytest.approx(value, nan_ok=True), key

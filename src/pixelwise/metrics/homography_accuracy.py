@@ -143,14 +143,16 @@ class HomographyAccuracy(Metric):
         for i in range(batch):
             estimated = estimate_homography(points_a[i], points_b[i], self.ransac_threshold)
             errors.append(corner_error(estimated, homography[i], shape))
-        self.corner_errors.append(torch.tensor(errors, dtype=torch.float64, device=self.device))
+        # float32 like the placeholder torchmetrics gathers from a rank without pairs
+        self.corner_errors.append(torch.tensor(errors, dtype=torch.float32, device=self.device))
 
     def compute(self) -> dict[str, torch.Tensor]:
         """-> {"accuracy@<eps>": fraction of pairs with corner error <= eps, "median_corner_error", "failure_rate"}."""
+        # a list of per-update tensors, or one tensor after a DDP sync (len() works for both)
         errors = (
             dim_zero_cat(self.corner_errors)
-            if self.corner_errors
-            else torch.zeros(0, dtype=torch.float64, device=self.device)
+            if len(self.corner_errors)
+            else torch.zeros(0, dtype=torch.float32, device=self.device)
         )
         n = max(errors.numel(), 1)
         out = {f"accuracy@{t:g}": ((errors <= t).sum() / n).float() for t in self.thresholds}

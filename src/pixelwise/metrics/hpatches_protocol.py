@@ -34,11 +34,13 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torchmetrics import Metric
+from torchmetrics.aggregation import SumMetric
 
 from pixelwise.geometry.matching import match_descriptors
 from pixelwise.metrics.descriptor_metrics import DescriptorMetrics, keep_shared_points
@@ -188,7 +190,18 @@ class HPatchesEvaluator:
             }
             for kind in SPLIT_NAMES
         }
-        self.pairs = {kind: {"detector": 0, "descriptors": 0} for kind in SPLIT_NAMES}
+        self.counts = self._new_counts()
+
+    @staticmethod
+    def _new_counts() -> dict[str, dict[str, SumMetric]]:
+        """Pair counters per kind and part, metrics themselves so that they are summed over DDP ranks."""
+        counts = {
+            kind: {"detector": SumMetric(), "descriptors": SumMetric()} for kind in SPLIT_NAMES
+        }
+        for parts in counts.values():
+            for counter in parts.values():
+                counter.update(0.0)  # defined on every rank, even one that never sees a pair
+        return counts
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -235,7 +248,7 @@ class HPatchesEvaluator:
             tuple(shape_a),
             tuple(shape_b),
         )
-        self.pairs[kind]["detector"] += 1
+        self.counts[kind]["detector"].update(1.0)
 
     def update_descriptors(
         self,
@@ -266,7 +279,7 @@ class HPatchesEvaluator:
             tuple(shape_a),
             tuple(shape_b),
         )
-        self.pairs[kind]["descriptors"] += 1
+        self.counts[kind]["descriptors"].update(1.0)
 
     def update(
         self,
@@ -282,45 +295,48 @@ class HPatchesEvaluator:
         self.update_descriptors(features_a, features_b, homography, kind, shape_a, shape_b)
 
     def _values(self, metrics: dict[str, Metric], n_det: int, n_desc: int) -> dict[str, float]:
+        # Every metric is computed on every call, pairs or not: under DDP compute() is a
+        # collective, so all ranks must make the same calls; a split without pairs reads NaN.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*was called before the ``update``.*")
+            det = metrics["detector"].compute()
+            hom = metrics["homography"].compute()
+            desc = metrics["descriptors"].compute()
         nan = float("nan")
         out = {name: nan for name in self.metric_names}
         out["detector_pairs"], out["descriptor_pairs"] = float(n_det), float(n_desc)
         if n_det:
-            det = metrics["detector"].compute()
             out["repeatability"] = float(det["repeatability"])
             out["localization_error"] = float(det["localization_error"])
         if n_desc:
-            hom = metrics["homography"].compute()
             for t in self.thresholds:
                 out[f"homography_accuracy@{t:g}"] = float(hom[f"accuracy@{t:g}"])
             out["median_corner_error"] = float(hom["median_corner_error"])
             out["homography_failure_rate"] = float(hom["failure_rate"])
-            desc = metrics["descriptors"].compute()
             out["nn_map"] = float(desc["nn_map"])
             out["matching_score"] = float(desc["matching_score"])
         return out
 
-    def _merged(self, part: str) -> Metric:
-        """The 'all' instance of one metric: a copy of a split that has pairs, merged with the other."""
-        key = "detector" if part == "detector" else "descriptors"
-        kinds = sorted(SPLIT_NAMES, key=lambda k: -self.pairs[k][key])  # one with pairs first
-        merged = copy.deepcopy(self.metrics[kinds[0]][part])
-        for kind in kinds[1:]:
-            if self.pairs[kind][key]:
-                merged.merge_state(self.metrics[kind][part])
-        return merged
-
     def compute(self) -> dict[str, float]:
         """-> {"<split>/<metric>": value} for split in illumination, viewpoint, all (NaN where a split has no pairs)."""
+        counts = {
+            kind: {part: int(counter.compute()) for part, counter in parts.items()}
+            for kind, parts in self.counts.items()
+        }
         out: dict[str, float] = {}
         for kind, split in SPLIT_NAMES.items():
             values = self._values(
-                self.metrics[kind], self.pairs[kind]["detector"], self.pairs[kind]["descriptors"]
+                self.metrics[kind], counts[kind]["detector"], counts[kind]["descriptors"]
             )
             out.update({f"{split}/{k}": v for k, v in values.items()})
-        n_det = sum(p["detector"] for p in self.pairs.values())
-        n_desc = sum(p["descriptors"] for p in self.pairs.values())
-        merged = {part: self._merged(part) for part in ("detector", "homography", "descriptors")}
+        # 'all': copies of the illumination metrics with the viewpoint states merged in
+        merged = {}
+        for part in ("detector", "homography", "descriptors"):
+            metric = copy.deepcopy(self.metrics["i"][part])
+            metric.merge_state(self.metrics["v"][part])
+            merged[part] = metric
+        n_det = sum(c["detector"] for c in counts.values())
+        n_desc = sum(c["descriptors"] for c in counts.values())
         out.update({f"all/{k}": v for k, v in self._values(merged, n_det, n_desc).items()})
         return out
 
@@ -329,7 +345,7 @@ class HPatchesEvaluator:
         for metrics in self.metrics.values():
             for metric in metrics.values():
                 metric.reset()
-        self.pairs = {kind: {"detector": 0, "descriptors": 0} for kind in SPLIT_NAMES}
+        self.counts = self._new_counts()
 
 
 def _items(dataset: Any, max_pairs: int | None) -> Iterable[dict[str, Any]]:
