@@ -210,6 +210,20 @@ class TestDistributed:
         for k in a:
             torch.testing.assert_close(a[k], b[k], equal_nan=True)
 
+    def test_compute_after_sync_when_list_states_became_tensors(self):
+        """After a DDP sync a cat-state is one tensor, not a list: compute must accept it."""
+        from torchmetrics.utilities import dim_zero_cat
+
+        rng = np.random.default_rng(3)
+        m = KeypointAP(groups=["a"])
+        for _ in range(3):
+            m.update(*[[x] for x in tensors(*random_image(rng))], groups=["a"])
+        expected = m.compute()
+        for name in ("scores", "tp", "group_ids"):
+            setattr(m, name, dim_zero_cat(getattr(m, name)))
+        m._computed = None
+        torch.testing.assert_close(m.compute()["map"], expected["map"])
+
 
 class TestBadInput:
     def test_errors(self):

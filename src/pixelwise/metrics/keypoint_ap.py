@@ -260,15 +260,17 @@ class KeypointAP(Metric):
 
     def compute(self) -> dict[str, torch.Tensor]:
         """-> {"map", "localization_error", "precision" [T], "recall" [T], "thresholds" [T], per-group entries}."""
-        scores = dim_zero_cat(self.scores) if self.scores else torch.zeros(0, device=self.device)
+        scores = (
+            dim_zero_cat(self.scores) if len(self.scores) else torch.zeros(0, device=self.device)
+        )
         tp = (
             dim_zero_cat(self.tp)
-            if self.tp
+            if len(self.tp)
             else torch.zeros(0, dtype=torch.bool, device=self.device)
         )
         gids = (
             dim_zero_cat(self.group_ids)
-            if self.group_ids
+            if len(self.group_ids)
             else torch.zeros(0, dtype=torch.long, device=self.device)
         )
         tp = tp.bool()
