@@ -96,3 +96,27 @@ def test_sanity_check_logs_nothing_and_missing_model_is_named():
         )
     with pytest.raises(ValueError, match="at least one model"):
         RepeatabilityMetrics(models=())
+
+
+def test_top_k_scales_with_the_image_area():
+    cb = RepeatabilityMetrics(top_k=300, top_k_size=(240, 320))
+    assert cb.top_k_for((240, 320)) == 300 and cb.top_k_for((120, 160)) == 75
+    assert RepeatabilityMetrics(top_k=300).top_k_for((120, 160)) == 300
+    # top_k 1 on a 64x64 image: only the best point of each side counts, (10,10) in a and
+    # (30,30) in b, 28 px apart: 0 / 2 (all points would give (10,10) twice: 2 / 4).
+    cb, module = RepeatabilityMetrics(top_k=1, top_k_size=(64, 64), models=["student"]), Module()
+    cb.on_test_epoch_start(None, module)
+    student = dets([[10, 10], [40, 40]], [[30, 30], [10, 10]])
+    student["scores_a"] = [torch.tensor([1.0, 0.5])]
+    student["scores_b"] = [torch.tensor([1.0, 0.5])]
+    cb.on_test_batch_end(
+        None,
+        module,
+        {"student": student, "homography": torch.eye(3)[None], "shape": (64, 64)},
+        None,
+        0,
+    )
+    cb.on_test_epoch_end(None, module)
+    assert module.logged["test/repeatability"] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="top_k_size"):
+        RepeatabilityMetrics(top_k_size=(0, 4))

@@ -43,7 +43,8 @@ class AdaptationMedia(L.Callback):
     (``HomographicAdaptationTask``). Logged as ``<stage>/adaptation_heatmaps`` on W&B loggers;
     with ``dirpath`` also written as PNGs ``<dirpath>/<stage>_<step>_<i>.png`` (useful without
     W&B). Does nothing when neither is available. The adapted heatmap's homographies come from
-    a generator seeded with ``seed``, so panels of different epochs are comparable.
+    a generator seeded with ``seed``, so panels of different epochs are comparable; there are
+    ``num_homographies`` of them (null: the task's export number, 100 by default: costly on a CPU).
     """
 
     def __init__(
@@ -52,11 +53,17 @@ class AdaptationMedia(L.Callback):
         max_images: int = 4,
         seed: int = 0,
         dirpath: str | None = None,
+        num_homographies: int | None = 25,
     ) -> None:
         if every_n_epochs < 1:
             raise ValueError(f"AdaptationMedia.every_n_epochs={every_n_epochs}: expected >= 1")
         if max_images < 0:
             raise ValueError(f"AdaptationMedia.max_images={max_images}: expected >= 0")
+        if num_homographies is not None and num_homographies < 1:
+            raise ValueError(
+                f"AdaptationMedia.num_homographies={num_homographies}: expected null or >= 1"
+            )
+        self.num_homographies = num_homographies
         self.every_n_epochs = every_n_epochs
         self.max_images = max_images
         self.seed = seed
@@ -90,7 +97,9 @@ class AdaptationMedia(L.Callback):
         with torch.no_grad():
             teacher = pl_module.teacher_heatmap(batch)
             adapted = pl_module.adapted_heatmap(
-                batch, generator=torch.Generator().manual_seed(self.seed)
+                batch,
+                generator=torch.Generator().manual_seed(self.seed),
+                num_homographies=self.num_homographies,
             )
             student = pl_module.student_heatmap(batch)
         self.panels = [

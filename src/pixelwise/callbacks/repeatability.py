@@ -23,6 +23,10 @@ class RepeatabilityMetrics(L.Callback):
     ``<stage>/<name>_repeatability`` (and ``_localization_error``) for the others, and
     ``<stage>/repeatability_gain``: first model / second model - 1 (the paper's "+21%").
     ``results[stage]`` keeps the last values. DDP-correct (metric states are summed).
+
+    ``top_k`` points are kept per image of size ``top_k_size`` (the paper: 300 at 240x320); for
+    another image size the number is scaled by the area (75 at 120x160), so the density of
+    points, which repeatability depends on, stays the paper's. ``top_k_size=None``: ``top_k`` as is.
     """
 
     def __init__(
@@ -30,6 +34,7 @@ class RepeatabilityMetrics(L.Callback):
         distance: float = 3.0,
         top_k: int | None = 300,
         models: Sequence[str] = ("student", "teacher"),
+        top_k_size: Sequence[int] | None = None,
     ) -> None:
         if not models:
             raise ValueError("RepeatabilityMetrics.models: expected at least one model name")
@@ -37,6 +42,11 @@ class RepeatabilityMetrics(L.Callback):
         self.distance = distance
         self.top_k = top_k
         self.models = tuple(models)
+        if top_k_size is not None and (len(top_k_size) != 2 or min(top_k_size) < 1):
+            raise ValueError(
+                f"RepeatabilityMetrics.top_k_size={top_k_size}: expected null or [H, W] > 0"
+            )
+        self.top_k_size = None if top_k_size is None else (int(top_k_size[0]), int(top_k_size[1]))
         self.metrics: dict[str, dict[str, Repeatability]] = {}
         self.results: dict[str, dict[str, float]] = {}
 
@@ -47,6 +57,13 @@ class RepeatabilityMetrics(L.Callback):
             )
             for m in self.models
         }
+
+    def top_k_for(self, shape: Sequence[int]) -> int | None:
+        """Points kept per image of ``shape`` (H, W): ``top_k`` scaled by area to ``top_k_size``."""
+        if self.top_k is None or self.top_k_size is None:
+            return self.top_k
+        area = int(shape[0]) * int(shape[1])
+        return max(1, round(self.top_k * area / (self.top_k_size[0] * self.top_k_size[1])))
 
     def _update(self, stage: str, outputs: dict[str, Any]) -> None:
         homs = outputs["homography"]
@@ -63,6 +80,7 @@ class RepeatabilityMetrics(L.Callback):
                     f"(got keys {sorted(outputs)}); set callbacks.repeatability.models"
                 )
             d = outputs[m]
+            self.metrics[stage][m].top_k = self.top_k_for(outputs["shape"])
             self.metrics[stage][m].update(
                 [d["keypoints_a"][i] for i in keep],
                 [d["scores_a"][i] for i in keep],
