@@ -231,3 +231,15 @@ class TestEvaluation:
 def test_bad_arguments_name_the_key(kwargs, message):
     with pytest.raises(ValueError, match=message):
         HomographicAdaptationTask(tiny_net(), OPT, **kwargs)
+
+
+def test_hard_targets_without_pseudo_labels_fail_at_setup():
+    from types import SimpleNamespace
+
+    task = make(targets="hard")
+    data = SimpleNamespace(dataset=lambda split: SimpleNamespace(labels=None))
+    task._trainer = SimpleNamespace(datamodule=data)
+    with pytest.raises(ValueError, match="set data.labels=DIR"):
+        task.setup("fit")
+    data.dataset = lambda split: SimpleNamespace(labels="some/dir")
+    task.setup("fit")
