@@ -375,50 +375,32 @@ def _alternating_reach(starts, nstart, ptr, nbr, m_nbr, mark, seen, stamp, queue
     return nq, na
 
 
+# Column record of the assignment solver (one cache line per column).
+_PC1, _PC2, _DC1, _DC2, _DSTAMP, _DONE, _PROW = 0, 1, 2, 3, 4, 5, 6
+
+
 @numba.njit(cache=True)
 def _hungarian(
-    rows,
-    nrows,
-    ptr,
-    nbr,
-    c1,
-    c2,
-    m_row,
-    m_col,
-    col_ok,
-    stamp,
-    pr1,
-    pr2,
-    pc1,
-    pc2,
-    dc1,
-    dc2,
-    dstamp,
-    done,
-    prow,
-    rlist,
-    rd1,
-    rd2,
-    fin,
-    h1,
-    h2,
-    hv,
-):
+    rows, nrows, ptr, nbr, c1, c2, m_row, m_col, col_ok, stamp, rp, cd, run,
+    rlist, rd1, rd2, fin, h1, h2, hv,
+):  # fmt: skip
     """Minimum-cost assignment of every row in ``rows[:nrows]`` to a distinct column with col_ok == stamp.
 
     Costs are pairs (c1, c2) compared lexicographically; the rows and their columns must be
-    unmatched on entry and a complete assignment must exist. Shortest augmenting paths with
-    potentials (rows are added one at a time, Dijkstra on reduced costs to the nearest free
-    column). ``dstamp[0]`` is a running stamp; ``dstamp[c + 1]``/``done`` mark columns per search.
+    unmatched on entry and a complete assignment must exist. Jonker-Volgenant: row reduction,
+    augmenting row reduction, then shortest augmenting paths with potentials (Dijkstra on
+    reduced costs to the nearest free column) for the rows still free. ``rp[r]`` holds a row's
+    potential, ``cd[c]`` a column's potential, search distance, stamps and predecessor row;
+    ``run[0]`` is the running search stamp. Free columns keep potential 0, the highest.
     """
     for j in range(nrows):
         for e in range(ptr[rows[j]], ptr[rows[j] + 1]):
             c = nbr[e]
             if col_ok[c] == stamp:
-                pc1[c] = 0
-                pc2[c] = 0
-    # Start (as Jonker-Volgenant's row reduction): a row's potential is minus its cheapest
-    # edge, so that edge is tight; a row whose cheapest column is still free takes it.
+                cd[c, _PC1] = 0
+                cd[c, _PC2] = 0
+    # Row reduction: a row's potential is minus its cheapest edge, so that edge is tight; a
+    # row whose cheapest column is still free takes it.
     for j in range(nrows):
         r = rows[j]
         m1 = _INF
@@ -430,14 +412,14 @@ def _hungarian(
                 m1 = c1[e]
                 m2 = c2[e]
                 best = c
-        pr1[r] = -m1
-        pr2[r] = -m2
+        rp[r, 0] = -m1
+        rp[r, 1] = -m2
         if best >= 0 and m_col[best] < 0:
             m_col[best] = r
             m_row[r] = best
-    # Augmenting row reduction (Jonker-Volgenant): a free row takes its best column at the
-    # price that makes it indifferent to its second best, evicting the holder, which tries in
-    # turn. Column potentials only decrease, so reduced costs stay >= 0 and pairs stay tight.
+    # Augmenting row reduction: a free row takes its best column at the price that makes it
+    # indifferent to its second best, evicting the holder, which tries in turn. Column
+    # potentials only decrease, so reduced costs stay >= 0 and pairs stay tight.
     nfree = 0
     for j in range(nrows):
         if m_row[rows[j]] < 0:
@@ -459,8 +441,8 @@ def _hungarian(
             c = nbr[e]
             if col_ok[c] != stamp:
                 continue
-            v1 = c1[e] - pc1[c]
-            v2 = c2[e] - pc2[c]
+            v1 = c1[e] - cd[c, _PC1]
+            v2 = c2[e] - cd[c, _PC2]
             if _less(v1, v2, a1, a2):
                 b1, b2, j2 = a1, a2, j1
                 a1, a2, j1 = v1, v2, c
@@ -468,26 +450,22 @@ def _hungarian(
                 b1, b2, j2 = v1, v2, c
         i0 = m_col[j1]
         if j2 >= 0 and _less(a1, a2, b1, b2):
-            pc1[j1] -= b1 - a1
-            pc2[j1] -= b2 - a2
-            pr1[r] = -b1
-            pr2[r] = -b2
+            cd[j1, _PC1] -= b1 - a1
+            cd[j1, _PC2] -= b2 - a2
+            rp[r, 0] = -b1
+            rp[r, 1] = -b2
         else:
             if j2 >= 0 and i0 >= 0:  # tie: the second best is as good
                 j1 = j2
                 i0 = m_col[j2]
-            pr1[r] = -a1
-            pr2[r] = -a2
+            rp[r, 0] = -a1
+            rp[r, 1] = -a2
         m_row[r] = j1
         m_col[j1] = r
         if i0 >= 0:
             m_row[i0] = -1
-            if head > 0:
-                head -= 1
-                rlist[head] = i0
-            else:
-                rlist[nfree] = i0
-                nfree += 1
+            head -= 1
+            rlist[head] = i0
     for j in range(nrows):
         r = rows[j]
         if m_row[r] >= 0:
@@ -497,13 +475,16 @@ def _hungarian(
         m2 = _INF
         for e in range(ptr[r], ptr[r + 1]):
             c = nbr[e]
-            if col_ok[c] == stamp and _less(c1[e] - pc1[c], c2[e] - pc2[c], m1, m2):
-                m1 = c1[e] - pc1[c]
-                m2 = c2[e] - pc2[c]
-        pr1[r] = -m1
-        pr2[r] = -m2
-        dstamp[0] += 1
-        ds = dstamp[0]
+            if col_ok[c] == stamp:
+                v1 = c1[e] - cd[c, _PC1]
+                v2 = c2[e] - cd[c, _PC2]
+                if _less(v1, v2, m1, m2):
+                    m1 = v1
+                    m2 = v2
+        rp[r, 0] = -m1
+        rp[r, 1] = -m2
+        run[0] += 1
+        ds = run[0]
         nrow = 1
         rlist[0] = r
         rd1[0] = 0
@@ -518,20 +499,22 @@ def _hungarian(
         bound2 = _INF
         while True:
             x = rlist[cur]
+            base1 = rd1[cur] + rp[x, 0]
+            base2 = rd2[cur] + rp[x, 1]
             for e in range(ptr[x], ptr[x + 1]):
                 c = nbr[e]
-                if col_ok[c] != stamp or done[c] == ds:
+                if col_ok[c] != stamp or cd[c, _DONE] == ds:
                     continue
-                n1 = rd1[cur] + c1[e] + pr1[x] - pc1[c]
-                n2 = rd2[cur] + c2[e] + pr2[x] - pc2[c]
-                if dstamp[c + 1] != ds or _less(n1, n2, dc1[c], dc2[c]):
+                n1 = base1 + c1[e] - cd[c, _PC1]
+                n2 = base2 + c2[e] - cd[c, _PC2]
+                if cd[c, _DSTAMP] != ds or _less(n1, n2, cd[c, _DC1], cd[c, _DC2]):
                     free = m_col[c] < 0
                     if not free and not _less(n1, n2, bound1, bound2):
                         continue
-                    dstamp[c + 1] = ds
-                    dc1[c] = n1
-                    dc2[c] = n2
-                    prow[c] = x
+                    cd[c, _DSTAMP] = ds
+                    cd[c, _DC1] = n1
+                    cd[c, _DC2] = n2
+                    cd[c, _PROW] = x
                     if free:
                         bound1 = n1
                         bound2 = n2
@@ -540,39 +523,39 @@ def _hungarian(
             while nh > 0:
                 nh = _heap_pop(h1, h2, hv, nh)
                 y = hv[nh]
-                if done[y] == ds or h1[nh] != dc1[y] or h2[nh] != dc2[y]:
+                if cd[y, _DONE] == ds or h1[nh] != cd[y, _DC1] or h2[nh] != cd[y, _DC2]:
                     continue
                 c = y
                 break
             if c < 0:
                 raise RuntimeError("boundary matching: no augmenting path for a row")
-            done[c] = ds
+            cd[c, _DONE] = ds
             fin[nfin] = c
             nfin += 1
             if m_col[c] < 0:
                 found = c
                 break
             rlist[nrow] = m_col[c]
-            rd1[nrow] = dc1[c]
-            rd2[nrow] = dc2[c]
+            rd1[nrow] = cd[c, _DC1]
+            rd2[nrow] = cd[c, _DC2]
             cur = nrow
             nrow += 1
-        b1 = dc1[found]
-        b2 = dc2[found]
+        b1 = cd[found, _DC1]
+        b2 = cd[found, _DC2]
         # Potentials: pi -= (D - d) on every node reached closer than D keeps reduced costs >= 0
         # and makes the path found tight.
         for t in range(nfin):
             c = fin[t]
-            if _less(dc1[c], dc2[c], b1, b2):
-                pc1[c] -= b1 - dc1[c]
-                pc2[c] -= b2 - dc2[c]
+            if _less(cd[c, _DC1], cd[c, _DC2], b1, b2):
+                cd[c, _PC1] -= b1 - cd[c, _DC1]
+                cd[c, _PC2] -= b2 - cd[c, _DC2]
         for t in range(nrow):
             if _less(rd1[t], rd2[t], b1, b2):
-                pr1[rlist[t]] -= b1 - rd1[t]
-                pr2[rlist[t]] -= b2 - rd2[t]
+                rp[rlist[t], 0] -= b1 - rd1[t]
+                rp[rlist[t], 1] -= b2 - rd2[t]
         c = found
         while True:
-            x = prow[c]
+            x = cd[c, _PROW]
             prev = m_row[x]
             m_row[x] = c
             m_col[c] = x
@@ -587,65 +570,35 @@ def _alloc(nu, ng, ne):
     n1 = nu + 1
     m1 = max(nu, ng, 1) + 1
     return (
-        np.empty(nu, np.int64),  # 0 dist
+        np.zeros(nu, np.int64),  # 0 visited stamps of the augmenting-path search
         np.empty(nu, np.int64),  # 1 it
         np.empty(n1, np.int64),  # 2 su
         np.empty(n1, np.int64),  # 3 sg
         np.empty(m1, np.int64),  # 4 queue
         np.zeros(m1, np.int64),  # 5 mark (side being searched)
         np.zeros(m1, np.int64),  # 6 seen (other side)
-        np.zeros(m1, np.int64),  # 7 pr1
-        np.zeros(m1, np.int64),  # 8 pr2
-        np.zeros(m1, np.int64),  # 9 pc1
-        np.zeros(m1, np.int64),  # 10 pc2
-        np.zeros(m1, np.int64),  # 11 dc1
-        np.zeros(m1, np.int64),  # 12 dc2
-        np.zeros(m1 + 1, np.int64),  # 13 dstamp (element 0: running stamp)
-        np.zeros(m1, np.int64),  # 14 done
-        np.empty(m1, np.int64),  # 15 prow
-        np.empty(m1, np.int64),  # 16 alist
-        np.empty(m1, np.int64),  # 17 rlist
-        np.empty(m1, np.int64),  # 18 rd1
-        np.empty(m1, np.int64),  # 19 rd2
-        np.empty(m1, np.int64),  # 20 fin
-        np.empty(ne + 1, np.int64),  # 21 h1
-        np.empty(ne + 1, np.int64),  # 22 h2
-        np.empty(ne + 1, np.int64),  # 23 hv
-        np.zeros(1, np.int64),  # 24 running stamp of mark / seen
-        np.zeros(m1, np.int64),  # 25 second mark (C-block bookkeeping)
+        np.zeros((m1, 2), np.int64),  # 7 row potentials
+        np.zeros((m1, 8), np.int64),  # 8 column records
+        np.zeros(1, np.int64),  # 9 running search stamp
+        np.empty(m1, np.int64),  # 10 alist
+        np.empty(m1, np.int64),  # 11 rlist
+        np.empty(m1, np.int64),  # 12 rd1
+        np.empty(m1, np.int64),  # 13 rd2
+        np.empty(m1, np.int64),  # 14 fin
+        np.empty(ne + 1, np.int64),  # 15 h1
+        np.empty(ne + 1, np.int64),  # 16 h2
+        np.empty(ne + 1, np.int64),  # 17 hv
+        np.zeros(1, np.int64),  # 18 running stamp of mark / seen
+        np.zeros(m1, np.int64),  # 19 second mark (C-block bookkeeping)
     )
 
 
 @numba.njit(cache=True)
 def _solve_block(rows, nrows, ptr, nbr, c1, c2, m_row, m_col, col_ok, stamp, wk):
     _hungarian(
-        rows,
-        nrows,
-        ptr,
-        nbr,
-        c1,
-        c2,
-        m_row,
-        m_col,
-        col_ok,
-        stamp,
-        wk[7],
-        wk[8],
-        wk[9],
-        wk[10],
-        wk[11],
-        wk[12],
-        wk[13],
-        wk[14],
-        wk[15],
-        wk[17],
-        wk[18],
-        wk[19],
-        wk[20],
-        wk[21],
-        wk[22],
-        wk[23],
-    )
+        rows, nrows, ptr, nbr, c1, c2, m_row, m_col, col_ok, stamp, wk[7], wk[8], wk[9],
+        wk[11], wk[12], wk[13], wk[14], wk[15], wk[16], wk[17],
+    )  # fmt: skip
 
 
 @numba.njit(cache=True)
@@ -671,12 +624,12 @@ def _match_level(k, nu, level, graph, mu, mg, wk):
         wk[4],
         wk[5],
         wk[6],
-        wk[24],
-        wk[16],
+        wk[18],
+        wk[10],
     )
     if na == 0:
         return
-    alist = wk[16]
+    alist = wk[10]
     for j in range(na):
         g = alist[j]
         mu[mg[g]] = -1
@@ -706,13 +659,13 @@ def _match_full(nu, ng, graph, mu, mg, wk):
         wk[4],
         wk[5],
         wk[6],
-        wk[24],
-        wk[16],
+        wk[18],
+        wk[10],
     )
-    a_gt = wk[16][:na].copy()
+    a_gt = wk[10][:na].copy()
     # D gts (reached from free gts) and A preds; marks in a second pair of arrays.
-    wk[24][0] += 1
-    st_g = wk[24][0]
+    wk[18][0] += 1
+    st_g = wk[18][0]
     gmark = np.zeros(max(ng, 1), np.int64)
     umark = np.zeros(max(nu, 1), np.int64)
     gfree = np.empty(max(ng, 1), np.int64)
@@ -721,12 +674,12 @@ def _match_full(nu, ng, graph, mu, mg, wk):
         if mg[g] < 0:
             gfree[ngfree] = g
             ngfree += 1
-    ndg, nap = _alternating_reach(gfree, ngfree, rptr, ru, mu, gmark, umark, st_g, wk[4], wk[16])
-    a_pred = wk[16][:nap].copy()
+    ndg, nap = _alternating_reach(gfree, ngfree, rptr, ru, mu, gmark, umark, st_g, wk[4], wk[10])
+    a_pred = wk[10][:nap].copy()
     # C: matched nodes in neither part; solved as rows C gts into C preds.
-    cmark = wk[25]
-    wk[24][0] += 1
-    st_c = wk[24][0]
+    cmark = wk[19]
+    wk[18][0] += 1
+    st_c = wk[18][0]
     c_gt = np.empty(max(ng, 1), np.int64)
     nc = 0
     for g in range(ng):
