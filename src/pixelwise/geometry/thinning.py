@@ -62,6 +62,8 @@ def _thin_padded(buf, row, fg, nfg, lut1, lut2, offs, work, stamp, st, gone):
     ``buf``; ``stamp`` marks list membership per pass and is never cleared (stamps only grow).
     """
     cand, nxt, cnt, nxt_cnt, dele = work[0], work[1], work[2], work[3], work[4]
+    o0, o1, o2, o3 = offs[0], offs[1], offs[2], offs[3]
+    o4, o5, o6, o7 = offs[4], offs[5], offs[6], offs[7]
     n = 0
     # Initial candidates: foreground pixels with a background 4-neighbour (a pixel whose four
     # 4-neighbours are all set has crossing number 0 and is never deleted).
@@ -79,14 +81,14 @@ def _thin_padded(buf, row, fg, nfg, lut1, lut2, offs, work, stamp, st, gone):
         for j in range(n):
             p = cand[j]
             code = (
-                buf[p + offs[0]]
-                | (buf[p + offs[1]] << 1)
-                | (buf[p + offs[2]] << 2)
-                | (buf[p + offs[3]] << 3)
-                | (buf[p + offs[4]] << 4)
-                | (buf[p + offs[5]] << 5)
-                | (buf[p + offs[6]] << 6)
-                | (buf[p + offs[7]] << 7)
+                buf[p + o0]
+                | (buf[p + o1] << 1)
+                | (buf[p + o2] << 2)
+                | (buf[p + o3] << 3)
+                | (buf[p + o4] << 4)
+                | (buf[p + o5] << 5)
+                | (buf[p + o6] << 6)
+                | (buf[p + o7] << 7)
             )
             dele[j] = lut[code]
         for j in range(n):

@@ -55,13 +55,15 @@ def tolerance_px(height: int, width: int, max_dist: float) -> float:
 
 
 def match_offsets(radius_px: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pixel offsets (dy [M], dx [M], cost [M]) within ``radius_px``; cost = rint(100 * distance), as match.cc."""
+    """Pixel offsets (dy [M], dx [M], cost [M]) within ``radius_px``, nearest first; cost = rint(100 * distance), as match.cc."""
     r = int(math.ceil(radius_px))
     dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
     d2 = (dy * dy + dx * dx).astype(np.float64)
     keep = ~(d2 > radius_px * radius_px)  # match.cc: skip if d2 > maxDist*maxDist
     cost = np.rint(np.sqrt(d2[keep]) * 100).astype(np.int64)
-    return dy[keep].astype(np.int64), dx[keep].astype(np.int64), cost
+    # nearest first: every adjacency list built from these offsets is sorted by cost
+    order = np.argsort(cost, kind="stable")
+    return dy[keep][order].astype(np.int64), dx[keep][order].astype(np.int64), cost[order]
 
 
 @numba.njit(cache=True)
@@ -99,7 +101,8 @@ def tie_break(annotator: int, pred_pix: np.ndarray, gt_pix: np.ndarray) -> np.nd
 def _build_graph(upix, gptr, gpix, h, w, dy, dx, cost, k0):
     """Edges pred node -> gt node (global id) for every annotator, CSR per (annotator, pred) + reverse CSR per gt.
 
-    Found from the gt side (ground truth is sparser than the union of predicted pixels).
+    Found from the gt side (ground truth is sparser than the union of predicted pixels). Every
+    list is sorted by cost (the solvers stop scanning a list early on that).
     """
     nu = upix.size
     nk = gptr.size - 1
@@ -160,15 +163,33 @@ def _build_graph(upix, gptr, gpix, h, w, dy, dx, cost, k0):
     eg = np.empty(ne, np.int64)
     ec = np.empty(ne, np.int64)
     et = np.empty(ne, np.int64)
+    egt = np.empty(ne, np.int64)  # gt of each reverse edge
     for g in range(ng):
-        k = gk[g]
         for e in range(rptr[g], rptr[g + 1]):
-            u = ru[e]
-            f = fill[k, u]
-            eg[f] = g
-            ec[f] = rc[e]
-            et[f] = rt[e]
-            fill[k, u] = f + 1
+            egt[e] = g
+    # Distribute the reverse edges in order of cost, so the forward lists are sorted by cost too.
+    cmax = 0
+    for e in range(ne):
+        cmax = max(cmax, rc[e])
+    bucket = np.zeros(cmax + 2, np.int64)
+    for e in range(ne):
+        bucket[rc[e] + 1] += 1
+    for c in range(cmax + 1):
+        bucket[c + 1] += bucket[c]
+    order = np.empty(ne, np.int64)
+    for e in range(ne):
+        order[bucket[rc[e]]] = e
+        bucket[rc[e]] += 1
+    for t in range(ne):
+        e = order[t]
+        g = egt[e]
+        k = gk[g]
+        u = ru[e]
+        f = fill[k, u]
+        eg[f] = g
+        ec[f] = rc[e]
+        et[f] = rt[e]
+        fill[k, u] = f + 1
     return uptr, eg, ec, et, rptr, ru, rc, rt
 
 
@@ -407,6 +428,8 @@ def _hungarian(
         m2 = _INF
         best = -1
         for e in range(ptr[r], ptr[r + 1]):
+            if c1[e] > m1:
+                break  # lists are sorted by c1
             c = nbr[e]
             if col_ok[c] == stamp and _less(c1[e], c2[e], m1, m2):
                 m1 = c1[e]
@@ -438,6 +461,8 @@ def _hungarian(
         j1 = -1
         j2 = -1
         for e in range(ptr[r], ptr[r + 1]):
+            if c1[e] > b1:
+                break  # column potentials are <= 0: c1 - pc1 >= c1 > second best
             c = nbr[e]
             if col_ok[c] != stamp:
                 continue
@@ -474,6 +499,8 @@ def _hungarian(
         m1 = _INF
         m2 = _INF
         for e in range(ptr[r], ptr[r + 1]):
+            if c1[e] > m1:
+                break
             c = nbr[e]
             if col_ok[c] == stamp:
                 v1 = c1[e] - cd[c, _PC1]
@@ -502,6 +529,8 @@ def _hungarian(
             base1 = rd1[cur] + rp[x, 0]
             base2 = rd2[cur] + rp[x, 1]
             for e in range(ptr[x], ptr[x + 1]):
+                if base1 + c1[e] > bound1:
+                    break  # sorted lists, potentials <= 0: no closer column further on
                 c = nbr[e]
                 if col_ok[c] != stamp or cd[c, _DONE] == ds:
                     continue
