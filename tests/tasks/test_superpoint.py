@@ -203,3 +203,21 @@ class TestCheckpoint:
             SuperPointTask(SuperPointNet(descriptor=False, channels=[4, 4, 8, 8], head_channels=8))
         with pytest.raises(ValueError, match="net_config"):
             SuperPointTask(None)
+
+
+def test_detector_weights_load_encoder_and_detector_not_descriptor(tmp_path):
+    torch.manual_seed(3)
+    magic = SuperPointNet(
+        descriptor=False, **{k: v for k, v in TINY.items() if k != "descriptor_dim"}
+    )
+    path = tmp_path / "magicpoint.pt"
+    torch.save(magic.state_dict(), path)
+    torch.manual_seed(4)
+    net = SuperPointNet(**TINY)
+    before = net.convDb.weight.clone()
+    task = SuperPointTask(net, detector_weights=str(path))
+    for key, value in magic.state_dict().items():
+        assert torch.equal(task.net.state_dict()[key], value), key
+    assert torch.equal(task.net.convDb.weight, before)
+    with pytest.raises(ValueError, match="exclude each other"):
+        SuperPointTask(SuperPointNet(**TINY), pretrained=str(path), detector_weights=str(path))

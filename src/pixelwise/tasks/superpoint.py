@@ -16,7 +16,7 @@ from pixelwise.losses.descriptor_hinge import descriptor_hinge_loss
 from pixelwise.nets.superpoint import SuperPointNet, load_superpoint_weights
 from pixelwise.tasks.optim import OptimizerFactory, SchedulerFactory, configure
 
-__all__ = ["SuperPointTask", "sample_descriptors", "superpoint_net_config"]
+__all__ = ["SuperPointTask", "load_detector_weights", "sample_descriptors", "superpoint_net_config"]
 
 
 def superpoint_net_config(net: SuperPointNet) -> dict[str, Any]:
@@ -28,6 +28,15 @@ def superpoint_net_config(net: SuperPointNet) -> dict[str, Any]:
         "head_channels": int(net.convPa.out_channels),
         "descriptor_dim": int(net.descriptor_dim),
     }
+
+
+def load_detector_weights(net: SuperPointNet, path: str) -> SuperPointNet:
+    """Load a MagicPoint state dict (encoder + detector head) into a SuperPointNet; the descriptor head is untouched."""
+    config = {**superpoint_net_config(net), "descriptor": False}
+    detector = load_superpoint_weights(SuperPointNet(**config), path, ignore_descriptor=True)
+    missing, unexpected = net.load_state_dict(detector.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith(("convD", "bnD")) for k in missing)
+    return net
 
 
 def sample_descriptors(
@@ -67,7 +76,9 @@ class SuperPointTask(L.LightningModule):
     features ``features_a``/``features_b`` (lists of :meth:`extract` dicts) for the callbacks.
     ``net`` may be None when ``net_config`` (stored in the checkpoint's hparams) rebuilds it, so
     ``SuperPointTask.load_from_checkpoint(path)`` needs no net. ``pretrained`` loads an official
-    ``superpoint_v1.pth``-style state dict into the net.
+    ``superpoint_v1.pth``-style state dict into the net; ``detector_weights`` a MagicPoint
+    state dict (same widths, no descriptor head) into the encoder and detector head, the
+    descriptor head staying random (training SuperPoint from a MagicPoint).
     """
 
     def __init__(
@@ -88,6 +99,7 @@ class SuperPointTask(L.LightningModule):
         detection_threshold: float = 0.015,
         border: int = 4,
         pretrained: str | None = None,
+        detector_weights: str | None = None,
         channels_last: bool = True,
     ) -> None:
         super().__init__()
@@ -112,8 +124,15 @@ class SuperPointTask(L.LightningModule):
                 raise ValueError(f"task.{key}={value}: expected >= 0")
         if max_keypoints is not None and max_keypoints < 1:
             raise ValueError(f"task.max_keypoints={max_keypoints}: expected null or >= 1")
+        if pretrained and detector_weights:
+            raise ValueError(
+                "SuperPointTask: task.pretrained (a full SuperPoint state dict) and "
+                "task.detector_weights (a MagicPoint one) exclude each other; set one to null"
+            )
         if pretrained:
             load_superpoint_weights(net, pretrained)
+        if detector_weights:
+            load_detector_weights(net, detector_weights)
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "net_config"])
         # Rebuilding the net from the checkpoint alone needs its constructor kwargs.
         self.hparams["net_config"] = superpoint_net_config(net)
