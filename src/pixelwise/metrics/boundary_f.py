@@ -32,10 +32,6 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from pixelwise.geometry.thinning import edge_nms as _edge_nms
-from pixelwise.geometry.thinning import thin_levels
-from pixelwise.metrics.boundary_matching import evaluate_levels
-
 __all__ = ["BoundaryF", "bsds_thresholds", "boundary_counts", "summarize_boundary_counts"]
 
 
@@ -118,6 +114,10 @@ def boundary_counts(
     As ``evaluation_bdry_image.m`` for ascending ``thresholds`` [T]; thresholds (thinning) and
     annotators (matching) are shared out over ``num_threads`` threads.
     """
+    # The numba kernels are imported on first use: importing pixelwise.metrics stays light.
+    from pixelwise.geometry.thinning import thin_levels
+    from pixelwise.metrics.boundary_matching import evaluate_levels
+
     levels = np.searchsorted(thresholds, pred, side="right")  # pred >= t[i]  <=>  i < level
     ptr, pix = thin_levels(levels, len(thresholds), do_thin=thin, num_threads=num_threads)
     return evaluate_levels(
@@ -291,6 +291,8 @@ class BoundaryF(Metric):
             gts = _target_to_numpy(targets[i], i, hw)
             pred_t = preds[i]
             if self.edge_nms:
+                from pixelwise.geometry.thinning import edge_nms as _edge_nms
+
                 if not pred_t.is_floating_point():
                     pred_t = pred_t.double() / 255.0
                 pred_t = _edge_nms(pred_t.float())
