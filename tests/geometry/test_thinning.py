@@ -85,15 +85,19 @@ class TestThinLevels:
                 np.sort(pix0[ptr0[i] : ptr0[i + 1]]), np.flatnonzero(soft >= t)
             )
 
-    def test_threads_give_the_same_levels(self):
+    def test_many_levels_and_threads(self):
+        # 130 levels span three 64-bit words, thinned in two threads.
         rng = np.random.default_rng(4)
-        levels = np.clip(rng.normal(3, 3, (25, 33)).round(), 0, 8).astype(np.int32)
-        ptr1, pix1 = thin_levels(levels, 8)
-        ptr3, pix3 = thin_levels(levels, 8, num_threads=3)
-        np.testing.assert_array_equal(ptr1, ptr3)
-        for i in range(8):
+        soft = np.clip(rng.normal(0.4, 0.3, (25, 33)), 0, 1)
+        thr = np.linspace(0.005, 0.995, 130)
+        levels = np.searchsorted(thr, soft, side="right")
+        ptr1, pix1 = thin_levels(levels, 130)
+        ptr2, pix2 = thin_levels(levels, 130, num_threads=2)
+        np.testing.assert_array_equal(ptr1, ptr2)
+        np.testing.assert_array_equal(pix1, pix2)
+        for i in (0, 63, 64, 100, 127, 129):
             np.testing.assert_array_equal(
-                np.sort(pix1[ptr1[i] : ptr1[i + 1]]), np.sort(pix3[ptr3[i] : ptr3[i + 1]])
+                np.sort(pix1[ptr1[i] : ptr1[i + 1]]), np.flatnonzero(sk_thin(soft >= thr[i]))
             )
 
     def test_empty_and_full(self):

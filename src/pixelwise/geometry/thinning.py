@@ -154,79 +154,184 @@ def _thin_maps(maps, lut1, lut2, offs):
             maps[i, p // row - 1, p % row - 1] = False
 
 
-@numba.njit(cache=True)
-def _level_order(levels, n_levels):
-    """Padded flat pixels by decreasing level and the foreground sizes nfg[i] = #(level > i), [n+1]."""
-    h, w = levels.shape
-    row = w + 2
-    flat = levels.ravel()
-    nfg = np.zeros(n_levels + 1, np.int64)
-    for p in range(flat.size):
-        lv = min(flat[p], n_levels)
-        if lv > 0:
-            nfg[lv - 1] += 1
-    for i in range(n_levels - 1, -1, -1):
-        nfg[i] += nfg[i + 1]
-    # Counting sort: the foreground of level i is the prefix fg[:nfg[i]].
-    fg = np.empty(max(nfg[0], 1), np.int64)
-    slot = np.empty(n_levels + 1, np.int64)
-    for lv in range(1, n_levels + 1):
-        slot[lv] = nfg[lv]
-    for p in range(flat.size):
-        lv = min(flat[p], n_levels)
-        if lv > 0:
-            fg[slot[lv]] = (p // w + 1) * row + p % w + 1
-            slot[lv] += 1
-    return fg, nfg
+@numba.njit(cache=True, inline="always")
+def _two_of_four(a, b, c, d):
+    """Bitwise: at least two of the four words have the bit set."""
+    return (a & b) | (c & d) | ((a | b) & (c | d))
+
+
+@numba.njit(cache=True, inline="always")
+def _deletable(c, x1, x2, x3, x4, x5, x6, x7, x8, first):
+    """Bitwise G1 & G2 & G3 (first subiteration) or G3' (second) of Lam, Lee & Suen, per level bit."""
+    b1 = ~x1 & (x2 | x3)
+    b2 = ~x3 & (x4 | x5)
+    b3 = ~x5 & (x6 | x7)
+    b4 = ~x7 & (x8 | x1)
+    g1 = (b1 | b2 | b3 | b4) & ~_two_of_four(b1, b2, b3, b4)  # crossing number == 1
+    p1 = x1 | x2
+    p2 = x3 | x4
+    p3 = x5 | x6
+    p4 = x7 | x8
+    q1 = x2 | x3
+    q2 = x4 | x5
+    q3 = x6 | x7
+    q4 = x8 | x1
+    g2 = (
+        _two_of_four(p1, p2, p3, p4)
+        & _two_of_four(q1, q2, q3, q4)
+        & ~((p1 & p2 & p3 & p4) & (q1 & q2 & q3 & q4))
+    )  # 2 <= min(n1, n2) <= 3
+    if first:
+        g3 = ~((x2 | x3 | ~x8) & x1)
+    else:
+        g3 = ~((x6 | x7 | ~x4) & x5)
+    return c & g1 & g2 & g3
 
 
 @numba.njit(cache=True, nogil=True)
-def _thin_range(fg, nfg_at, i0, i1, h, w, do_thin, lut1, lut2, offs):
-    """Pixels (flat y*W+x) of levels i0 <= i < i1, thinned if ``do_thin``: counts [i1-i0] and pixels in level order."""
+def _thin_words(levels, n_levels, w0, w1, do_thin, offs):
+    """Levels 64*w0 <= i < min(64*w1, n) thinned together, one bit per level: CSR counts per level and pixels.
+
+    Each pixel holds one bit per level; a subiteration evaluates the deletion rule for all levels
+    at once with bitwise operations. Only pixels next to a deletion of the last two
+    subiterations are evaluated again (the rule of an unchanged neighbourhood gives the same
+    answer), and the loop ends when two subiterations in a row delete nothing — per level this
+    is MATLAB's loop, since a level that stopped changing stays unchanged.
+    """
+    h, w = levels.shape
     row = w + 2
     size = (h + 2) * row
-    n = i1 - i0
-    buf = np.zeros(size, np.uint8)
-    work = np.empty((5, size), np.int64)
-    stamp = np.zeros(size, np.int64)
-    gone = np.empty(size, np.int64)
-    st = 0
-    start = np.zeros(n, np.int64)
-    count = np.zeros(n, np.int64)
-    cap = 1024
-    out = np.empty(cap, np.int64)
-    k = 0
-    added = 0
-    # From the highest level down the foreground only grows; thinning's deletions are undone
-    # after each level, so every level is thinned from its own thresholded map.
-    for i in range(i1 - 1, i0 - 1, -1):
-        nfg = nfg_at[i]
-        for j in range(added, nfg):
-            buf[fg[j]] = 1
-        added = nfg
-        ngone = 0
-        if do_thin and nfg > 0:
-            ngone, st = _thin_padded(buf, row, fg, nfg, lut1, lut2, offs, work, stamp, st, gone)
-        if k + nfg > cap:
-            cap = max(2 * cap, k + nfg)
-            grown = np.empty(cap, np.int64)
-            grown[:k] = out[:k]
-            out = grown
-        start[i - i0] = k
-        for j in range(nfg):
-            p = fg[j]
-            if buf[p]:
-                out[k] = (p // row - 1) * w + p % row - 1
-                k += 1
-        count[i - i0] = k - start[i - i0]
-        for j in range(ngone):
-            buf[gone[j]] = 1
-    pix = np.empty(k, np.int64)
-    t = 0
+    nw = w1 - w0
+    one = np.uint64(1)
+    full = ~np.uint64(0)
+    bits = np.zeros((size, nw), np.uint64)
+    act = np.empty(size, np.int64)
+    nact = 0
+    for y in range(h):
+        for x in range(w):
+            lv = min(levels[y, x], n_levels)
+            p = (y + 1) * row + x + 1
+            anyb = False
+            for j in range(nw):
+                k = lv - (w0 + j) * 64
+                if k <= 0:
+                    v = np.uint64(0)
+                elif k >= 64:
+                    v = full
+                else:
+                    v = (one << np.uint64(k)) - one
+                bits[p, j] = v
+                anyb |= v != 0
+            if anyb:
+                act[nact] = p
+                nact += 1
+    if do_thin:
+        o0, o1, o2, o3 = offs[0], offs[1], offs[2], offs[3]
+        o4, o5, o6, o7 = offs[4], offs[5], offs[6], offs[7]
+        dbuf = np.empty((size, nw), np.uint64)
+        stamp = np.zeros(size, np.int64)
+        cur = np.empty(size, np.int64)
+        prev = np.empty(size, np.int64)
+        nprev = 0
+        nxt = np.empty(size, np.int64)
+        allfg = act[:nact].copy()
+        sub = 0
+        quiet = 0
+        while True:
+            first = sub % 2 == 0
+            for t in range(nact):
+                p = act[t]
+                for j in range(nw):
+                    dbuf[t, j] = _deletable(
+                        bits[p, j],
+                        bits[p + o0, j], bits[p + o1, j], bits[p + o2, j], bits[p + o3, j],
+                        bits[p + o4, j], bits[p + o5, j], bits[p + o6, j], bits[p + o7, j],
+                        first,
+                    )  # fmt: skip
+            ncur = 0
+            for t in range(nact):
+                p = act[t]
+                dl = False
+                for j in range(nw):
+                    if dbuf[t, j] != 0:
+                        bits[p, j] &= ~dbuf[t, j]
+                        dl = True
+                if dl:
+                    cur[ncur] = p
+                    ncur += 1
+            quiet = quiet + 1 if ncur == 0 else 0
+            if quiet >= 2:
+                break
+            sub += 1
+            if sub == 1:
+                # the second table has not looked at anything yet
+                for t in range(allfg.size):
+                    act[t] = allfg[t]
+                nact = allfg.size
+            else:
+                nact = 0
+                for src in range(2):
+                    lst = cur if src == 0 else prev
+                    nl = ncur if src == 0 else nprev
+                    for t in range(nl):
+                        p = lst[t]
+                        for q in (
+                            p,
+                            p + o0,
+                            p + o1,
+                            p + o2,
+                            p + o3,
+                            p + o4,
+                            p + o5,
+                            p + o6,
+                            p + o7,
+                        ):
+                            if stamp[q] != sub:
+                                stamp[q] = sub
+                                nz = False
+                                for j in range(nw):
+                                    nz |= bits[q, j] != 0
+                                if nz:
+                                    nxt[nact] = q
+                                    nact += 1
+                for t in range(nact):
+                    act[t] = nxt[t]
+            for t in range(ncur):
+                prev[t] = cur[t]
+            nprev = ncur
+    # Collect: pixels per level.
+    i0 = w0 * 64
+    n = min(w1 * 64, n_levels) - i0
+    count = np.zeros(n + 1, np.int64)
+    for y in range(h):
+        for x in range(w):
+            p = (y + 1) * row + x + 1
+            for j in range(nw):
+                v = bits[p, j]
+                b = 0
+                while v != 0:
+                    if v & one:
+                        count[j * 64 + b + 1] += 1
+                    v >>= one
+                    b += 1
     for i in range(n):
-        pix[t : t + count[i]] = out[start[i] : start[i] + count[i]]
-        t += count[i]
-    return count, pix
+        count[i + 1] += count[i]
+    pix = np.empty(count[n], np.int64)
+    fill = count[:n].copy()
+    for y in range(h):
+        for x in range(w):
+            p = (y + 1) * row + x + 1
+            for j in range(nw):
+                v = bits[p, j]
+                b = 0
+                while v != 0:
+                    if v & one:
+                        i = j * 64 + b
+                        pix[fill[i]] = y * w + x
+                        fill[i] += 1
+                    v >>= one
+                    b += 1
+    return count[1:] - count[:-1], pix
 
 
 def _offsets(width: int) -> np.ndarray:
@@ -254,26 +359,22 @@ def thin_levels(
 
     Pixels of level i are ``pix[ptr[i]:ptr[i+1]]``, in no particular order. With a soft map ``p`` and
     ascending thresholds ``t``, ``levels = searchsorted(t, p, 'right')`` makes level i the map
-    ``p >= t[i]``. Levels are split into ``num_threads`` ranges of similar work, thinned in parallel.
+    ``p >= t[i]``. All levels are thinned together, 64 per machine word (one word per thread).
     """
     levels = np.ascontiguousarray(levels, dtype=np.int32)
     if levels.ndim != 2:
         raise ValueError(f"thin_levels: expected levels [H, W], got shape {list(levels.shape)}")
     n_levels = int(n_levels)
-    h, w = levels.shape
-    fg, nfg = _level_order(levels, n_levels)
-    # Work of a level ~ its foreground size: cut the levels into ranges of equal total work.
-    work = np.cumsum(nfg[:n_levels] + 1)
-    parts = max(1, min(int(num_threads), n_levels))
-    cuts = np.searchsorted(work, work[-1] * np.arange(1, parts) / parts) if n_levels else []
-    bounds = np.unique(np.concatenate([[0], cuts, [n_levels]])).astype(np.int64)
-    args = (fg, nfg, h, w, bool(do_thin), _LUT1, _LUT2, _offsets(w))
+    # 64 levels per machine word; the words are thinned independently (in parallel if asked).
+    nwords = max(1, -(-n_levels // 64))
+    parts = max(1, min(int(num_threads), nwords))
+    bounds = np.linspace(0, nwords, parts + 1).round().astype(np.int64)
+    offs = _offsets(levels.shape[1])
 
-    def run(i0: int, i1: int) -> tuple[np.ndarray, np.ndarray]:
-        a_fg, a_nfg, a_h, a_w, a_thin, l1, l2, offs = args
-        return _thin_range(a_fg, a_nfg, i0, i1, a_h, a_w, a_thin, l1, l2, offs)
+    def run(w0: int, w1: int) -> tuple[np.ndarray, np.ndarray]:
+        return _thin_words(levels, n_levels, w0, w1, bool(do_thin), offs)
 
-    ranges = list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+    ranges = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
     if len(ranges) > 1:
         with ThreadPoolExecutor(len(ranges)) as pool:
             results = list(pool.map(lambda r: run(*r), ranges))
