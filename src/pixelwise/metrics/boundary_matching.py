@@ -595,38 +595,32 @@ def _hungarian(
 
 @numba.njit(cache=True)
 def _alloc(nu, ng, ne):
-    """Scratch arrays of the matchers, as one tuple."""
-    n1 = nu + 1
+    """Scratch arrays of the matchers: (S [13, M] int64 rows, row potentials [M, 2], column records [M, 8], heap [3, E+1], stamps [2]).
+
+    Rows of S: 0 visited stamps, 1 edge iterators, 2 / 3 search stacks, 4 queue, 5 mark
+    (searched side), 6 seen (other side), 7 alist, 8 rlist, 9 / 10 row distances, 11 finished
+    columns, 12 second mark. Stamps: 0 running search stamp, 1 running mark / seen stamp.
+    """
     m1 = max(nu, ng, 1) + 1
+    s = np.empty((13, m1), np.int64)
+    s[0] = 0
+    s[5] = 0
+    s[6] = 0
+    s[12] = 0
     return (
-        np.zeros(nu, np.int64),  # 0 visited stamps of the augmenting-path search
-        np.empty(nu, np.int64),  # 1 it
-        np.empty(n1, np.int64),  # 2 su
-        np.empty(n1, np.int64),  # 3 sg
-        np.empty(m1, np.int64),  # 4 queue
-        np.zeros(m1, np.int64),  # 5 mark (side being searched)
-        np.zeros(m1, np.int64),  # 6 seen (other side)
-        np.zeros((m1, 2), np.int64),  # 7 row potentials
-        np.zeros((m1, 8), np.int64),  # 8 column records
-        np.zeros(1, np.int64),  # 9 running search stamp
-        np.empty(m1, np.int64),  # 10 alist
-        np.empty(m1, np.int64),  # 11 rlist
-        np.empty(m1, np.int64),  # 12 rd1
-        np.empty(m1, np.int64),  # 13 rd2
-        np.empty(m1, np.int64),  # 14 fin
-        np.empty(ne + 1, np.int64),  # 15 h1
-        np.empty(ne + 1, np.int64),  # 16 h2
-        np.empty(ne + 1, np.int64),  # 17 hv
-        np.zeros(1, np.int64),  # 18 running stamp of mark / seen
-        np.zeros(m1, np.int64),  # 19 second mark (C-block bookkeeping)
+        s,
+        np.zeros((m1, 2), np.int64),
+        np.zeros((m1, 8), np.int64),
+        np.empty((3, ne + 1), np.int64),
+        np.zeros(2, np.int64),
     )
 
 
 @numba.njit(cache=True)
 def _solve_block(rows, nrows, ptr, nbr, c1, c2, m_row, m_col, col_ok, stamp, wk):
     _hungarian(
-        rows, nrows, ptr, nbr, c1, c2, m_row, m_col, col_ok, stamp, wk[7], wk[8], wk[9],
-        wk[11], wk[12], wk[13], wk[14], wk[15], wk[16], wk[17],
+        rows, nrows, ptr, nbr, c1, c2, m_row, m_col, col_ok, stamp, wk[1], wk[2], wk[4][0:1],
+        wk[0][8], wk[0][9], wk[0][10], wk[0][11], wk[3][0], wk[3][1], wk[3][2],
     )  # fmt: skip
 
 
@@ -646,24 +640,24 @@ def _match_level(k, nu, level, graph, mu, mg, wk):
         eg,
         mu,
         mg,
-        wk[0],
-        wk[1],
-        wk[2],
-        wk[3],
-        wk[4],
-        wk[5],
-        wk[6],
-        wk[18],
-        wk[10],
+        wk[0][0],
+        wk[0][1],
+        wk[0][2],
+        wk[0][3],
+        wk[0][4],
+        wk[0][5],
+        wk[0][6],
+        wk[4][1:2],
+        wk[0][7],
     )
     if na == 0:
         return
-    alist = wk[10]
+    alist = wk[0][7]
     for j in range(na):
         g = alist[j]
         mu[mg[g]] = -1
         mg[g] = -1
-    _solve_block(alist, na, rptr, ru, rc, rt, mg, mu, wk[5], st, wk)
+    _solve_block(alist, na, rptr, ru, rc, rt, mg, mu, wk[0][5], st, wk)
 
 
 @numba.njit(cache=True)
@@ -681,20 +675,20 @@ def _match_full(nu, ng, graph, mu, mg, wk):
         eg,
         mu,
         mg,
-        wk[0],
-        wk[1],
-        wk[2],
-        wk[3],
-        wk[4],
-        wk[5],
-        wk[6],
-        wk[18],
-        wk[10],
+        wk[0][0],
+        wk[0][1],
+        wk[0][2],
+        wk[0][3],
+        wk[0][4],
+        wk[0][5],
+        wk[0][6],
+        wk[4][1:2],
+        wk[0][7],
     )
-    a_gt = wk[10][:na].copy()
+    a_gt = wk[0][7][:na].copy()
     # D gts (reached from free gts) and A preds; marks in a second pair of arrays.
-    wk[18][0] += 1
-    st_g = wk[18][0]
+    wk[4][1] += 1
+    st_g = wk[4][1]
     gmark = np.zeros(max(ng, 1), np.int64)
     umark = np.zeros(max(nu, 1), np.int64)
     gfree = np.empty(max(ng, 1), np.int64)
@@ -703,17 +697,19 @@ def _match_full(nu, ng, graph, mu, mg, wk):
         if mg[g] < 0:
             gfree[ngfree] = g
             ngfree += 1
-    ndg, nap = _alternating_reach(gfree, ngfree, rptr, ru, mu, gmark, umark, st_g, wk[4], wk[10])
-    a_pred = wk[10][:nap].copy()
+    ndg, nap = _alternating_reach(
+        gfree, ngfree, rptr, ru, mu, gmark, umark, st_g, wk[0][4], wk[0][7]
+    )
+    a_pred = wk[0][7][:nap].copy()
     # C: matched nodes in neither part; solved as rows C gts into C preds.
-    cmark = wk[19]
-    wk[18][0] += 1
-    st_c = wk[18][0]
+    cmark = wk[0][12]
+    wk[4][1] += 1
+    st_c = wk[4][1]
     c_gt = np.empty(max(ng, 1), np.int64)
     nc = 0
     for g in range(ng):
         u = mg[g]
-        if u >= 0 and wk[6][g] != st_p and gmark[g] != st_g:
+        if u >= 0 and wk[0][6][g] != st_p and gmark[g] != st_g:
             c_gt[nc] = g
             nc += 1
             cmark[u] = st_c
@@ -726,7 +722,7 @@ def _match_full(nu, ng, graph, mu, mg, wk):
         g = a_gt[j]
         mu[mg[g]] = -1
         mg[g] = -1
-    _solve_block(a_gt, na, rptr, ru, rc, rt, mg, mu, wk[5], st_p, wk)
+    _solve_block(a_gt, na, rptr, ru, rc, rt, mg, mu, wk[0][5], st_p, wk)
     # A preds into D gts (rows are preds now).
     for j in range(nap):
         u = a_pred[j]
