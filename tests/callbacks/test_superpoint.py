@@ -90,11 +90,8 @@ def test_metrics_of_identical_images_under_identity():
 
 @pytest.mark.slow
 def test_evaluate_on_hpatches_fixture_writes_metrics_and_table(tmp_path):
-    sys.path.insert(0, str(REPO / "tests" / "data"))
-    try:
-        from hpatches_fixture import write_hpatches_fixture
-    finally:
-        sys.path.pop(0)
+    from tests.data.hpatches_fixture import write_hpatches_fixture
+
     write_hpatches_fixture(tmp_path / "hp", n_illumination=1, n_viewpoint=1, size=(96, 128))
     task = SuperPointTask(SuperPointNet(**TINY))
     ckpt = tmp_path / "sp.ckpt"

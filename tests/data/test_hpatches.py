@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hpatches_fixture import write_hpatches_fixture
 from PIL import Image
 
 from pixelwise.data.datamodule import DataModule
 from pixelwise.data.hpatches import HPatches, read_hpatches_homography, resize_matrix
 from pixelwise.data.label_io import DatasetLayoutError
 from pixelwise.geometry.homography import warp_images_with_mask, warp_points
+from tests.data.hpatches_fixture import write_hpatches_fixture
 
 
 @pytest.fixture(scope="module")

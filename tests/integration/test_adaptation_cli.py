@@ -16,7 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO, env
+
+from tests.integration.conftest import REPO, env
 
 ENTRY = """
 import hydra

@@ -7,8 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import read_metrics, run_script
-from dataset_trees import write_cityscapes, write_voc
 from PIL import Image
 from torchmetrics.classification import MulticlassJaccardIndex
 
@@ -23,6 +21,8 @@ from pixelwise.data.cityscapes_labels import (
 )
 from pixelwise.data.voc import VOC_COLORMAP, VOCSegmentation
 from pixelwise.metrics import CategoryInstanceIoU, CategoryIoU, InstanceIoU
+from tests.integration.conftest import read_metrics, run_script
+from tests.integration.dataset_trees import write_cityscapes, write_voc
 
 TINY = [
     "task=segmentation",

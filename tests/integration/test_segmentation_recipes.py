@@ -7,8 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, read_metrics, run_script
-from dataset_trees import write_cityscapes
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -17,6 +15,8 @@ from pixelwise.data import cityscapes_labels as cs
 from pixelwise.data.label_io import segmentation_item
 from pixelwise.data.voc import VOCSegmentation
 from pixelwise.tasks.optim import configure
+from tests.integration.conftest import REPO, read_metrics, run_script
+from tests.integration.dataset_trees import write_cityscapes
 
 CONF = str(REPO / "conf")
 # recipe -> (dataset class, crop (h, w), dummy image size (h, w))

@@ -9,7 +9,8 @@ import time
 
 import pytest
 import torch
-from conftest import REPO, TINY_SEGMENTATION, env, read_metrics, run_script
+
+from tests.integration.conftest import REPO, TINY_SEGMENTATION, env, read_metrics, run_script
 
 TASKS = sorted(p.stem for p in (REPO / "conf" / "task").glob("*.yaml"))
 

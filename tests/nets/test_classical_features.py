@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -18,12 +15,10 @@ from pixelwise.nets.classical_features import ClassicalFeatures, pack_orb, unpac
 
 
 def _fixture_writer():
-    """tests/data/hpatches_fixture.py's writer (tests/ is not a package; load the sibling file by path)."""
-    path = Path(__file__).resolve().parents[1] / "data" / "hpatches_fixture.py"
-    spec = importlib.util.spec_from_file_location("hpatches_fixture", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.write_hpatches_fixture, module.photo
+    """tests/data/hpatches_fixture.py's writer and photo loader."""
+    from tests.data import hpatches_fixture
+
+    return hpatches_fixture.write_hpatches_fixture, hpatches_fixture.photo
 
 
 @pytest.fixture(scope="module", autouse=True)
