@@ -7,7 +7,8 @@ tables of ``skimage.morphology.thin`` (which replicates ``bwmorph``); the tests 
 Instead of re-scanning the whole image every subiteration, only pixels whose 3x3 neighbourhood
 changed since they were last examined under the same table are examined again — the same
 deletions, in the same order, at a fraction of the cost. :func:`thin_levels` thins all
-threshold levels of one soft map at once (what the boundary benchmark needs per image).
+threshold levels of one soft map at once (what the boundary benchmark needs per image): each
+pixel holds one bit per level and the deletion rule is evaluated for 64 levels per word.
 
 :func:`edge_nms` is the non-maximum suppression the HED / RCF evaluation scripts apply to a
 soft edge map before the benchmark (Dollár's ``edgesNmsMex`` with the orientation from
@@ -58,7 +59,7 @@ def _thin_padded(buf, row, fg, nfg, lut1, lut2, offs, work, stamp, st, gone):
     """Thin the 0/1 uint8 image ``buf`` (flat, zero border of width 1, ``row`` columns) in place.
 
     ``fg[:nfg]`` lists its foreground pixels; deleted pixels are written to ``gone`` and their
-    number is returned with the last stamp used. ``work`` holds 6 scratch arrays as long as
+    number is returned with the last stamp used. ``work`` holds 5 scratch arrays as long as
     ``buf``; ``stamp`` marks list membership per pass and is never cleared (stamps only grow).
     """
     cand, nxt, cnt, nxt_cnt, dele = work[0], work[1], work[2], work[3], work[4]

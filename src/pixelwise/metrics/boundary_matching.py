@@ -9,8 +9,9 @@ matters too, since a predicted pixel counts as correct if it is paired in any an
 
 Here that assignment is found without building the benchmark's dense outlier graph:
 
-1. a maximum matching of the within-tolerance bipartite graph (Hopcroft-Karp, warm-started
-   from the previous threshold — the result does not depend on the start);
+1. a maximum matching of the within-tolerance bipartite graph (augmenting paths from every
+   unmatched predicted pixel, warm-started from the previous threshold — the result does not
+   depend on the start);
 2. its Dulmage-Mendelsohn split: predicted pixels reachable from an unmatched predicted pixel
    by an alternating path (``D``) are the only ones some maximum matching leaves unmatched;
    every other predicted pixel is matched in every maximum matching, and the ground-truth
