@@ -163,8 +163,10 @@ def _run(fn, cfg: DictConfig) -> Any:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def train_main(cfg: DictConfig) -> float | None:
-    """`python train.py [overrides]`."""
-    return _run(train, cfg)
+    """`python train.py [overrides]`; `mode=export` and `rounds=K` go to pixelwise.export."""
+    from pixelwise.export import run_mode  # imports this module: resolved at call time
+
+    return _run(run_mode, cfg)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
