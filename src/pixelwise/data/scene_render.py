@@ -50,24 +50,27 @@ SCENE_PALETTE: np.ndarray = np.array(
     dtype=np.uint8,
 )
 
-# Texture kinds: amplitudes of (fine grain, leafy blobs, low-frequency) luminance noise.
+# Texture kinds: amplitudes of (fine grain, leafy blobs, low-frequency, vertical ribs) luminance
+# noise. The ribs (a 4-pixel column period) mark street furniture: ribbed and brushed metal is a
+# local cue that tells a bin or a pole from a person in a dark coat.
 _TEX_AMPS = {
-    "flat": (0.02, 0.0, 0.0),
-    "sky": (0.01, 0.0, 0.10),
-    "asphalt": (0.09, 0.04, 0.08),
-    "paving": (0.06, 0.03, 0.06),
-    "grass": (0.12, 0.14, 0.10),
-    "leaves": (0.14, 0.30, 0.06),
-    "bark": (0.10, 0.05, 0.0),
-    "wall": (0.03, 0.03, 0.08),
-    "glass": (0.03, 0.04, 0.12),
-    "paint": (0.025, 0.0, 0.05),
-    "cloth": (0.05, 0.06, 0.0),
-    "skin": (0.02, 0.0, 0.0),
-    "metal": (0.03, 0.0, 0.04),
+    "flat": (0.02, 0.0, 0.0, 0.0),
+    "sky": (0.01, 0.0, 0.10, 0.0),
+    "asphalt": (0.09, 0.04, 0.08, 0.0),
+    "paving": (0.06, 0.03, 0.06, 0.0),
+    "grass": (0.12, 0.14, 0.10, 0.0),
+    "leaves": (0.14, 0.30, 0.06, 0.0),
+    "bark": (0.10, 0.05, 0.0, 0.0),
+    "wall": (0.03, 0.03, 0.08, 0.0),
+    "glass": (0.03, 0.04, 0.12, 0.0),
+    "paint": (0.025, 0.0, 0.05, 0.0),
+    "cloth": (0.05, 0.06, 0.0, 0.0),
+    "skin": (0.02, 0.0, 0.0, 0.0),
+    "metal": (0.03, 0.0, 0.04, 0.0),
+    "street": (0.03, 0.0, 0.04, 0.16),
 }
 _TEX = {name: i for i, name in enumerate(_TEX_AMPS)}
-_TEX_TABLE = np.asarray(list(_TEX_AMPS.values()), dtype=np.float32).T.copy()  # [3, kinds]
+_TEX_TABLE = np.asarray(list(_TEX_AMPS.values()), dtype=np.float32).T.copy()  # [4, kinds]
 
 # Fixed segment ids of the ground plane (painted procedurally, not by polygons).
 _SKY_SEG, _ROAD_SEG, _MARK_SEG, _WALK_SEG, _CURB_SEG, _GRASS_SEG = range(6)
@@ -108,6 +111,10 @@ _WALL_COLOURS = (
     (0.78, 0.6, 0.58),
     (0.5, 0.55, 0.62),
 )
+# Street furniture keeps to municipal paints and poster colours, so that it does not look like
+# clothing: both are small upright things on the sidewalk.
+_STREET_PAINT = ((0.18, 0.32, 0.22), (0.4, 0.42, 0.45), (0.15, 0.22, 0.4), (0.55, 0.12, 0.1))
+_POSTERS = ((0.92, 0.9, 0.85), (0.85, 0.2, 0.15), (0.95, 0.8, 0.2), (0.2, 0.4, 0.75))
 _SKIN = ((0.95, 0.8, 0.7), (0.82, 0.62, 0.48), (0.58, 0.4, 0.28), (0.36, 0.24, 0.16))
 _TROUSERS = ((0.12, 0.18, 0.35), (0.08, 0.08, 0.09), (0.35, 0.35, 0.37), (0.62, 0.55, 0.42))
 _HAIR = ((0.08, 0.06, 0.05), (0.3, 0.2, 0.1), (0.6, 0.48, 0.25), (0.55, 0.55, 0.55))
@@ -565,41 +572,38 @@ class _Scene:
                 self.side_circle(dark, side, 0.13, zw, 0.13)
 
     def pedestrian(self, x: float, z: float) -> None:
+        """A walker seen from front or back: legs, shoes, torso with sleeves, head and hair."""
         r = self.r
         inst = self.new_instance()
-        h = r(0.46, 0.6)
+        h = r(0.5, 0.64)  # a little taller than life: people must stay several pixels wide
 
         def quad(sid, pts):
             self.poly(sid, [(x + px * h, py * h, z) for px, py in pts])
 
         skin = r.colour(r.pick(_SKIN), 0.03)
-        shirt = _hsv(r(), r(0.2, 0.85), r(0.25, 0.95))
+        shirt = _hsv(r(), r(0.4, 0.85), r(0.4, 0.9))
         trousers = r.colour(r.pick(_TROUSERS), 0.04)
-        s = r(-0.09, 0.09)
+        s = r(-0.08, 0.08)  # stride
         legs = self.seg(trousers, PEDESTRIAN, "cloth", inst)
-        quad(legs, [(-0.085, 0.5), (-0.005, 0.5), (-0.01 - s, 0.03), (-0.08 - s, 0.03)])
-        quad(legs, [(0.005, 0.5), (0.085, 0.5), (0.08 + s, 0.03), (0.01 + s, 0.03)])
+        quad(legs, [(-0.1, 0.5), (0.0, 0.5), (-0.005 - s, 0.03), (-0.095 - s, 0.03)])
+        quad(legs, [(0.0, 0.5), (0.1, 0.5), (0.095 + s, 0.03), (0.005 + s, 0.03)])
         shoes = self.seg((0.08, 0.07, 0.07), PEDESTRIAN, "flat", inst)
-        quad(shoes, [(-0.09 - s, 0.0), (-0.005 - s, 0.0), (-0.01 - s, 0.04), (-0.08 - s, 0.04)])
-        quad(shoes, [(0.005 + s, 0.0), (0.09 + s, 0.0), (0.08 + s, 0.04), (0.01 + s, 0.04)])
-        coat = r() < 0.3
+        quad(shoes, [(-0.105 - s, 0.0), (-0.0 - s, 0.0), (-0.005 - s, 0.045), (-0.095 - s, 0.045)])
+        quad(shoes, [(0.0 + s, 0.0), (0.105 + s, 0.0), (0.095 + s, 0.045), (0.005 + s, 0.045)])
         top = self.seg(shirt, PEDESTRIAN, "cloth", inst)
-        hem = 0.3 if coat else 0.48
-        quad(top, [(-0.12, hem), (0.12, hem), (0.13, 0.82), (-0.13, 0.82)])
-        a = r(0.0, 0.05)
-        quad(top, [(-0.13, 0.82), (-0.08, 0.82), (-0.13 - a, 0.5), (-0.18 - a, 0.52)])
-        quad(top, [(0.08, 0.82), (0.13, 0.82), (0.18 + a, 0.52), (0.13 + a, 0.5)])
+        hem = 0.3 if r() < 0.3 else 0.46  # coats reach the knees
+        a = r(0.0, 0.05)  # arms swing out
+        quad(top, [(-0.135, hem), (0.135, hem), (0.15, 0.83), (-0.15, 0.83)])
+        quad(top, [(-0.15, 0.83), (-0.09, 0.83), (-0.15 - a, 0.46), (-0.21 - a, 0.48)])
+        quad(top, [(0.09, 0.83), (0.15, 0.83), (0.21 + a, 0.48), (0.15 + a, 0.46)])
         face = self.seg(skin, PEDESTRIAN, "skin", inst)
-        self.frontal_ellipse(face, x + (-0.155 - a) * h, 0.48 * h, z, 0.03 * h, 0.035 * h)
-        self.frontal_ellipse(face, x + (0.155 + a) * h, 0.48 * h, z, 0.03 * h, 0.035 * h)
-        self.frontal_quad(face, x - 0.03 * h, x + 0.03 * h, 0.8 * h, 0.86 * h, z)
-        self.frontal_ellipse(face, x, 0.905 * h, z, 0.062 * h, 0.075 * h)
+        self.frontal_ellipse(face, x, 0.9 * h, z, 0.07 * h, 0.085 * h)
         hair = self.seg(r.colour(r.pick(_HAIR), 0.03), PEDESTRIAN, "cloth", inst)
-        self.frontal_ellipse(hair, x, 0.945 * h, z, 0.064 * h, 0.05 * h)
+        self.frontal_ellipse(hair, x, 0.95 * h, z, 0.072 * h, 0.055 * h)
         if r() < 0.3:  # a bag hanging at one side
             bag = self.seg(r.colour(r.pick(_TROUSERS + _CARGO_COLOURS)), PEDESTRIAN, "cloth", inst)
             sx = r.pick((-1, 1))
-            quad(bag, [(sx * 0.14, 0.32), (sx * 0.26, 0.32), (sx * 0.26, 0.5), (sx * 0.14, 0.5)])
+            quad(bag, [(sx * 0.16, 0.3), (sx * 0.3, 0.3), (sx * 0.3, 0.5), (sx * 0.16, 0.5)])
 
     def tree(self, x: float, z: float, small: bool = False) -> None:
         r = self.r
@@ -640,11 +644,11 @@ class _Scene:
     def clutter(self, kind: str, x: float, z: float) -> None:
         """Street furniture of the class "unknown": poles, signs, bins, kiosks, barriers."""
         r = self.r
-        metal = r.colour(r.pick(((0.5, 0.52, 0.55), (0.2, 0.3, 0.24), (0.25, 0.25, 0.27))), 0.04)
+        metal = r.colour(r.pick(((0.6, 0.62, 0.64), (0.48, 0.5, 0.53), (0.34, 0.36, 0.38))), 0.04)
         if kind in ("sign", "light", "lamp"):
-            pw = r(0.025, 0.035)
+            pw = r(0.035, 0.045)
             ph = r(0.75, 0.95) if kind != "lamp" else r(1.4, 1.9)
-            pole = self.seg(metal, UNKNOWN, "metal")
+            pole = self.seg(metal, UNKNOWN, "street")
             self.frontal_quad(pole, x - pw, x + pw, 0.0, ph, z)
             if kind == "sign":
                 shape = r.int(0, 3)
@@ -670,14 +674,14 @@ class _Scene:
                         ],
                     )
             elif kind == "light":
-                housing = self.seg((0.1, 0.1, 0.1), UNKNOWN, "metal")
+                housing = self.seg((0.1, 0.1, 0.1), UNKNOWN, "street")
                 self.frontal_quad(housing, x - 0.07, x + 0.07, ph - 0.1, ph + 0.25, z)
                 on = r.int(0, 3)
                 for k, c in enumerate(((0.9, 0.1, 0.1), (0.95, 0.7, 0.1), (0.1, 0.85, 0.3))):
                     sid = self.seg(c if k == on else _shade(c, 0.3), UNKNOWN, "flat")
                     self.frontal_ellipse(sid, x, ph + 0.19 - 0.11 * k, z, 0.04, 0.04)
             else:
-                head = self.seg((0.2, 0.2, 0.22), UNKNOWN, "metal")
+                head = self.seg((0.2, 0.2, 0.22), UNKNOWN, "street")
                 d = -1 if x > 0 else 1
                 self.frontal_quad(pole, min(x, x + d * 0.3), max(x, x + d * 0.3), ph - 0.04, ph, z)
                 self.frontal_quad(
@@ -693,42 +697,42 @@ class _Scene:
             c = r.colour(
                 r.pick(((0.2, 0.45, 0.25), (0.4, 0.4, 0.42), (0.85, 0.45, 0.1), (0.15, 0.3, 0.6)))
             )
-            self.box(x - w / 2, x + w / 2, 0.0, h, z, z + w, UNKNOWN, 0, (c, "paint"))
-            lid = self.seg(_shade(c, 0.6), UNKNOWN, "paint")
+            self.box(x - w / 2, x + w / 2, 0.0, h, z, z + w, UNKNOWN, 0, (c, "street"))
+            lid = self.seg(_shade(c, 0.6), UNKNOWN, "street")
             self.frontal_quad(
                 lid, x - w / 2 - 0.01, x + w / 2 + 0.01, h - 0.04, h + 0.01, z - 0.005
             )
         elif kind == "cabinet":
             w, h, d = r(0.2, 0.32), r(0.3, 0.42), r(0.12, 0.18)
             c = r.colour(r.pick(((0.55, 0.6, 0.55), (0.7, 0.68, 0.6), (0.45, 0.47, 0.5))))
-            self.box(x - w / 2, x + w / 2, 0.0, h, z, z + d, UNKNOWN, 0, (c, "metal"))
+            self.box(x - w / 2, x + w / 2, 0.0, h, z, z + d, UNKNOWN, 0, (c, "street"))
             seam = self.seg(_shade(c, 0.5), UNKNOWN, "flat")
             self.frontal_quad(seam, x - 0.008, x + 0.008, 0.03, h - 0.03, z)
         elif kind == "column":
             w, h = r(0.25, 0.34), r(0.7, 0.95)
-            body = self.seg(r.colour((0.3, 0.35, 0.3)), UNKNOWN, "metal")
+            body = self.seg(r.colour(r.pick(_STREET_PAINT)), UNKNOWN, "street")
             self.frontal_quad(body, x - w / 2, x + w / 2, 0.0, h, z)
             y = 0.12
             while y < h - 0.15:
                 hh = r(0.12, 0.25)
-                poster = self.seg(_hsv(r(), r(0.4, 0.9), r(0.5, 0.95)), UNKNOWN, "paint")
+                poster = self.seg(r.colour(r.pick(_POSTERS)), UNKNOWN, "paint")
                 self.frontal_quad(poster, x - w / 2, x + w / 2, y, min(y + hh, h - 0.1), z)
                 y += hh + 0.02
-            cap = self.seg(_shade(metal, 0.8), UNKNOWN, "metal")
+            cap = self.seg(_shade(metal, 0.8), UNKNOWN, "street")
             self.frontal_ellipse(cap, x, h, z, w * 0.6, 0.06)
         elif kind == "kiosk":
             w, h, d = r(0.5, 0.8), r(0.65, 0.8), r(0.4, 0.6)
-            c = _hsv(r(), r(0.3, 0.7), r(0.5, 0.85))
-            self.box(x - w / 2, x + w / 2, 0.0, h, z, z + d, UNKNOWN, 0, (c, "paint"))
+            c = r.colour(r.pick(_STREET_PAINT))
+            self.box(x - w / 2, x + w / 2, 0.0, h, z, z + d, UNKNOWN, 0, (c, "street"))
             glass = self.seg(r.colour((0.35, 0.4, 0.45)), UNKNOWN, "glass")
             self.frontal_quad(glass, x - w / 2 + 0.06, x + w / 2 - 0.06, 0.3, h - 0.12, z)
-            roof = self.seg(_shade(c, 0.6), UNKNOWN, "paint")
+            roof = self.seg(_shade(c, 0.6), UNKNOWN, "street")
             self.frontal_quad(
                 roof, x - w / 2 - 0.04, x + w / 2 + 0.04, h - 0.06, h + 0.04, z - 0.02
             )
         else:  # barrier
             w, h = r(0.4, 0.6), r(0.25, 0.32)
-            legs = self.seg((0.85, 0.85, 0.85), UNKNOWN, "metal")
+            legs = self.seg((0.85, 0.85, 0.85), UNKNOWN, "street")
             self.frontal_quad(legs, x - w / 2, x - w / 2 + 0.04, 0.0, h, z)
             self.frontal_quad(legs, x + w / 2 - 0.04, x + w / 2, 0.0, h, z)
             red = self.seg((0.85, 0.12, 0.1), UNKNOWN, "paint")
@@ -798,12 +802,12 @@ class _Scene:
             outer = self.walk_l if side < 0 else self.walk_r
             return side * r(1.05 + margin, outer - margin)
 
-        for _ in range(r.int(2, 7)):
+        for _ in range(r.int(3, 9)):
             for _ in range(4):
                 x = sidewalk_x(0.08)
-                zr = self.z_range(x, 0.5, 0.12)
+                zr = self.z_range(x, 0.55, 0.2)
                 if zr is not None:
-                    z = self.sample_z(zr, 1.6)
+                    z = self.sample_z(zr, 2.0)
                     objs.append((z, self.pedestrian, (x, z)))
                     break
         if self.zebra is not None:
@@ -826,7 +830,7 @@ class _Scene:
                     x = r.pick((-1, 1)) * r(0.7, 0.85)
                 else:
                     x = sidewalk_x(0.2)
-                zr = self.z_range(x, 0.4, 0.08)
+                zr = self.z_range(x, 0.4, 0.12)
                 if zr is not None:
                     z = self.sample_z(zr, 1.4)
                     objs.append((z, self.clutter, (kind, x, z)))
@@ -932,6 +936,8 @@ def _compose(
     lum = np.take(amps[0], seg) * fine
     lum += np.take(amps[1], seg) * mid
     lum += np.take(amps[2], seg) * low
+    ribs = np.cos(np.arange(width, dtype=np.float32) * np.float32(np.pi / 2) + np.float32(r(0, 6.3)))
+    lum += np.take(amps[3], seg) * ribs[None, :]
     lum += 1.0
     lum *= pattern
     shadow = (shade > 0) & (seg > _SKY_SEG) & (seg < _N_GROUND)
