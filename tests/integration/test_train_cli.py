@@ -115,6 +115,7 @@ def test_multirun_gives_one_complete_run_per_job(tmp_path):
         assert (job / "checkpoints" / "last.ckpt").is_file()
 
 
+@pytest.mark.slow
 def test_optuna_sweep_runs_a_study(tmp_path):
     run_script(
         "train.py",
@@ -132,6 +133,7 @@ def test_optuna_sweep_runs_a_study(tmp_path):
     assert "best_params" in results and "best_value" in results
 
 
+@pytest.mark.slow
 def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path):
     run_script(
         "train.py",
