@@ -241,9 +241,6 @@ def test_soft_target_fit_runs_with_the_default_data(tmp_path):
 
 
 def test_train_py_dispatches_mode_export(tmp_path):
-    cli_source = (REPO / "src" / "pixelwise" / "cli.py").read_text()
-    if "run_mode" not in cli_source:
-        pytest.skip("cli.py does not dispatch mode/rounds to pixelwise.export.run_mode yet")
     root = tmp_path / "images"
     good = image_tree(root, n_good=2)
     proc = subprocess.run(
