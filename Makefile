@@ -26,12 +26,12 @@ test-full: install
 	WANDB_MODE=offline $(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check src tests benchmarks train.py evaluate.py
-	$(VENV)/bin/ruff format --check src tests benchmarks train.py evaluate.py
+	$(VENV)/bin/ruff check src tests benchmarks train.py evaluate.py match.py
+	$(VENV)/bin/ruff format --check src tests benchmarks train.py evaluate.py match.py
 
 format: install
-	$(VENV)/bin/ruff format src tests benchmarks train.py evaluate.py
-	$(VENV)/bin/ruff check --fix src tests benchmarks train.py evaluate.py
+	$(VENV)/bin/ruff format src tests benchmarks train.py evaluate.py match.py
+	$(VENV)/bin/ruff check --fix src tests benchmarks train.py evaluate.py match.py
 
 bench: install
 	$(PY) benchmarks/run.py $(ARGS)

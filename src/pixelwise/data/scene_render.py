@@ -936,7 +936,9 @@ def _compose(
     lum = np.take(amps[0], seg) * fine
     lum += np.take(amps[1], seg) * mid
     lum += np.take(amps[2], seg) * low
-    ribs = np.cos(np.arange(width, dtype=np.float32) * np.float32(np.pi / 2) + np.float32(r(0, 6.3)))
+    ribs = np.cos(
+        np.arange(width, dtype=np.float32) * np.float32(np.pi / 2) + np.float32(r(0, 6.3))
+    )
     lum += np.take(amps[3], seg) * ribs[None, :]
     lum += 1.0
     lum *= pattern
