@@ -134,10 +134,13 @@ def train(cfg: DictConfig) -> float | None:
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """Test a checkpoint on the configured data; write metrics.json into the run directory."""
+    """Test a checkpoint (or the net's model.pretrained state dict); write metrics.json into the run directory."""
     ckpt_path = _check_ckpt(cfg.get("ckpt_path"), "ckpt_path")
-    if ckpt_path is None:
-        raise UserError("ckpt_path is required: python evaluate.py ckpt_path=PATH")
+    if ckpt_path is None and not (cfg.get("model") or {}).get("pretrained"):
+        raise UserError(
+            "ckpt_path is required: python evaluate.py ckpt_path=PATH "
+            "(or model.pretrained=PATH for a state dict the net loads itself)"
+        )
     datamodule, task, trainer = build(cfg)
     try:
         trainer.test(task, datamodule=datamodule, ckpt_path=ckpt_path)

@@ -89,26 +89,33 @@ def test_metrics_of_identical_images_under_identity():
 
 
 @pytest.mark.slow
-def test_evaluate_on_hpatches_fixture_writes_metrics_and_table(tmp_path):
+@pytest.mark.parametrize("weights", ["checkpoint", "state_dict"])
+def test_evaluate_on_hpatches_fixture_writes_metrics_and_table(tmp_path, weights):
     from tests.data.hpatches_fixture import write_hpatches_fixture
 
     write_hpatches_fixture(tmp_path / "hp", n_illumination=1, n_viewpoint=1, size=(96, 128))
     task = SuperPointTask(SuperPointNet(**TINY))
-    ckpt = tmp_path / "sp.ckpt"
-    torch.save(
-        {
-            "state_dict": task.state_dict(),
-            "hyper_parameters": dict(task.hparams),
-            "pytorch-lightning_version": L.__version__,
-        },
-        ckpt,
-    )
+    if weights == "checkpoint":
+        path = tmp_path / "sp.ckpt"
+        torch.save(
+            {
+                "state_dict": task.state_dict(),
+                "hyper_parameters": dict(task.hparams),
+                "pytorch-lightning_version": L.__version__,
+            },
+            path,
+        )
+        source = f"ckpt_path={path}"
+    else:  # a bare net state dict, as shipped in weights/: model.pretrained, no checkpoint
+        path = tmp_path / "sp.pt"
+        torch.save(task.net.state_dict(), path)
+        source = f"model.pretrained={path}"
     out = tmp_path / "run"
     args = [
         "task=superpoint",
         "data=hpatches",
         f"data.test.root={tmp_path / 'hp'}",
-        f"ckpt_path={ckpt}",
+        source,
         "model.channels=[4,4,8,8]",
         "model.head_channels=8",
         "model.descriptor_dim=6",

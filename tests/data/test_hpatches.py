@@ -275,3 +275,25 @@ class TestLayoutErrors:
     def test_bad_arguments(self, release, kwargs, message):
         with pytest.raises(ValueError, match=message):
             HPatches(release.parent, **kwargs)
+
+
+def test_offline_set_from_held_out_photographs(tmp_path):
+    from pixelwise.data.hpatches_offline import EVAL_PHOTOS, photo
+    from pixelwise.data.sample_images import TRAIN_IMAGES
+
+    # The README's SuperPoint / ORB / SIFT numbers come from photographs no weights trained on.
+    assert set(EVAL_PHOTOS).isdisjoint(TRAIN_IMAGES)
+    hopper = photo("grace_hopper")  # matplotlib's sample photograph, offline
+    assert hopper.dtype == np.uint8 and hopper.ndim == 3 and min(hopper.shape[:2]) >= 400
+    root = write_hpatches_fixture(
+        tmp_path, 2, 3, size=(48, 64), photos=("grace_hopper", "rocket"), difficulty=3.0
+    )
+    assert sorted(p.name for p in root.iterdir()) == [
+        "i_grace_hopper",
+        "i_rocket",
+        "v_grace_hopper_1",
+        "v_grace_hopper_2",
+        "v_rocket_1",
+    ]
+    ds = HPatches(tmp_path, size=(48, 64))
+    assert len(ds) == 25

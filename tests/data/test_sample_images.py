@@ -50,3 +50,48 @@ def test_unknown_names_are_errors():
         SampleImages(["camera", "lena"])
     with pytest.raises(ValueError, match="unknown sample image 'lena'"):
         load_sample_image("lena")
+
+
+def test_write_sample_crops_is_deterministic_and_covers_each_photograph(tmp_path):
+    from PIL import Image
+
+    from pixelwise.data.sample_images import write_sample_crops
+
+    paths = write_sample_crops(tmp_path / "a", ["camera", "coins"], per_image=3, size=(24, 32))
+    again = write_sample_crops(tmp_path / "b", ["camera", "coins"], per_image=3, size=(24, 32))
+    assert [p.name for p in paths] == [
+        f"{n}_{k:03d}.png" for n in ("camera", "coins") for k in range(3)
+    ]
+    for p, q in zip(paths, again):
+        a, b = np.asarray(Image.open(p)), np.asarray(Image.open(q))
+        assert a.shape == (24, 32) and a.dtype == np.uint8 and np.array_equal(a, b)
+    # Different random windows, not three copies of one.
+    crops = [np.asarray(Image.open(p)) for p in paths[:3]]
+    assert not np.array_equal(crops[0], crops[1]) and not np.array_equal(crops[1], crops[2])
+
+
+def test_a_full_scale_crop_is_the_resized_photograph(tmp_path):
+    import cv2
+    from PIL import Image
+
+    from pixelwise.data.images import to_gray_float
+    from pixelwise.data.sample_images import write_sample_crops
+
+    # camera is 512x512: at scale 1 and ratio 1 the window is the whole photograph.
+    (path,) = write_sample_crops(tmp_path, ["camera"], per_image=1, size=(64, 64), min_scale=1.0)
+    crop = np.asarray(Image.open(path)).astype(np.float32) / 255
+    expected = cv2.resize(
+        to_gray_float(load_sample_image("camera")), (64, 64), interpolation=cv2.INTER_AREA
+    )
+    assert np.abs(crop - expected).max() < 2 / 255
+
+
+def test_write_sample_crops_bad_arguments(tmp_path):
+    from pixelwise.data.sample_images import write_sample_crops
+
+    with pytest.raises(ValueError, match="per_image=0"):
+        write_sample_crops(tmp_path, per_image=0)
+    with pytest.raises(ValueError, match="min_scale=0"):
+        write_sample_crops(tmp_path, min_scale=0)
+    with pytest.raises(ValueError, match=r"unknown photographs \['lena'\]"):
+        write_sample_crops(tmp_path, ["lena"])

@@ -118,3 +118,19 @@ def test_bad_arguments():
         SuperPointPairs()
     with pytest.raises(ValueError, match="homography.shear is unknown"):
         SuperPointPairs(source=PointSource([[1.0, 1.0]]), homography={"shear": 1})
+
+
+class UnlabelledSource(PointSource):
+    def __getitem__(self, i):
+        return {"image": self.image}
+
+
+def test_unlabelled_source_makes_pairs_without_keypoints():
+    ds = SuperPointPairs(source=UnlabelledSource([]), photometric=False, deterministic=True)
+    item = ds[0]
+    assert "keypoints_a" not in item and "keypoints_b" not in item
+    # The pair itself is complete: B is A seen through H, on B's valid region.
+    expected = warp_images(item["image_a"][None], item["homography"])[0]
+    valid = item["valid_mask_b"]
+    assert valid.any()
+    assert torch.allclose(item["image_b"][0][valid], expected[0][valid], atol=1e-5)

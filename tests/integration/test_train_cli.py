@@ -212,6 +212,12 @@ def test_missing_checkpoint_is_a_one_line_error(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_evaluate_needs_a_checkpoint_or_pretrained_weights(tmp_path):
+    proc = run_script("evaluate.py", [], tmp_path, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "ckpt_path is required" in proc.stderr and "model.pretrained=PATH" in proc.stderr
+
+
 def test_unreadable_checkpoint_is_a_one_line_error(tmp_path):
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(b"not a checkpoint")

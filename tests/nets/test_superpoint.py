@@ -69,6 +69,10 @@ class TestStateDictLayout:
             out["descriptors"], desc, atol=1e-5, rtol=1e-4
         )  # raw, not normalised
         torch.testing.assert_close(out2["logits"], out["logits"])
+        # model.pretrained=PATH: the same file through the constructor (what Hydra instantiates).
+        net3 = SuperPointNet(pretrained=str(path))
+        for key, value in state.items():
+            assert torch.equal(net3.state_dict()[key], value), key
 
     def test_magicpoint_and_widths(self):
         mp = magicpoint()
@@ -151,6 +155,8 @@ class TestLoadWeights:
             ValueError, match="descriptor dimension: file has 256, net has descriptor_dim=128"
         ):
             load_superpoint_weights(SuperPointNet(descriptor_dim=128), path)
+        with pytest.raises(ValueError, match="descriptor_dim=128"):
+            SuperPointNet(descriptor_dim=128, pretrained=path)
 
     def test_superpoint_file_into_magicpoint(self, tmp_path):
         path = self.save(tmp_path, official_state())

@@ -219,5 +219,11 @@ def test_detector_weights_load_encoder_and_detector_not_descriptor(tmp_path):
     for key, value in magic.state_dict().items():
         assert torch.equal(task.net.state_dict()[key], value), key
     assert torch.equal(task.net.convDb.weight, before)
-    with pytest.raises(ValueError, match="exclude each other"):
-        SuperPointTask(SuperPointNet(**TINY), pretrained=str(path), detector_weights=str(path))
+
+
+def test_training_without_keypoints_is_a_clear_error():
+    task = SuperPointTask(SuperPointNet(**TINY))
+    images = torch.rand(1, 1, 16, 24)
+    batch = {"image_a": images, "image_b": images, "homography": torch.eye(3)[None]}
+    with pytest.raises(ValueError, match="no keypoints_a.*data.train.labels"):
+        task.training_step(batch, 0)

@@ -9,12 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import cache
+from pathlib import Path
 
+import cv2
 import numpy as np
 
-from pixelwise.data.images import ImageDataset
+from pixelwise.data.images import ImageDataset, to_gray_float
 
-__all__ = ["SAMPLE_IMAGES", "TRAIN_IMAGES", "EVAL_IMAGES", "SampleImages", "load_sample_image"]
+__all__ = [
+    "SAMPLE_IMAGES",
+    "TRAIN_IMAGES",
+    "EVAL_IMAGES",
+    "SampleImages",
+    "load_sample_image",
+    "write_sample_crops",
+]
 
 
 def _motorcycle(side: int) -> Callable[[], np.ndarray]:
@@ -130,3 +139,73 @@ class SampleImages(ImageDataset):
             f"SampleImages(split={self.split!r}, {len(self.names)} images x {self.repeats}, "
             f"size={list(self.size)}, photometric={self.photometric})"
         )
+
+
+def write_sample_crops(
+    out_dir: str | Path,
+    split: str | Sequence[str] = "train",
+    per_image: int = 16,
+    size: Sequence[int] = (240, 320),
+    min_scale: float = 0.35,
+    seed: int = 0,
+) -> list[Path]:
+    """Write ``per_image`` random crops of each photograph of ``split`` as grey PNGs of ``size``; return the paths.
+
+    A crop covers a ``scale`` in [``min_scale``, 1] of the largest window of the aspect ratio
+    of ``size`` that fits the photograph, at a uniform position, resized to ``size`` (H, W).
+    Sixteen photographs are too few to train SuperPoint's descriptor on 240x320 centre crops:
+    crops at several scales are the offline stand-in for COCO (``data=images data.root=OUT``).
+    Files are ``<out_dir>/<photo>_<k>.png``; the same ``seed`` writes the same crops.
+    """
+    if per_image < 1:
+        raise ValueError(f"write_sample_crops: per_image={per_image}: expected >= 1")
+    if not 0.0 < min_scale <= 1.0:
+        raise ValueError(f"write_sample_crops: min_scale={min_scale}: expected in (0, 1]")
+    height, width = (int(v) for v in size)
+    names = list(_SPLITS[split]) if isinstance(split, str) else list(split)
+    unknown = [n for n in names if n not in _LOADERS]
+    if unknown:
+        raise ValueError(
+            f"write_sample_crops: unknown photographs {unknown}; expected names from {list(SAMPLE_IMAGES)}"
+        )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for name in names:
+        gray = to_gray_float(load_sample_image(name))
+        ph, pw = gray.shape
+        fit = min(ph / height, pw / width)  # the largest window of ratio height:width
+        for k in range(per_image):
+            scale = rng.uniform(min_scale, 1.0)
+            ch = min(ph, max(1, round(height * fit * scale)))
+            cw = min(pw, max(1, round(width * fit * scale)))
+            y0, x0 = int(rng.integers(0, ph - ch + 1)), int(rng.integers(0, pw - cw + 1))
+            window = gray[y0 : y0 + ch, x0 : x0 + cw]
+            # INTER_AREA when shrinking: no aliasing of fine texture (grass, gravel).
+            interp = cv2.INTER_AREA if cw > width else cv2.INTER_LINEAR
+            crop = cv2.resize(window, (width, height), interpolation=interp)
+            path = out / f"{name}_{k:03d}.png"
+            cv2.imwrite(str(path), np.round(crop * 255).astype(np.uint8))
+            paths.append(path)
+    return paths
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=write_sample_crops.__doc__.splitlines()[0])
+    parser.add_argument("out_dir")
+    parser.add_argument(
+        "--split", default="train", help="train | eval | all | comma-separated names"
+    )
+    parser.add_argument("--per-image", type=int, default=16)
+    parser.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
+    parser.add_argument("--min-scale", type=float, default=0.35)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    split = args.split if args.split in _SPLITS else args.split.split(",")
+    written = write_sample_crops(
+        args.out_dir, split, args.per_image, args.size, args.min_scale, args.seed
+    )
+    print(f"wrote {len(written)} crops to {args.out_dir}")

@@ -5,7 +5,9 @@ Source of images and points, one of:
 - ``source``: any dataset whose items hold ``"image"`` float [1,H,W] and ``"keypoints"`` float
   [N,2] (x, y) (and optionally ``"clean_image"``, ``"valid_mask"``, ``"ok"``), e.g.
   :class:`~pixelwise.data.synthetic_shapes.SyntheticShapes` (ground-truth points, nothing on
-  disk) or :class:`~pixelwise.data.sample_images.SampleImages` with ``labels``;
+  disk) or :class:`~pixelwise.data.sample_images.SampleImages` with ``labels``. Items of an
+  unlabelled source (no ``"keypoints"``) make pairs without ``keypoints_a``/``keypoints_b``:
+  enough to validate (homography accuracy, matching score), not to train;
 - ``root`` + ``labels``: every image under ``root`` with its pseudo-labels ``<labels>/<name>.npz``
   (the export format of homographic adaptation, ``PseudoLabelWriter``). An image without a
   label file is an error naming that file, unless ``skip_missing_labels`` (then it is left out).
@@ -177,7 +179,8 @@ class SuperPointPairs(Dataset):
             raise ValueError(
                 f"SuperPointPairs: source images must be [1, H, W] gray, got {list(image.shape)}"
             )
-        keypoints = torch.as_tensor(item["keypoints"], dtype=torch.float32).reshape(-1, 2)
+        labelled = "keypoints" in item
+        keypoints = torch.as_tensor(item.get("keypoints", ()), dtype=torch.float32).reshape(-1, 2)
         shape = (int(image.shape[1]), int(image.shape[2]))
         valid_a = item.get("valid_mask")
         valid_a = (
@@ -199,17 +202,18 @@ class SuperPointPairs(Dataset):
         if self.photometric:
             image_a = photometric_augment(image_a.copy(), rng)
             image_b = photometric_augment(image_b.copy(), rng)
-        return {
+        pair = {
             "image_a": torch.from_numpy(np.ascontiguousarray(image_a, np.float32))[None],
             "image_b": torch.from_numpy(np.ascontiguousarray(image_b, np.float32))[None],
-            "keypoints_a": keypoints,
-            "keypoints_b": keypoints_b,
             "valid_mask_a": valid_a,
             "valid_mask_b": valid_b,
             "homography": h.float(),
             "kind": "v",
             "index": index,
         }
+        if labelled:
+            pair.update(keypoints_a=keypoints, keypoints_b=keypoints_b)
+        return pair
 
     def __repr__(self) -> str:
         return (

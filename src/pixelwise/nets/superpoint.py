@@ -35,7 +35,9 @@ class SuperPointNet(nn.Module):
     A 3-channel input is converted to gray (BT.601 weights) with a warning, once per net.
     ``batch_norm=True`` inserts ``nn.BatchNorm2d`` after every 3x3 conv (``bn1a`` ... ``bnDa``);
     the 1x1 output convs stay linear. ``channels`` are the widths of conv1, conv2, conv3, conv4
-    (MagicPoint-S/L of the paper are other widths).
+    (MagicPoint-S/L of the paper are other widths). ``pretrained=PATH`` (``model.pretrained``)
+    loads a state dict file with exactly this net's keys and shapes, e.g. the official
+    ``superpoint_v1.pth`` (see :func:`load_superpoint_weights`).
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class SuperPointNet(nn.Module):
         channels: Sequence[int] = (64, 64, 128, 128),
         head_channels: int = 256,
         descriptor_dim: int = 256,
+        pretrained: str | os.PathLike | None = None,
     ) -> None:
         super().__init__()
         if len(channels) != 4 or any(int(c) < 1 for c in channels):
@@ -83,6 +86,8 @@ class SuperPointNet(nn.Module):
             self.convDb = nn.Conv2d(
                 head_channels, descriptor_dim, kernel_size=1, stride=1, padding=0
             )
+        if pretrained:
+            load_superpoint_weights(self, pretrained)
 
     def _block(self, x: torch.Tensor, name: str) -> torch.Tensor:
         x = getattr(self, f"conv{name}")(x)

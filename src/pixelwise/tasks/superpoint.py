@@ -75,8 +75,8 @@ class SuperPointTask(L.LightningModule):
     pairs (no keypoints: no loss, only features). Validation and test steps return per image
     features ``features_a``/``features_b`` (lists of :meth:`extract` dicts) for the callbacks.
     ``net`` may be None when ``net_config`` (stored in the checkpoint's hparams) rebuilds it, so
-    ``SuperPointTask.load_from_checkpoint(path)`` needs no net. ``pretrained`` loads an official
-    ``superpoint_v1.pth``-style state dict into the net; ``detector_weights`` a MagicPoint
+    ``SuperPointTask.load_from_checkpoint(path)`` needs no net. The official
+    ``superpoint_v1.pth`` loads into the net (``model.pretrained``); ``detector_weights`` a MagicPoint
     state dict (same widths, no descriptor head) into the encoder and detector head, the
     descriptor head staying random (training SuperPoint from a MagicPoint).
     """
@@ -98,7 +98,6 @@ class SuperPointTask(L.LightningModule):
         nms_radius: int = 4,
         detection_threshold: float = 0.015,
         border: int = 4,
-        pretrained: str | None = None,
         detector_weights: str | None = None,
         channels_last: bool = True,
     ) -> None:
@@ -124,13 +123,6 @@ class SuperPointTask(L.LightningModule):
                 raise ValueError(f"task.{key}={value}: expected >= 0")
         if max_keypoints is not None and max_keypoints < 1:
             raise ValueError(f"task.max_keypoints={max_keypoints}: expected null or >= 1")
-        if pretrained and detector_weights:
-            raise ValueError(
-                "SuperPointTask: task.pretrained (a full SuperPoint state dict) and "
-                "task.detector_weights (a MagicPoint one) exclude each other; set one to null"
-            )
-        if pretrained:
-            load_superpoint_weights(net, pretrained)
         if detector_weights:
             load_detector_weights(net, detector_weights)
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "net_config"])
@@ -211,6 +203,12 @@ class SuperPointTask(L.LightningModule):
     # -- loss -----------------------------------------------------------------------------------
 
     def _labels(self, batch: dict[str, Any], side: str, size) -> torch.Tensor:
+        if f"keypoints_{side}" not in batch:
+            raise ValueError(
+                f"the training batch has no keypoints_{side}: its images carry no (pseudo-)labels; "
+                "train on a labelled source (data.train.labels=DIR of exported .npz, or "
+                "Synthetic Shapes)"
+            )
         keypoints = batch[f"keypoints_{side}"]
         if isinstance(keypoints, torch.Tensor) and keypoints.dim() == 2:
             raise ValueError(
