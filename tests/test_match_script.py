@@ -6,7 +6,6 @@ import importlib.util
 from pathlib import Path
 
 import cv2
-import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -14,6 +13,7 @@ from skimage import data as skdata
 
 from pixelwise.nets.superpoint import SuperPointNet
 from pixelwise.tasks.superpoint import SuperPointTask
+from tests.checkpoints import save_lightning_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,14 +30,7 @@ def checkpoint(tmp_path):
     torch.manual_seed(0)
     task = SuperPointTask(SuperPointNet(channels=[4, 4, 8, 8], head_channels=8, descriptor_dim=6))
     path = tmp_path / "sp.ckpt"
-    torch.save(
-        {
-            "state_dict": task.state_dict(),
-            "hyper_parameters": dict(task.hparams),
-            "pytorch-lightning_version": L.__version__,
-        },
-        path,
-    )
+    save_lightning_checkpoint(task, path)
     return path
 
 

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -15,6 +14,7 @@ import torch
 from pixelwise.callbacks.superpoint import SuperPointEvaluation, draw_matches, ransac_inliers
 from pixelwise.nets.superpoint import SuperPointNet
 from pixelwise.tasks.superpoint import SuperPointTask
+from tests.checkpoints import save_lightning_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = {"channels": [4, 4, 8, 8], "head_channels": 8, "descriptor_dim": 6}
@@ -97,14 +97,7 @@ def test_evaluate_on_hpatches_fixture_writes_metrics_and_table(tmp_path, weights
     task = SuperPointTask(SuperPointNet(**TINY))
     if weights == "checkpoint":
         path = tmp_path / "sp.ckpt"
-        torch.save(
-            {
-                "state_dict": task.state_dict(),
-                "hyper_parameters": dict(task.hparams),
-                "pytorch-lightning_version": L.__version__,
-            },
-            path,
-        )
+        save_lightning_checkpoint(task, path)
         source = f"ckpt_path={path}"
     else:  # a bare net state dict, as shipped in weights/: model.pretrained, no checkpoint
         path = tmp_path / "sp.pt"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 
-import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,6 +13,7 @@ from pixelwise.losses.cell_cross_entropy import cell_cross_entropy
 from pixelwise.losses.descriptor_hinge import descriptor_hinge_loss
 from pixelwise.nets.superpoint import SuperPointNet
 from pixelwise.tasks.superpoint import SuperPointTask, sample_descriptors, superpoint_net_config
+from tests.checkpoints import save_lightning_checkpoint
 
 TINY = {"channels": [4, 4, 8, 8], "head_channels": 8, "descriptor_dim": 6}
 
@@ -166,14 +166,7 @@ class TestLoss:
 class TestCheckpoint:
     def _save(self, tmp_path, task):
         path = tmp_path / "sp.ckpt"
-        torch.save(
-            {
-                "state_dict": task.state_dict(),
-                "hyper_parameters": dict(task.hparams),
-                "pytorch-lightning_version": L.__version__,
-            },
-            path,
-        )
+        save_lightning_checkpoint(task, path)
         return path
 
     def test_load_from_checkpoint_without_net(self, tmp_path):
