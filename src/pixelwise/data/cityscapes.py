@@ -71,9 +71,13 @@ def cityscapes_instances(raw: np.ndarray, path: Path) -> np.ndarray:
     return number_instances(raw, has)
 
 
-class Cityscapes(Dataset):
-    """Cityscapes gtFine: image float32 [3,H,W], mask long [H,W] (19 trainIds, 255 = ignore),
-    instances long [H,W] (1..K on person/rider/car/truck/bus/train/motorcycle/bicycle), path str."""
+class CityscapesLabelled(Dataset):
+    """Base of the datasets labelled in Cityscapes label ids (Cityscapes, KITTI): label facts and items.
+
+    Subclasses fill ``self.items`` with (image, label ids PNG, instance PNG) paths and say how
+    their instance PNG encodes instances (:meth:`decode_instances`) and what their files are
+    called in error messages (``label_what``, ``instance_what``).
+    """
 
     num_classes: int = NUM_CLASSES
     class_names: tuple[str, ...] = CLASS_NAMES
@@ -83,6 +87,41 @@ class Cityscapes(Dataset):
     class_to_category: tuple[int, ...] = CLASS_TO_CATEGORY
     category_names: tuple[str, ...] = CATEGORY_NAMES
     mean_instance_size: dict[int, float] = CITYSCAPES_MEAN_INSTANCE_SIZE
+    label_what: str = "labelIds"
+    instance_what: str = "instanceIds"
+    instance_modes: tuple[str, ...] = INSTANCE_MODES
+
+    items: list[tuple[Path, Path, Path]]
+    transform: Transform | None
+
+    def decode_instances(self, raw: np.ndarray, path: Path) -> np.ndarray:
+        """The instance PNG's values [H, W] -> ids 1..K int32 [H, W] on evaluated instance classes."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        """Number of images in the split."""
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        """Item `index`: image float32 [3,H,W], mask long [H,W], instances long [H,W], path str."""
+        image_path, label_path, inst_path = self.items[index]
+        image = read_rgb(image_path)
+        label_ids = read_index_png(label_path, LABEL_MODES, self.label_what)
+        check_same_size(image_path, image, label_path, label_ids, f"{self.label_what} map")
+        mask = map_ids(label_ids, LABELID_TO_TRAINID, label_path, "label id")
+        raw = read_index_png(inst_path, self.instance_modes, self.instance_what)
+        check_same_size(image_path, image, inst_path, raw, "instance map")
+        instances = self.decode_instances(raw, inst_path)
+        return segmentation_item(image, mask, instances, image_path, self.transform)
+
+    def save_prediction(self, pred: torch.Tensor | np.ndarray, path: str | Path) -> Path:
+        """Write trainIds [H, W] as a label-ids PNG (what the official evaluation tools read)."""
+        return write_label_png(path, trainid_to_labelid(pred))
+
+
+class Cityscapes(CityscapesLabelled):
+    """Cityscapes gtFine: image float32 [3,H,W], mask long [H,W] (19 trainIds, 255 = ignore),
+    instances long [H,W] (1..K on person/rider/car/truck/bus/train/motorcycle/bicycle), path str."""
 
     def __init__(
         self, root: str | Path, split: str = "train", transform: Transform | None = None
@@ -125,22 +164,6 @@ class Cityscapes(Dataset):
             if not image.is_file():
                 raise DatasetLayoutError(f"{name}: label {label} has no image; expected {image}")
 
-    def __len__(self) -> int:
-        """Number of images in the split."""
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        """Item `index`: image float32 [3,H,W], mask long [H,W], instances long [H,W], path str."""
-        image_path, label_path, inst_path = self.items[index]
-        image = read_rgb(image_path)
-        label_ids = read_index_png(label_path, LABEL_MODES, "labelIds")
-        check_same_size(image_path, image, label_path, label_ids, "labelIds map")
-        mask = map_ids(label_ids, LABELID_TO_TRAINID, label_path, "label id")
-        raw = read_index_png(inst_path, INSTANCE_MODES, "instanceIds")
-        check_same_size(image_path, image, inst_path, raw, "instance map")
-        instances = cityscapes_instances(raw, inst_path)
-        return segmentation_item(image, mask, instances, image_path, self.transform)
-
-    def save_prediction(self, pred: torch.Tensor | np.ndarray, path: str | Path) -> Path:
-        """Write trainIds [H, W] as a labelIds PNG for the official Cityscapes tools."""
-        return write_cityscapes_prediction(path, pred)
+    def decode_instances(self, raw: np.ndarray, path: Path) -> np.ndarray:
+        """instanceIds (label id * 1000 + number) -> instance ids; see :func:`cityscapes_instances`."""
+        return cityscapes_instances(raw, path)

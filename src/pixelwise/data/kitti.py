@@ -3,41 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
+from pixelwise.data.cityscapes import CityscapesLabelled
 from pixelwise.data.cityscapes_labels import (
-    CATEGORY_NAMES,
-    CITYSCAPES_MEAN_INSTANCE_SIZE,
-    CLASS_NAMES,
-    CLASS_TO_CATEGORY,
-    IGNORE_INDEX,
-    INSTANCE_CLASSES,
     LABELID_HAS_INSTANCES,
     LABELID_TO_TRAINID,
-    NUM_CLASSES,
-    PALETTE,
     trainid_to_labelid,
 )
 from pixelwise.data.label_io import (
     DatasetLayoutError,
     Transform,
-    check_same_size,
     check_transform,
     map_ids,
     number_instances,
-    read_index_png,
-    read_rgb,
     require,
-    segmentation_item,
     write_label_png,
 )
 
 KITTI_SPLITS = ("train", "val", "trainval")
-LABEL_MODES = ("L", "P")
 INSTANCE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 KITTI_TREE = """\
@@ -74,7 +60,7 @@ def kitti_split(names: list[str], split: str, val_fraction: float, seed: int) ->
     return [names[i] for i in sorted(chosen)]
 
 
-class KITTISemantics(Dataset):
+class KITTISemantics(CityscapesLabelled):
     """KITTI semantics: image float32 [3,H,W], mask long [H,W] (the 19 Cityscapes trainIds, 255 = ignore),
     instances long [H,W] (1..K on Cityscapes instance classes), path str.
 
@@ -82,15 +68,10 @@ class KITTISemantics(Dataset):
     chosen by `split_seed`, `train` the rest, `trainval` all of it.
     """
 
-    num_classes: int = NUM_CLASSES
-    class_names: tuple[str, ...] = CLASS_NAMES
-    ignore_index: int = IGNORE_INDEX
-    palette: np.ndarray = PALETTE
-    instance_classes: tuple[int, ...] = INSTANCE_CLASSES
-    class_to_category: tuple[int, ...] = CLASS_TO_CATEGORY
-    category_names: tuple[str, ...] = CATEGORY_NAMES
-    # KITTI publishes no mean instance sizes; the Cityscapes table is the benchmark convention.
-    mean_instance_size: dict[int, float] = CITYSCAPES_MEAN_INSTANCE_SIZE
+    # KITTI publishes no mean instance sizes: the Cityscapes table (inherited) is the convention.
+    label_what = "semantic"
+    instance_what = "16-bit instance"
+    instance_modes = INSTANCE_MODES
 
     def __init__(
         self,
@@ -144,22 +125,6 @@ class KITTISemantics(Dataset):
             (dirs["image_2"] / f, dirs["semantic"] / f, dirs["instance"] / f) for f in names
         ]
 
-    def __len__(self) -> int:
-        """Number of images in the split."""
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        """Item `index`: image float32 [3,H,W], mask long [H,W], instances long [H,W], path str."""
-        image_path, label_path, inst_path = self.items[index]
-        image = read_rgb(image_path)
-        label_ids = read_index_png(label_path, LABEL_MODES, "semantic")
-        check_same_size(image_path, image, label_path, label_ids, "semantic map")
-        mask = map_ids(label_ids, LABELID_TO_TRAINID, label_path, "label id")
-        raw = read_index_png(inst_path, INSTANCE_MODES, "16-bit instance")
-        check_same_size(image_path, image, inst_path, raw, "instance map")
-        instances = kitti_instances(raw, inst_path)
-        return segmentation_item(image, mask, instances, image_path, self.transform)
-
-    def save_prediction(self, pred: torch.Tensor | np.ndarray, path: str | Path) -> Path:
-        """Write trainIds [H, W] as a label-id PNG (the KITTI `semantic` format)."""
-        return write_kitti_prediction(path, pred)
+    def decode_instances(self, raw: np.ndarray, path: Path) -> np.ndarray:
+        """KITTI instance PNG (label id * 256 + number) -> instance ids; see :func:`kitti_instances`."""
+        return kitti_instances(raw, path)
