@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torchmetrics import Metric
 
 from pixelwise.geometry.homography import warp_points
+from pixelwise.metrics.pair_batches import check_pair_batch, pair_shapes
 
 __all__ = [
     "DescriptorMetrics",
@@ -259,13 +260,6 @@ class DescriptorMetrics(Metric):
         shape_b: tuple[int, int] | None = None,
     ) -> None:
         """Add B pairs: per-image lists of keypoints [N,2], scores [N], descriptors [N,D]; H [B,3,3] (a -> b); image (H, W)."""
-        if homography.dim() == 2:
-            homography = homography[None]
-        if homography.dim() != 3 or tuple(homography.shape[1:]) != (3, 3):
-            raise ValueError(
-                f"DescriptorMetrics: homography must have shape [B, 3, 3], got {list(homography.shape)}"
-            )
-        batch = homography.shape[0]
         lists = {
             "keypoints_a": keypoints_a,
             "scores_a": scores_a,
@@ -274,13 +268,9 @@ class DescriptorMetrics(Metric):
             "scores_b": scores_b,
             "descriptors_b": descriptors_b,
         }
-        for name, items in lists.items():
-            if len(items) != batch:
-                raise ValueError(
-                    f"DescriptorMetrics: {name} has {len(items)} entries, homography has B={batch}"
-                )
-        shape_a = (int(shape[0]), int(shape[1]))
-        shape_b = shape_a if shape_b is None else (int(shape_b[0]), int(shape_b[1]))
+        homography = check_pair_batch("DescriptorMetrics", homography, lists)
+        batch = homography.shape[0]
+        shape_a, shape_b = pair_shapes(shape, shape_b)
         for i in range(batch):
             for side in ("a", "b"):
                 kp = lists[f"keypoints_{side}"][i]

@@ -8,6 +8,7 @@ import torch
 from torchmetrics import Metric
 
 from pixelwise.geometry.homography import warp_points
+from pixelwise.metrics.pair_batches import check_pair_batch, pair_shapes
 
 __all__ = ["Repeatability", "pair_repeatability"]
 
@@ -119,26 +120,15 @@ class Repeatability(Metric):
         shape_b: tuple[int, int] | None = None,
     ) -> None:
         """Add B pairs: lists of keypoints [N,2] (x, y) and scores [N] per image, H [B,3,3] (a -> b), image (H, W)."""
-        if homography.dim() == 2:
-            homography = homography[None]
-        if homography.dim() != 3 or tuple(homography.shape[1:]) != (3, 3):
-            raise ValueError(
-                f"Repeatability: homography must have shape [B, 3, 3], got {list(homography.shape)}"
-            )
-        batch = homography.shape[0]
         lists = {
             "keypoints_a": keypoints_a,
             "scores_a": scores_a,
             "keypoints_b": keypoints_b,
             "scores_b": scores_b,
         }
-        for name, items in lists.items():
-            if len(items) != batch:
-                raise ValueError(
-                    f"Repeatability: {name} has {len(items)} entries, homography has B={batch}"
-                )
-        shape_a = (int(shape[0]), int(shape[1]))
-        shape_b = shape_a if shape_b is None else (int(shape_b[0]), int(shape_b[1]))
+        homography = check_pair_batch("Repeatability", homography, lists)
+        batch = homography.shape[0]
+        shape_a, shape_b = pair_shapes(shape, shape_b)
         for i in range(batch):
             for side in ("a", "b"):
                 kp, sc = lists[f"keypoints_{side}"][i], lists[f"scores_{side}"][i]
