@@ -16,7 +16,7 @@ Everything is deterministic for a given seed. No network: the photographs ship w
 (and matplotlib's ``grace_hopper``). ``EVAL_PHOTOS`` are photographs no shipped weights were
 trained on: the set the README's SuperPoint / ORB / SIFT numbers come from::
 
-    python -m pixelwise.data.hpatches_offline DIR --photos eval --illumination 4 --viewpoint 8 --difficulty 3
+    python -m pixelwise.data.hpatches_offline DIR --photos eval --illumination 8 --viewpoint 16 --difficulty 3
 """
 
 from __future__ import annotations
@@ -206,8 +206,8 @@ if __name__ == "__main__":
     )
     parser.add_argument("root", help="the set is written to ROOT/hpatches-sequences-release")
     parser.add_argument("--photos", default="eval", help="eval | all | comma-separated names")
-    parser.add_argument("--illumination", type=int, default=4, help="number of i_* sequences")
-    parser.add_argument("--viewpoint", type=int, default=8, help="number of v_* sequences")
+    parser.add_argument("--illumination", type=int, default=8, help="number of i_* sequences")
+    parser.add_argument("--viewpoint", type=int, default=16, help="number of v_* sequences")
     parser.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
     parser.add_argument("--difficulty", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=0)
