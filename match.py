@@ -1,9 +1,11 @@
 """Match two images with a trained SuperPoint: a PNG with the matches and the RANSAC homography's inliers.
 
     python match.py IMAGE_A IMAGE_B ckpt_path=PATH [out=matches.png] [max_keypoints=1000]
+    python match.py IMAGE_A IMAGE_B weights=weights/superpoint_photos.pt threshold=0.005
         [threshold=0.015] [nms_radius=4] [max_distance=0.7] [ransac_threshold=3.0] [size=H,W]
 
-Images are read grey; ``size`` resizes both first (default: as they are, any size). Green lines
+``weights`` is a net state dict instead of a checkpoint (the shipped file, or the official
+``superpoint_v1.pth``); its widths are read from the file. Images are read grey; ``size`` resizes both first (default: as they are, any size). Green lines
 are RANSAC inliers, red outliers. Prints the numbers of keypoints, matches and inliers.
 """
 
@@ -19,10 +21,12 @@ import torch
 
 from pixelwise.callbacks.superpoint import draw_matches, ransac_inliers
 from pixelwise.geometry.matching import match_descriptors
+from pixelwise.nets.superpoint import superpoint_from_file
 from pixelwise.tasks.superpoint import SuperPointTask
 
 OPTIONS = {
     "ckpt_path": None,
+    "weights": None,
     "out": "matches.png",
     "max_keypoints": "1000",
     "threshold": "0.015",
@@ -46,8 +50,11 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str | None]]:
         if not sep or key not in OPTIONS:
             parser.error(f"{item!r}: expected key=value with key one of {', '.join(OPTIONS)}")
         options[key] = value
-    if not options["ckpt_path"]:
-        parser.error("ckpt_path=PATH is required (a SuperPoint checkpoint from train.py)")
+    if bool(options["ckpt_path"]) == bool(options["weights"]):
+        parser.error(
+            "give one of ckpt_path=PATH (a SuperPoint checkpoint from train.py) or "
+            "weights=PATH (a SuperPoint state dict, e.g. weights/superpoint_photos.pt)"
+        )
     return args, options
 
 
@@ -64,7 +71,10 @@ def main(argv: list[str] | None = None) -> Path:
     """Run the command line; return the written PNG's path."""
     args, o = _parse(sys.argv[1:] if argv is None else argv)
     size = tuple(int(v) for v in o["size"].strip("[]()").split(",")) if o["size"] else None
-    task = SuperPointTask.load_from_checkpoint(o["ckpt_path"], map_location="cpu")
+    if o["weights"]:
+        task = SuperPointTask(superpoint_from_file(o["weights"]), channels_last=False)
+    else:
+        task = SuperPointTask.load_from_checkpoint(o["ckpt_path"], map_location="cpu")
     images = [_read(args.image_a, size), _read(args.image_b, size)]
     feats = [
         task.extract(

@@ -19,7 +19,7 @@ from torch import nn
 
 from pixelwise.geometry.cells import CELL, pad_to_multiple
 
-__all__ = ["SuperPointNet", "magicpoint", "load_superpoint_weights"]
+__all__ = ["SuperPointNet", "magicpoint", "load_superpoint_weights", "superpoint_from_file"]
 
 # ITU-R BT.601 luma, the weights of cv2.cvtColor(..., COLOR_RGB2GRAY).
 _RGB_TO_GRAY = (0.299, 0.587, 0.114)
@@ -222,3 +222,33 @@ def load_superpoint_weights(
         raise ValueError("\n".join(lines))
     net.load_state_dict(state, strict=True)
     return net
+
+
+def superpoint_from_file(path: str | os.PathLike) -> SuperPointNet:
+    """A :class:`SuperPointNet` built with the widths a state dict file implies, with its weights loaded.
+
+    Widths come from the ``conv*a`` / ``convPa`` / ``convDb`` shapes, batch norm from the
+    ``bn*`` keys, the descriptor head from ``convDb``: the official ``superpoint_v1.pth``, the
+    shipped ``weights/*.pt`` or any ``net.state_dict()`` of this class load without naming them.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"superpoint_from_file: no weights file at {path!r}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or "conv1a.weight" not in {
+        k.removeprefix("module.") for k in state
+    }:
+        raise ValueError(
+            f"superpoint_from_file: {path!r} is not a SuperPoint/MagicPoint state dict "
+            "(no conv1a.weight)"
+        )
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    config = {
+        "channels": [int(state[f"conv{i}a.weight"].shape[0]) for i in range(1, 5)],
+        "head_channels": int(state["convPa.weight"].shape[0]),
+        "batch_norm": "bn1a.weight" in state,
+        "descriptor": "convDb.weight" in state,
+    }
+    if config["descriptor"]:
+        config["descriptor_dim"] = int(state["convDb.weight"].shape[0])
+    return load_superpoint_weights(SuperPointNet(**config), path)
