@@ -101,3 +101,12 @@ def test_console_scripts_run_hydra():
         )
         assert out.returncode == 0, out.stderr
         assert "task_name: segmentation" in out.stdout
+
+
+def test_weights_dir_is_the_projects_from_any_directory(tmp_path, monkeypatch):
+    from pixelwise.cli import PROJECT_ROOT
+
+    monkeypatch.chdir(tmp_path)
+    cfg = composed(["experiment=superpoint_photos"])
+    assert cfg.paths.weights_dir == str(PROJECT_ROOT / "weights")
+    assert Path(cfg.task.detector_weights).is_file()  # the shipped MagicPoint

@@ -21,7 +21,11 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("pixelwise")
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_DIR = str(PROJECT_ROOT / "conf")
+# ${pixelwise.project_root:} in the configs: the shipped weights/ are found from any directory.
+if not OmegaConf.has_resolver("pixelwise.project_root"):
+    OmegaConf.register_new_resolver("pixelwise.project_root", lambda: str(PROJECT_ROOT))
 
 
 class UserError(Exception):

@@ -50,7 +50,6 @@ def test_offline_superpoint_pipeline(tmp_path):
         "train.py",
         [
             "experiment=superpoint_photos",
-            f"paths.weights_dir={REPO / 'weights'}",
             f"data.root={crops}",
             f"data.labels={labels}",
             f"data.size={SIZE}",

@@ -176,7 +176,7 @@ class TestConfigs:
         assert len(outputs) == 6 and model.output_weights(6) == [1.0] * 6
 
     def test_hed_bsds500_experiment_is_the_paper_recipe(self):
-        cfg = self.compose(["experiment=hed_bsds500", "paths.root_dir=/r"])
+        cfg = self.compose(["experiment=hed_bsds500", "paths.weights_dir=/r/weights"])
         assert (
             cfg.model._target_.endswith("HED")
             and cfg.model.pretrained == "/r/weights/vgg16-397923af.pth"

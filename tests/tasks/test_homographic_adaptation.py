@@ -79,6 +79,13 @@ class TestTeacher:
         assert task.teacher_path == str(path)
         assert torch.equal(task.net.conv1a.weight, tiny_net(seed=3).conv1a.weight)
 
+    def test_a_fallback_of_other_widths_is_an_error_naming_the_way_out(self, tmp_path):
+        path = tmp_path / "fallback.pt"
+        torch.save(tiny_net(seed=3).state_dict(), path)
+        other = magicpoint(channels=[2, 2, 4, 4], head_channels=4)
+        with pytest.raises(ValueError, match="teacher=null uses the shipped .*teacher=PATH"):
+            HomographicAdaptationTask(other, OPT, fallback_teacher=str(path))
+
     def test_missing_teacher_is_an_error_missing_fallback_a_warning(self, tmp_path):
         with pytest.raises(FileNotFoundError, match=r"teacher=.*nope.pt: no such weights file"):
             HomographicAdaptationTask(tiny_net(), OPT, teacher=str(tmp_path / "nope.pt"))

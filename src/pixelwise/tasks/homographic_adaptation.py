@@ -155,7 +155,18 @@ class HomographicAdaptationTask(L.LightningModule):
 
         self.teacher_path = self._resolve_teacher(teacher, fallback_teacher)
         if self.teacher_path is not None:
-            load_superpoint_weights(net, self.teacher_path)
+            try:
+                load_superpoint_weights(net, self.teacher_path)
+            except ValueError as err:
+                if teacher is not None:
+                    raise
+                # The fallback is the shipped MagicPoint-small: say so, not only which keys differ.
+                raise ValueError(
+                    f"teacher=null uses the shipped {self.teacher_path}, whose widths are "
+                    "model=magicpoint_small's; the configured model differs: pass "
+                    "teacher=PATH with weights of this model (or task.fallback_teacher=null for a "
+                    f"random teacher).\n{err}"
+                ) from None
         self.net = net
         self.teacher = copy.deepcopy(net).eval()
         self.teacher.requires_grad_(False)
