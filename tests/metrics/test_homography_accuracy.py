@@ -151,5 +151,5 @@ class TestMetric:
         metric = HomographyAccuracy()
         with pytest.raises(ValueError, match=r"\[B, 3, 3\]"):
             metric.update([grid_points()], [grid_points()], torch.eye(2), SHAPE)
-        with pytest.raises(ValueError, match="one entry per pair"):
+        with pytest.raises(ValueError, match="points_b has 0 entries, homography has B=1"):
             metric.update([grid_points()], [], torch.eye(3)[None], SHAPE)

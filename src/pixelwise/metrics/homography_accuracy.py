@@ -33,6 +33,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from pixelwise.geometry.homography import warp_points
+from pixelwise.metrics.pair_batches import check_pair_batch
 
 __all__ = ["HomographyAccuracy", "estimate_homography", "corner_error", "image_corners"]
 
@@ -127,18 +128,10 @@ class HomographyAccuracy(Metric):
         shape: tuple[int, int],
     ) -> None:
         """Add B pairs: matched points [K,2] per pair in a and b (lists), H [B,3,3] (a -> b), image a's (H, W)."""
-        if homography.dim() == 2:
-            homography = homography[None]
-        if homography.dim() != 3 or tuple(homography.shape[1:]) != (3, 3):
-            raise ValueError(
-                f"HomographyAccuracy: homography must have shape [B, 3, 3], got {list(homography.shape)}"
-            )
+        homography = check_pair_batch(
+            "HomographyAccuracy", homography, {"points_a": points_a, "points_b": points_b}
+        )
         batch = homography.shape[0]
-        if len(points_a) != batch or len(points_b) != batch:
-            raise ValueError(
-                f"HomographyAccuracy: points_a and points_b need one entry per pair; got {len(points_a)} "
-                f"and {len(points_b)} for homography B={batch}"
-            )
         errors = []
         for i in range(batch):
             estimated = estimate_homography(points_a[i], points_b[i], self.ransac_threshold)
