@@ -212,6 +212,11 @@ def test_detector_weights_load_encoder_and_detector_not_descriptor(tmp_path):
     for key, value in magic.state_dict().items():
         assert torch.equal(task.net.state_dict()[key], value), key
     assert torch.equal(task.net.convDb.weight, before)
+    # A whole pretrained SuperPoint is never silently overwritten by a MagicPoint.
+    full = tmp_path / "superpoint.pt"
+    torch.save(SuperPointNet(**TINY).state_dict(), full)
+    with pytest.raises(ValueError, match="exclude each other: set task.detector_weights=null"):
+        SuperPointTask(SuperPointNet(**TINY, pretrained=str(full)), detector_weights=str(path))
 
 
 def test_training_without_keypoints_is_a_clear_error():

@@ -86,6 +86,8 @@ class SuperPointNet(nn.Module):
             self.convDb = nn.Conv2d(
                 head_channels, descriptor_dim, kernel_size=1, stride=1, padding=0
             )
+        # Kept so that a task can refuse to overwrite these weights (SuperPointTask.detector_weights).
+        self.pretrained = os.fspath(pretrained) if pretrained else None
         if pretrained:
             load_superpoint_weights(self, pretrained)
 

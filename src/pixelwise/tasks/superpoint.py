@@ -123,6 +123,12 @@ class SuperPointTask(L.LightningModule):
                 raise ValueError(f"task.{key}={value}: expected >= 0")
         if max_keypoints is not None and max_keypoints < 1:
             raise ValueError(f"task.max_keypoints={max_keypoints}: expected null or >= 1")
+        if detector_weights and getattr(net, "pretrained", None):
+            raise ValueError(
+                f"model.pretrained={net.pretrained} (a whole SuperPoint) and "
+                f"task.detector_weights={detector_weights} (a MagicPoint for its encoder and "
+                "detector head) exclude each other: set task.detector_weights=null"
+            )
         if detector_weights:
             load_detector_weights(net, detector_weights)
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "net_config"])
