@@ -77,9 +77,13 @@ def test_offline_superpoint_pipeline(tmp_path):
     assert state["net.convDb.weight"].shape[0] == 256
     assert not torch.equal(state["net.conv1a.weight"], magic["conv1a.weight"])
 
-    # Shipped form: the net's state dict, loaded by model.pretrained (no Lightning checkpoint).
-    weights = tmp_path / "superpoint.pt"
-    torch.save({k.removeprefix("net."): v for k, v in state.items()}, weights)
+    # Shipped form: the net's state dict (written by the run), loaded by model.pretrained.
+    weights = train_dir / "superpoint.pt"
+    best = torch.load(train_dir / "checkpoints" / "epoch_000.ckpt", weights_only=False)
+    saved = torch.load(weights, weights_only=True)
+    assert saved.keys() == {k.removeprefix("net.") for k in best["state_dict"]}
+    for key, value in saved.items():  # the tested (best) checkpoint's weights
+        assert torch.equal(value, best["state_dict"][f"net.{key}"]), key
     write_hpatches_fixture(tmp_path / "hp", 1, 1, size=(48, 64), photos=("rocket",))
     eval_dir = tmp_path / "eval"
     run_script(
