@@ -1,0 +1,87 @@
+"""The shipped weights/superpoint_photos.pt: it fits its recipe's model config and recovers a known
+homography on a held-out photograph (one it was not trained on)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from pixelwise.callbacks.superpoint import ransac_inliers
+from pixelwise.data.hpatches_offline import photo
+from pixelwise.data.images import fit_to_size, to_gray_float
+from pixelwise.geometry.matching import match_descriptors
+from pixelwise.nets.superpoint import superpoint_from_file
+from pixelwise.tasks.superpoint import SuperPointTask
+
+REPO = Path(__file__).resolve().parents[2]
+WEIGHTS = REPO / "weights" / "superpoint_photos.pt"
+SIZE = (240, 320)
+
+
+def _recipe_net(weights: Path):
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=superpoint_photos"])
+    return instantiate(cfg.model, pretrained=str(weights)), cfg.task.detection_threshold
+
+
+def _corner_error(estimate: np.ndarray, truth: np.ndarray, shape: tuple[int, int]) -> float:
+    h, w = shape
+    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [w - 1, h - 1, 1], [0, h - 1, 1]], float).T
+
+    def warp(m: np.ndarray) -> np.ndarray:
+        p = m @ corners
+        return p[:2] / p[2]
+
+    return float(np.linalg.norm(warp(estimate) - warp(truth), axis=0).mean())
+
+
+def test_shipped_weights_fit_the_recipe_model_config():
+    net, _ = _recipe_net(WEIGHTS)
+    reference = superpoint_from_file(WEIGHTS)
+    state = torch.load(WEIGHTS, map_location="cpu", weights_only=True)
+    assert net.state_dict().keys() == state.keys()
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, state[key]), key
+        assert torch.equal(value, reference.state_dict()[key]), key
+
+
+def test_shipped_weights_recover_a_homography_on_a_held_out_photograph():
+    net, threshold = _recipe_net(WEIGHTS)
+    task = SuperPointTask(net).eval()
+    image = fit_to_size(to_gray_float(photo("coffee")), SIZE, "crop", "upscale")
+    # 12 degrees and 1.15x zoom about the centre: a moderate view change. (Under added perspective
+    # its localization, ~1.5 px against ORB's ~0.9, puts the corner error near 5 px: the
+    # viewpoint weakness the README reports.)
+    h, w = SIZE
+    angle, zoom = np.radians(12.0), 1.15
+    centre = np.array([(w - 1) / 2, (h - 1) / 2])
+    rot = zoom * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    truth = np.eye(3)
+    truth[:2, :2] = rot
+    truth[:2, 2] = centre - rot @ centre
+    warped = cv2.warpPerspective(image, truth, (w, h), flags=cv2.INTER_LINEAR)
+
+    with torch.inference_mode():
+        feats = [
+            task.extract(torch.from_numpy(im)[None], max_keypoints=1000, threshold=threshold)[0]
+            for im in (image, warped)
+        ]
+    assert min(len(f["keypoints"]) for f in feats) >= 200
+    matches = match_descriptors(feats[0]["descriptors"], feats[1]["descriptors"])
+    estimate, inliers = ransac_inliers(feats[0]["keypoints"], feats[1]["keypoints"], matches)
+    assert estimate is not None and inliers.sum() >= 40
+    assert _corner_error(estimate, truth, SIZE) <= 3.0
+
+    # Matches agree with the true homography far beyond chance.
+    ka = feats[0]["keypoints"][matches[:, 0]].double()
+    kb = feats[1]["keypoints"][matches[:, 1]].double()
+    ones = torch.ones(len(ka), 1, dtype=torch.float64)
+    projected = torch.cat([ka, ones], 1) @ torch.from_numpy(truth).T
+    projected = projected[:, :2] / projected[:, 2:]
+    correct = (projected - kb).norm(dim=1) <= 3.0
+    assert correct.float().mean() >= 0.5
