@@ -14,7 +14,9 @@ from hydra.utils import instantiate
 from pixelwise.callbacks.superpoint import ransac_inliers
 from pixelwise.data.hpatches_offline import photo
 from pixelwise.data.images import fit_to_size, to_gray_float
+from pixelwise.geometry.homography import warp_points
 from pixelwise.geometry.matching import match_descriptors
+from pixelwise.metrics.homography_accuracy import corner_error
 from pixelwise.nets.superpoint import superpoint_from_file
 from pixelwise.tasks.superpoint import SuperPointTask
 
@@ -27,17 +29,6 @@ def _recipe_net(weights: Path):
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=["experiment=superpoint_photos"])
     return instantiate(cfg.model, pretrained=str(weights)), cfg.task.detection_threshold
-
-
-def _corner_error(estimate: np.ndarray, truth: np.ndarray, shape: tuple[int, int]) -> float:
-    h, w = shape
-    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [w - 1, h - 1, 1], [0, h - 1, 1]], float).T
-
-    def warp(m: np.ndarray) -> np.ndarray:
-        p = m @ corners
-        return p[:2] / p[2]
-
-    return float(np.linalg.norm(warp(estimate) - warp(truth), axis=0).mean())
 
 
 def test_shipped_weights_fit_the_recipe_model_config():
@@ -75,13 +66,10 @@ def test_shipped_weights_recover_a_homography_on_a_held_out_photograph():
     matches = match_descriptors(feats[0]["descriptors"], feats[1]["descriptors"])
     estimate, inliers = ransac_inliers(feats[0]["keypoints"], feats[1]["keypoints"], matches)
     assert estimate is not None and inliers.sum() >= 40
-    assert _corner_error(estimate, truth, SIZE) <= 3.0
+    truth = torch.from_numpy(truth)
+    assert corner_error(torch.from_numpy(estimate), truth, SIZE) <= 3.0
 
     # Matches agree with the true homography far beyond chance.
-    ka = feats[0]["keypoints"][matches[:, 0]].double()
-    kb = feats[1]["keypoints"][matches[:, 1]].double()
-    ones = torch.ones(len(ka), 1, dtype=torch.float64)
-    projected = torch.cat([ka, ones], 1) @ torch.from_numpy(truth).T
-    projected = projected[:, :2] / projected[:, 2:]
-    correct = (projected - kb).norm(dim=1) <= 3.0
+    projected = warp_points(feats[0]["keypoints"][matches[:, 0]].double(), truth)
+    correct = (projected - feats[1]["keypoints"][matches[:, 1]].double()).norm(dim=1) <= 3.0
     assert correct.float().mean() >= 0.5
