@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# CPU build here (pip finds the local wheel); a GPU user passes a CUDA build, see README.
-TORCH ?= torch==2.13.0
+# torchvision (detection models and ops) needs a torch it was built against: 2.14.1 with 0.29.1
+# (from the local disk here). A GPU user passes a CUDA build of the pair, see README.
+TORCH ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
 .PHONY: install train test test-full lint format bench clean

@@ -104,9 +104,9 @@ def test_console_scripts_run_hydra():
 
 
 def test_weights_dir_is_the_projects_from_any_directory(tmp_path, monkeypatch):
-    from pixelwise.cli import PROJECT_ROOT
+    from pixelwise.cli import WEIGHTS_DIR
 
     monkeypatch.chdir(tmp_path)
     cfg = composed(["experiment=superpoint_photos"])
-    assert cfg.paths.weights_dir == str(PROJECT_ROOT / "weights")
+    assert cfg.paths.weights_dir == str(WEIGHTS_DIR)
     assert Path(cfg.task.detector_weights).is_file()  # the shipped MagicPoint

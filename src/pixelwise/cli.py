@@ -21,11 +21,14 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("pixelwise")
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CONFIG_DIR = str(PROJECT_ROOT / "conf")
-# ${pixelwise.project_root:} in the configs: the shipped weights/ are found from any directory.
-if not OmegaConf.has_resolver("pixelwise.project_root"):
-    OmegaConf.register_new_resolver("pixelwise.project_root", lambda: str(PROJECT_ROOT))
+# The configs and the shipped weights are package data, so an installed (non-editable) package
+# runs from any directory; the repository keeps `conf` and `weights` links to them.
+PACKAGE_DIR = Path(__file__).resolve().parent
+CONFIG_DIR = str(PACKAGE_DIR / "conf")
+WEIGHTS_DIR = PACKAGE_DIR / "weights"
+# ${pixelwise.weights_dir:} in the configs: the shipped weights/ are found from any directory.
+if not OmegaConf.has_resolver("pixelwise.weights_dir"):
+    OmegaConf.register_new_resolver("pixelwise.weights_dir", lambda: str(WEIGHTS_DIR))
 
 
 class UserError(Exception):

@@ -7,6 +7,7 @@ from lightning.pytorch.loggers import WandbLogger
 
 from pixelwise.callbacks.segmentation import SegmentationMetrics
 from pixelwise.metrics import InstanceIoU
+from pixelwise.tasks.outputs import SegmentationOutput
 
 
 class FakeModule:
@@ -46,7 +47,7 @@ def test_logged_iou_matches_naive_counts_over_batches():
     trainer = SimpleNamespace(sanity_checking=False)
     cb.on_validation_epoch_start(trainer, module)
     for i, (p, t) in enumerate(batches):
-        cb.on_validation_batch_end(trainer, module, {"preds": p}, {"mask": t}, i)
+        cb.on_validation_batch_end(trainer, module, SegmentationOutput(preds=p), {"mask": t}, i)
     cb.on_validation_epoch_end(trainer, module)
     ref = naive_iou([p for p, _ in batches], [t for _, t in batches], k)
     assert set(ref) == {0, 1, 2}
@@ -177,7 +178,7 @@ def run_stage(cb, trainer, batches, stage="val"):
     getattr(cb, f"on_{hook}_epoch_start")(trainer, module)
     for i, (p, t, inst) in enumerate(batches):
         getattr(cb, f"on_{hook}_batch_end")(
-            trainer, module, {"preds": p}, {"mask": t, "instances": inst}, i
+            trainer, module, SegmentationOutput(preds=p), {"mask": t, "instances": inst}, i
         )
     getattr(cb, f"on_{hook}_epoch_end")(trainer, module)
     return module.logged
@@ -256,7 +257,7 @@ class TestInstanceAndCategoryMetrics:
         cb.on_validation_epoch_start(trainer, FakeModule())
         p, t, _ = make_batches(n=1)[0]
         with pytest.raises(ValueError, match="batch has no 'instances'"):
-            cb.on_validation_batch_end(trainer, FakeModule(), {"preds": p}, {"mask": t}, 0)
+            cb.on_validation_batch_end(trainer, FakeModule(), SegmentationOutput(preds=p), {"mask": t}, 0)
 
     def test_bad_facts_name_the_key(self):
         cb = SegmentationMetrics(K, NAMES)

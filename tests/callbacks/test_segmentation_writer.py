@@ -21,6 +21,7 @@ from pixelwise.data.synthetic_scenes import SCENE_PALETTE, SyntheticScenes
 from pixelwise.data.voc import VOC_COLORMAP, VOCSegmentation
 from pixelwise.nets.unet import UNet
 from pixelwise.tasks.segmentation import SegmentationTask
+from pixelwise.tasks.outputs import SegmentationOutput
 
 
 def bare(cls):
@@ -55,7 +56,7 @@ class TestCityscapes:
         pred = torch.tensor([[0, 1, 2, 10], [11, 12, 13, 18]])
         path = "/data/cityscapes/leftImg8bit/val/frankfurt/frankfurt_000000_000294_leftImg8bit.png"
         writer = SegmentationPredictionWriter(tmp_path / "pred", tmp_path / "color")
-        outputs = {"preds": pred[None], "logits": torch.zeros(1, 19, 2, 4)}
+        outputs = SegmentationOutput(preds=pred[None], logits=torch.zeros(1, 19, 2, 4))
         run_test_epoch(writer, fake_trainer(ds), [(outputs, {"path": [path]})])
         out = tmp_path / "pred" / "frankfurt_000000_000294_leftImg8bit.png"
         assert writer.written == [out]
@@ -77,7 +78,7 @@ class TestVOC:
         pred = torch.tensor([[[0, 15, 15], [7, 20, 0]], [[1, 1, 1], [2, 2, 2]]])
         paths = ["/voc/VOCdevkit/VOC2012/JPEGImages/2007_000033.jpg", "/voc/JPEGImages/b.jpg"]
         writer = SegmentationPredictionWriter(tmp_path / "pred", tmp_path / "color")
-        outputs = {"preds": pred, "logits": torch.zeros(2, 21, 2, 3)}
+        outputs = SegmentationOutput(preds=pred, logits=torch.zeros(2, 21, 2, 3))
         run_test_epoch(writer, fake_trainer(ds), [(outputs, {"path": paths})])
         for k, name in enumerate(["2007_000033.png", "b.png"]):
             with Image.open(tmp_path / "pred" / name) as im:
@@ -104,7 +105,7 @@ class TestWithoutPaths:
             torch.randint(0, 9, (1, 4, 5), generator=g),
         ]
         writer = SegmentationPredictionWriter(tmp_path / "pred", tmp_path / "color")
-        batches = [({"preds": p, "logits": torch.zeros(len(p), 9, 4, 5)}, {}) for p in preds]
+        batches = [(SegmentationOutput(preds=p, logits=torch.zeros(len(p), 9, 4, 5)), {}) for p in preds]
         run_test_epoch(writer, fake_trainer(ds, loader, rank=1), batches)
         names = sorted(p.name for p in (tmp_path / "pred").iterdir())
         assert names == ["000001.png", "000003.png", "000005.png"]
@@ -121,7 +122,7 @@ class TestWithoutPaths:
 class TestSwitchesAndErrors:
     def test_disabled_writes_nothing(self, tmp_path):
         writer = SegmentationPredictionWriter(tmp_path / "pred", enabled=False)
-        outputs = {"preds": torch.zeros(1, 2, 2, dtype=torch.long)}
+        outputs = SegmentationOutput(preds=torch.zeros(1, 2, 2, dtype=torch.long))
         run_test_epoch(
             writer, fake_trainer(bare(VOCSegmentation)), [(outputs, {"path": ["a.jpg"]})]
         )
@@ -129,7 +130,7 @@ class TestSwitchesAndErrors:
 
     def test_two_images_with_one_name_is_an_error(self, tmp_path):
         writer = SegmentationPredictionWriter(tmp_path / "pred")
-        outputs = {"preds": torch.zeros(2, 2, 2, dtype=torch.long)}
+        outputs = SegmentationOutput(preds=torch.zeros(2, 2, 2, dtype=torch.long))
         batch = {"path": ["/x/train/a.jpg", "/x/val/a.png"]}
         with pytest.raises(
             ValueError, match=r"/x/train/a.jpg and /x/val/a.png both map to .*a.png"

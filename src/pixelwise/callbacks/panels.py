@@ -39,12 +39,12 @@ class SegmentationPanels(L.Callback):
         dm = trainer.datamodule
         palette = getattr(dm, "palette", None)
         if palette is None:
-            palette = default_palette(outputs["logits"].shape[1])
+            palette = default_palette(outputs.num_classes)
         ignore = getattr(dm, "ignore_index", 255)
         n = min(self.max_images, batch["image"].shape[0])
         self.panels = [
             segmentation_panel(
-                batch["image"][i], batch["mask"][i], outputs["preds"][i], palette, ignore
+                batch["image"][i], batch["mask"][i], outputs.preds[i], palette, ignore
             )
             for i in range(n)
         ]

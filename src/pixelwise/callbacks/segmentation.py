@@ -197,7 +197,7 @@ class SegmentationMetrics(L.Callback):
 
     def _update(self, stage: str, outputs: dict[str, Any], batch: dict[str, Any]) -> None:
         metrics = self.metrics[stage]
-        preds, target = outputs["preds"], batch["mask"]
+        preds, target = outputs.preds, batch["mask"]
         metrics["jaccard"].update(preds, target)
         if "category" in metrics:
             metrics["category"].update(preds, target)

@@ -157,10 +157,9 @@ class SegmentationPredictionWriter(L.Callback):
     ) -> None:
         if not self.enabled or stage not in self.stages:
             return
-        preds = outputs["preds"]
-        scores = outputs.get("logits", outputs.get("probs"))
-        num_classes = int(scores.shape[1]) if scores is not None else int(preds.max()) + 1
-        self._write(trainer, stage, preds, batch, batch_idx, dataloader_idx, num_classes)
+        self._write(
+            trainer, stage, outputs.preds, batch, batch_idx, dataloader_idx, outputs.num_classes
+        )
 
     def _on_epoch_end(self, stage: str, trainer: Any) -> None:
         if self.enabled and stage in self.stages:

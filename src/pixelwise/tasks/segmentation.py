@@ -5,17 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import lightning as L
 import torch
 from torch import nn
 
 from pixelwise.losses.class_weights import CLASS_WEIGHTING, class_weights
 from pixelwise.losses.pixel_cross_entropy import pixel_cross_entropy
-from pixelwise.tasks.optim import OptimizerFactory, SchedulerFactory, configure
+from pixelwise.tasks.base import PixelwiseTask
+from pixelwise.tasks.optim import OptimizerFactory, SchedulerFactory
+from pixelwise.tasks.outputs import SegmentationOutput
 
 
-class SegmentationTask(L.LightningModule):
-    """Net + per-pixel cross-entropy; validation/test steps return predictions for callbacks.
+class SegmentationTask(PixelwiseTask):
+    """Net + per-pixel cross-entropy; evaluation steps return a ``SegmentationOutput``.
 
     Batches are dicts with "image" [B,3,H,W] and "mask" long [B,H,W] (255 = ignore), optionally
     "instances" [B,H,W]. Metrics live in callbacks (pixelwise.callbacks.segmentation).
@@ -33,15 +34,11 @@ class SegmentationTask(L.LightningModule):
         class_weight_samples: int = 256,
         channels_last: bool = True,
     ) -> None:
-        super().__init__()
         if class_weighting not in CLASS_WEIGHTING:
             raise ValueError(
                 f"task.class_weighting={class_weighting!r}: expected one of {CLASS_WEIGHTING}"
             )
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
-        self.net = net
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
+        super().__init__(net, optimizer, scheduler, channels_last)
         self.num_classes = num_classes
         self.class_names = (
             list(class_names) if class_names else [str(i) for i in range(num_classes)]
@@ -50,11 +47,10 @@ class SegmentationTask(L.LightningModule):
         # Kept in the checkpoint so a resumed run uses the same weights without recounting.
         self.register_buffer("class_weight", torch.ones(num_classes))
         self.register_buffer("class_weight_ready", torch.tensor(False))
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def setup(self, stage: str) -> None:
         """Count class pixels once (training only) when a weighting is asked for."""
-        self.net.to(memory_format=self.memory_format)
+        super().setup(stage)
         if stage != "fit" or self.hparams.class_weighting == "none" or self.class_weight_ready:
             return
         counts = self.trainer.datamodule.class_pixel_counts(self.hparams.class_weight_samples)
@@ -63,38 +59,20 @@ class SegmentationTask(L.LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images [B,C,H,W] -> logits [B,K,H,W]."""
-        return self.net(images.contiguous(memory_format=self.memory_format))
+        return self.net(self.as_input(images))
 
     def _loss(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         weight = self.class_weight if self.hparams.class_weighting != "none" else None
         return pixel_cross_entropy(logits, mask, weight=weight, ignore_index=self.ignore_index)
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def training_loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        return self._loss(self(batch["image"]), batch["mask"])
+
+    def evaluation_step(self, batch: dict[str, Any], stage: str) -> SegmentationOutput:
         logits = self(batch["image"])
-        loss = self._loss(logits, batch["mask"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=logits.shape[0])
-        return loss
+        loss = self.log_losses(self._loss(logits, batch["mask"]), stage, logits.shape[0])
+        return SegmentationOutput(preds=logits.argmax(dim=1), logits=logits, loss=loss)
 
-    def _eval_step(self, batch: dict[str, Any], stage: str) -> dict[str, torch.Tensor]:
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> SegmentationOutput:
         logits = self(batch["image"])
-        loss = self._loss(logits, batch["mask"])
-        self.log(f"{stage}/loss", loss, sync_dist=True, batch_size=logits.shape[0])
-        return {"preds": logits.argmax(dim=1), "logits": logits, "loss": loss}
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
-        return self._eval_step(batch, "val")
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
-        return self._eval_step(batch, "test")
-
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        logits = self(batch["image"])
-        return {"preds": logits.argmax(dim=1), "probs": logits.softmax(dim=1), **batch}
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        return configure(
-            self.parameters(),
-            self.optimizer_factory,
-            self.scheduler_factory,
-            self.trainer.estimated_stepping_batches,
-        )
+        return SegmentationOutput(preds=logits.argmax(dim=1), logits=logits)
