@@ -152,3 +152,9 @@ def _image_tensor(image: np.ndarray | torch.Tensor) -> torch.Tensor:
     if image.dtype == np.uint8:
         out /= np.float32(255)
     return torch.from_numpy(out)
+
+
+if __name__ == "__main__":  # python -m pixelwise.data.synthetic_scenes export-coco DIR ...
+    from pixelwise.data.coco_export import main
+
+    main()
