@@ -23,6 +23,7 @@ __all__ = [
     "coco_results",
     "decode_segmentation",
     "encode_mask",
+    "original_xywh",
     "write_coco_results",
     "xywh_to_xyxy",
     "xyxy_to_xywh",
@@ -73,6 +74,21 @@ def decode_segmentation(segmentation: Any, height: int, width: int) -> np.ndarra
     return mask_utils.decode(rle).astype(np.uint8)
 
 
+def original_xywh(boxes: ArrayLike, scale: float = 1.0) -> list[list[float]]:
+    """Boxes [N,4] xyxy of a letterboxed image -> [x, y, w, h] lists in original pixels (box / scale).
+
+    Computed as torchmetrics computes its COCO input (a float tensor divided by the scale, then
+    w = x2 - x1 in the tensor's precision, float32 unless given float64), so a file written
+    from the same tensors holds bit-identical numbers and COCOeval on the file agrees with the
+    metric even for boxes whose IoU or area sits on a threshold.
+    """
+    b = torch.as_tensor(boxes)
+    if not b.is_floating_point():
+        b = b.float()
+    b = b.detach().cpu().reshape(-1, 4) / float(scale)
+    return torch.cat([b[:, :2], b[:, 2:] - b[:, :2]], dim=1).tolist()
+
+
 def _scales(scales: Sequence[float] | ArrayLike | None, n: int) -> np.ndarray:
     s = np.ones(n) if scales is None else _np(scales).reshape(-1)
     if len(s) != n or (s <= 0).any():
@@ -113,7 +129,7 @@ def coco_results(
     s = _scales(scales, len(ids))
     out: list[dict[str, Any]] = []
     for image_id, b, sc, lab, factor in zip(ids, boxes, scores, labels, s):
-        xywh = xyxy_to_xywh(b) / factor
+        xywh = original_xywh(b, factor)
         sc = _np(sc).reshape(-1)
         lab = _np(lab, np.int64).reshape(-1)
         if not len(xywh) == len(sc) == len(lab):
@@ -122,7 +138,7 @@ def coco_results(
                 f"{len(lab)} labels; expected the same number"
             )
         cats = _category(lab, category_ids, f"coco_results: image {image_id}")
-        for box, score, cat in zip(xywh.tolist(), sc.tolist(), cats):
+        for box, score, cat in zip(xywh, sc.tolist(), cats):
             out.append({"image_id": image_id, "category_id": cat, "bbox": box, "score": score})
     return out
 
@@ -180,7 +196,7 @@ def coco_ground_truth(
     for j, (image_id, (h, w)) in enumerate(zip(ids, sizes.tolist())):
         name = file_names[j] if file_names is not None else f"{image_id:012d}.jpg"
         images.append({"id": image_id, "width": int(w), "height": int(h), "file_name": name})
-        xywh = xyxy_to_xywh(boxes[j]) / s[j]
+        xywh = np.asarray(original_xywh(boxes[j], s[j]), dtype=np.float64).reshape(-1, 4)
         lab = _np(labels[j], np.int64).reshape(-1)
         crowd = (
             _np(iscrowd[j], np.int64).reshape(-1) if iscrowd is not None else np.zeros(len(lab), np.int64)
