@@ -15,7 +15,6 @@ from typing import Any
 import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
-from torch.utils.data import Subset
 
 from pixelwise import cli
 from pixelwise.callbacks.pseudo_label_writer import PseudoLabelWriter
@@ -100,7 +99,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         print(f"export: all {total} images already have pseudo-labels in {writer.dirpath}")
         return summary
     if len(pending) < len(dataset):
-        datamodule.datasets["predict"] = Subset(dataset, pending)
+        datamodule.restrict("predict", pending)
     net = hydra.utils.instantiate(cfg.model, _convert_="all")
     task = hydra.utils.instantiate(cfg.task, net=net, _convert_="all")
     trainer = hydra.utils.instantiate(

@@ -1,4 +1,4 @@
-"""DetectorComparison: classical detectors scored through the task's extraction; table files; logged names."""
+"""DetectorComparison: the task's classical baselines scored next to the model; table files; logged names."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ import pytest
 import torch
 
 from pixelwise.callbacks.detector_comparison import DetectorComparison, comparison_table
+from pixelwise.geometry.keypoints import MAGICPOINT_EVAL_EXTRACTION, Extraction
+from pixelwise.nets.classical_detectors import ClassicalDetector
+from pixelwise.tasks.outputs import KeypointOutput
 
 
 class Module:
     device = torch.device("cpu")
 
-    def __init__(self, **hparams) -> None:
-        self.hparams = hparams
+    def __init__(self) -> None:
         self.logged: dict[str, float] = {}
 
     def log(self, name: str, value: float, **kwargs) -> None:
@@ -34,6 +36,16 @@ def square_batch():
     }, corners
 
 
+def model_output(batch, corners, methods, extraction=MAGICPOINT_EVAL_EXTRACTION):
+    """The model's perfect detections plus the baselines as MagicPointTask's test step gives them."""
+    out = KeypointOutput([corners, corners], [torch.ones(4), torch.ones(4)])
+    out.baselines = {
+        m: KeypointOutput.from_detections(extraction(ClassicalDetector(m)(batch["image"])))
+        for m in methods
+    }
+    return out
+
+
 def run(cb, module, tmp_path, outputs, batch):
     tr = SimpleNamespace(default_root_dir=str(tmp_path), is_global_zero=True, loggers=[])
     cb.on_test_epoch_start(tr, module)
@@ -42,12 +54,13 @@ def run(cb, module, tmp_path, outputs, batch):
 
 
 def test_top_k_from_the_task_gives_hand_computed_ap(tmp_path):
-    """top_k=1 from the task's hparams: each detector keeps its strongest response, a corner ->
+    """top_k=1 in the task's extraction: each detector keeps its strongest response, a corner ->
     per image 1 TP of 4 ground-truth points at precision 1 -> AP = 1/4 exactly."""
     batch, corners = square_batch()
-    outputs = {"keypoints": [corners, corners], "scores": [torch.ones(4), torch.ones(4)]}
+    top1 = Extraction(threshold=0.001, nms_radius=4, border=0, top_k=1)
+    outputs = model_output(batch, corners, ["harris", "shi", "fast"], top1)
     cb = DetectorComparison(model_name="magicpoint", groups=["draw_polygon", "draw_star"])
-    module = Module(detection_threshold=0.001, nms_radius=4, border=0, top_k=1)
+    module = Module()
     run(cb, module, tmp_path, outputs, batch)
     for method in ("harris", "shi", "fast"):
         assert cb.table[method]["map"] == pytest.approx(0.25), method
@@ -68,30 +81,44 @@ def test_top_k_from_the_task_gives_hand_computed_ap(tmp_path):
 def test_without_top_k_all_four_corners_are_found(tmp_path):
     """No top-k: the square's four corners are the four strongest NMS maxima -> AP 1."""
     batch, corners = square_batch()
-    outputs = {"keypoints": [corners, corners], "scores": [torch.ones(4), torch.ones(4)]}
+    outputs = model_output(batch, corners, ["harris", "shi", "fast"])
     cb = DetectorComparison(methods=["harris", "shi"], prefix="noise/", filename="cmp")
-    module = Module(detection_threshold=0.001, nms_radius=4, border=0, top_k=None)
+    module = Module()
     run(cb, module, tmp_path, outputs, batch)
     assert cb.table["harris"]["map"] == pytest.approx(1.0)
     assert cb.table["shi"]["map"] == pytest.approx(1.0)
     assert set(module.logged) >= {"test/noise/harris/map", "test/noise/shi/map"}
     assert (tmp_path / "cmp.md").is_file()
+    assert "fast" not in cb.table  # not asked for
 
 
-def test_extraction_falls_back_to_own_settings_for_tasks_without_them(tmp_path):
+def test_magicpoint_task_runs_its_baselines_at_test_only(tmp_path):
+    from pixelwise.nets.superpoint import magicpoint
+    from pixelwise.tasks.magicpoint import MagicPointTask
+
     batch, corners = square_batch()
-    outputs = {"keypoints": [corners, corners], "scores": [torch.ones(4), torch.ones(4)]}
-    cb = DetectorComparison(methods=["harris"], top_k=2)
-    module = Module()  # no extraction hparams
-    run(cb, module, tmp_path, outputs, batch)
-    assert cb.table["harris"]["map"] == pytest.approx(0.5)  # 2 TP of 4 at precision 1
+    task = MagicPointTask(
+        magicpoint(channels=(4, 4, 8, 8), head_channels=8), None, top_k=2, baselines=["harris"]
+    )
+    task.log = lambda *a, **k: None
+    assert task.validation_step(batch, 0).baselines == {}
+    outputs = task.test_step(batch, 0)
+    cb = DetectorComparison(methods=["harris"])
+    run(cb, Module(), tmp_path, outputs, batch)
+    assert cb.table["harris"]["map"] == pytest.approx(0.5)  # top_k=2: 2 TP of 4 at precision 1
 
 
-def test_bad_method_and_name_clash():
+def test_bad_method_missing_baseline_and_name_clash(tmp_path):
+    from pixelwise.nets.superpoint import magicpoint
+    from pixelwise.tasks.magicpoint import MagicPointTask
+
     with pytest.raises(ValueError, match="unknown method 'sift'"):
-        DetectorComparison(methods=["sift"])
+        MagicPointTask(magicpoint(), None, baselines=["sift"])
     with pytest.raises(ValueError, match="model_name='harris'"):
-        DetectorComparison(model_name="harris")
+        DetectorComparison(model_name="harris", methods=["harris"])
+    batch, corners = square_batch()
+    with pytest.raises(ValueError, match="add them to task.baselines"):
+        run(DetectorComparison(methods=["fast"]), Module(), tmp_path, model_output(batch, corners, []), batch)
 
 
 def test_comparison_table_formats_nan_as_dash():

@@ -17,6 +17,7 @@ from pixelwise.callbacks.edges import (
     probability_png,
 )
 from pixelwise.data.collate import DictCollate
+from pixelwise.tasks.outputs import EdgeOutput
 
 
 def edge_items(n=3, h=24, w=32):
@@ -40,11 +41,9 @@ class Oracle(L.LightningModule):
 
     def _step(self, batch):
         preds = batch["edges"][:, 0].float() * self.scale + 0 * self.dummy
-        return {
-            "preds": preds,
-            "sides": preds[:, None].repeat(1, 2, 1, 1),
-            "edges": list(batch["edges"]),
-        }
+        return EdgeOutput(
+            preds=preds, sides=preds[:, None].repeat(1, 2, 1, 1), edges=list(batch["edges"])
+        )
 
     def validation_step(self, batch, batch_idx):
         return self._step(batch)

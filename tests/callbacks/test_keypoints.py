@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from pixelwise.callbacks.keypoints import KeypointMetrics, draw_detections
+from pixelwise.tasks.outputs import KeypointOutput
 
 
 class Module:
@@ -38,13 +39,13 @@ def batch_and_outputs():
         "keypoints": [torch.tensor([[10.0, 10.0], [30.0, 30.0]]), torch.tensor([[5.0, 5.0]])],
         "primitive": ["draw_polygon", "draw_star"],
     }
-    outputs = {
-        "keypoints": [
+    outputs = KeypointOutput(
+        keypoints=[
             torch.tensor([[10.0, 11.0], [50.0, 50.0]]),
             torch.tensor([[8.0, 9.0], [5.0, 6.0]]),
         ],
-        "scores": [torch.tensor([0.9, 0.8]), torch.tensor([0.7, 0.3])],
-    }
+        scores=[torch.tensor([0.9, 0.8]), torch.tensor([0.7, 0.3])],
+    )
     return batch, outputs
 
 

@@ -14,6 +14,7 @@ from pixelwise.callbacks import pseudo_label_writer as plw
 from pixelwise.callbacks.pseudo_label_writer import PseudoLabelWriter, save_npz_atomic
 from pixelwise.data.collate import DictCollate
 from pixelwise.data.images import read_pseudo_labels
+from pixelwise.tasks.outputs import KeypointOutput
 
 
 class Named(Dataset):
@@ -39,11 +40,9 @@ class Fixed(L.LightningModule):
     def predict_step(self, batch, batch_idx):
         values = batch["image"][:, 0, 0, 0]
         kps = [torch.tensor([[v, 0.0], [0.0, v]]) for v in values.tolist()]
-        return {
-            "keypoints": kps,
-            "scores": [torch.tensor([0.9, 0.5]) for _ in kps],
-            "heatmap": batch["image"] / 10,
-        }
+        return KeypointOutput(
+            keypoints=kps, scores=[torch.tensor([0.9, 0.5]) for _ in kps], heatmap=batch["image"] / 10
+        )
 
 
 def predict(writer: PseudoLabelWriter, indices=None) -> None:

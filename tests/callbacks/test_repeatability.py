@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from pixelwise.callbacks.repeatability import RepeatabilityMetrics
+from pixelwise.tasks.outputs import AdaptationOutput, PairDetections
 
 
 class Module:
@@ -22,22 +23,19 @@ class Module:
 
 def dets(a, b):
     a, b = torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)
-    return {
-        "keypoints_a": [a],
-        "scores_a": [torch.ones(len(a))],
-        "keypoints_b": [b],
-        "scores_b": [torch.ones(len(b))],
-    }
+    return PairDetections([a], [torch.ones(len(a))], [b], [torch.ones(len(b))])
 
 
-def outputs(student, teacher, ok=True):
-    return {
-        "student": student,
-        "teacher": teacher,
-        "homography": torch.eye(3)[None],
-        "shape": (64, 64),
-        "ok": torch.tensor([ok]),
-    }
+def outputs(student, teacher=None, ok=True, shape=(64, 64)):
+    detections = {"student": student} if teacher is None else {"student": student, "teacher": teacher}
+    return AdaptationOutput(
+        homography=torch.eye(3)[None],
+        shape=shape,
+        ok=torch.tensor([ok]),
+        detections=detections,
+        student_heatmap=torch.zeros(1, 1, *shape),
+        teacher_heatmap=torch.zeros(1, 1, *shape),
+    )
 
 
 def test_student_teacher_and_gain_on_hand_made_pairs():
@@ -83,17 +81,7 @@ def test_sanity_check_logs_nothing_and_missing_model_is_named():
     assert module.logged == {}
     with pytest.raises(KeyError, match="no 'teacher' detections"):
         cb.on_test_epoch_start(None, module)
-        cb.on_test_batch_end(
-            None,
-            module,
-            {
-                "student": dets([[1, 1]], [[1, 1]]),
-                "homography": torch.eye(3)[None],
-                "shape": (8, 8),
-            },
-            None,
-            0,
-        )
+        cb.on_test_batch_end(None, module, outputs(dets([[1, 1]], [[1, 1]]), shape=(8, 8)), None, 0)
     with pytest.raises(ValueError, match="at least one model"):
         RepeatabilityMetrics(models=())
 
@@ -107,15 +95,9 @@ def test_top_k_scales_with_the_image_area():
     cb, module = RepeatabilityMetrics(top_k=1, top_k_size=(64, 64), models=["student"]), Module()
     cb.on_test_epoch_start(None, module)
     student = dets([[10, 10], [40, 40]], [[30, 30], [10, 10]])
-    student["scores_a"] = [torch.tensor([1.0, 0.5])]
-    student["scores_b"] = [torch.tensor([1.0, 0.5])]
-    cb.on_test_batch_end(
-        None,
-        module,
-        {"student": student, "homography": torch.eye(3)[None], "shape": (64, 64)},
-        None,
-        0,
-    )
+    student.scores_a = [torch.tensor([1.0, 0.5])]
+    student.scores_b = [torch.tensor([1.0, 0.5])]
+    cb.on_test_batch_end(None, module, outputs(student), None, 0)
     cb.on_test_epoch_end(None, module)
     assert module.logged["test/repeatability"] == pytest.approx(0.0)
     with pytest.raises(ValueError, match="top_k_size"):

@@ -11,8 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from pixelwise.callbacks.superpoint import SuperPointEvaluation, draw_matches, ransac_inliers
+from pixelwise.callbacks.superpoint import SuperPointEvaluation
+from pixelwise.data.info import DatasetInfo
+from pixelwise.drawing import draw_matches
+from pixelwise.geometry.matching import ransac_inliers
 from pixelwise.nets.superpoint import SuperPointNet
+from pixelwise.tasks.outputs import SuperPointPairOutput
 from pixelwise.tasks.superpoint import SuperPointTask
 from tests.checkpoints import save_lightning_checkpoint
 
@@ -50,8 +54,7 @@ def test_ransac_inliers_recover_a_known_homography():
 
 
 class _DM:
-    def meta(self, name, default=None):
-        return default
+    info = DatasetInfo()
 
 
 class _Trainer:
@@ -59,19 +62,20 @@ class _Trainer:
 
 
 def test_metrics_of_identical_images_under_identity():
-    cb = SuperPointEvaluation(compare=[])
+    cb = SuperPointEvaluation()
     cb._start(_Trainer())
     torch.manual_seed(0)
     kps = torch.rand(30, 2) * torch.tensor([70.0, 50.0]) + 5
     feats = {"keypoints": kps, "scores": torch.rand(30), "descriptors": torch.randn(30, 6)}
-    outputs = {"features_a": [feats], "features_b": [feats]}
-    batch = {
-        "image_a": torch.zeros(1, 1, 60, 80),
-        "image_b": torch.zeros(1, 1, 60, 80),
-        "homography": torch.eye(3)[None],
-        "kind": ["v"],
-    }
-    cb._update(outputs, batch, detector=True)
+    outputs = SuperPointPairOutput(
+        features_a=[feats],
+        features_b=[feats],
+        homography=torch.eye(3)[None],
+        kinds=["v"],
+        shape_a=(60, 80),
+        shape_b=(60, 80),
+    )
+    cb._update(outputs, detector=True)
     values = cb.evaluator.compute()
     assert values["all/repeatability"] == pytest.approx(1.0)
     assert values["all/localization_error"] == pytest.approx(0.0)

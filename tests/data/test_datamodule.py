@@ -5,6 +5,7 @@ import torch
 from torch.utils.data import Dataset
 
 from pixelwise.data.datamodule import DataModule
+from pixelwise.data.info import DatasetInfo
 
 
 class Labels(Dataset):
@@ -66,13 +67,37 @@ class TestDataModule:
         assert sizes == [3, 3, 1]
 
 
-def test_meta_comes_from_config_then_from_datasets():
+def test_info_comes_from_config_then_from_datasets():
     class WithFacts(Labels):
-        instance_classes = [2]
-        category_names = ["x"]
+        info = DatasetInfo(instance_classes=[2], category_names=["x"], ignore_index=0)
 
-    dm = DataModule(val=WithFacts, category_names=["from config"])
+    dm = DataModule(val=WithFacts, category_names=["from config"], labels="pseudo/dir")
+    assert dm.info.instance_classes is None  # datasets are not built yet
     dm.setup("validate")
+    assert dm.info.category_names == ("from config",)
+    assert dm.info.instance_classes == (2,)
+    assert dm.info.ignore_index == 0  # the config left the default: the dataset's own value
+    assert dm.info.labels_path == "pseudo/dir"  # data.labels
+    assert dm.info.mean_instance_size is None
+    # the deprecated view keeps its old shape (lists, defaults)
     assert dm.meta("category_names") == ["from config"]
-    assert dm.meta("instance_classes") == [2]
     assert dm.meta("mean_instance_size", {}) == {}
+
+
+def test_info_fields_as_attributes_and_unknown_keys():
+    dm = DataModule(num_classes=2, class_names=["bg", "car"], category_ids=[0, 3], root="/x")
+    assert dm.num_classes == 2 and dm.class_names == ["bg", "car"] and dm.category_ids == [0, 3]
+    assert dm.info == DatasetInfo(num_classes=2, class_names=("bg", "car"), category_ids=(0, 3))
+    with pytest.raises(ValueError, match=r"data.num_clases: unknown key; .*num_classes"):
+        DataModule(num_clases=2)
+    with pytest.raises(ValueError, match="data.category_ids has 1 entries but data.num_classes=2"):
+        DataModule(num_classes=2, category_ids=[1])
+
+
+def test_restrict_keeps_the_given_items_and_unknown_split_is_named():
+    dm = DataModule(predict=lambda: Labels(n=5))
+    dm.restrict("predict", [1, 3])
+    assert len(dm.dataset("predict")) == 2 and dm.has_split("predict")
+    assert not dm.has_split("detector_test")
+    with pytest.raises(ValueError, match="no split 'tset'"):
+        dm.dataset("tset")

@@ -11,7 +11,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from pixelwise.callbacks.superpoint import ransac_inliers
+from pixelwise.geometry.matching import ransac_inliers
 from pixelwise.data.hpatches_offline import photo
 from pixelwise.data.images import fit_to_size, to_gray_float
 from pixelwise.geometry.homography import warp_points

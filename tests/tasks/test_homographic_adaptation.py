@@ -184,9 +184,9 @@ class TestExport:
         x = images()
         out = task.predict_step({"image": x, "name": ["a", "b"]}, 0)
         heat = logits_to_heatmap(task.teacher(x)["logits"], (32, 48))
-        torch.testing.assert_close(out["heatmap"], heat)
+        torch.testing.assert_close(out.heatmap, heat)
         expected = extract_keypoints(heat, threshold=0.0, nms_radius=4, border=0)
-        for got, exp in zip(out["keypoints"], expected):
+        for got, exp in zip(out.keypoints, expected):
             assert torch.equal(got, exp["keypoints"])
 
     def test_labels_depend_on_the_image_name_not_on_batching(self):
@@ -194,9 +194,9 @@ class TestExport:
         x = images(b=3)
         together = task.predict_step({"image": x, "name": ["a", "b", "c"]}, 0)
         alone = task.predict_step({"image": x[1:2], "name": ["b"]}, 0)
-        torch.testing.assert_close(together["heatmap"][1:2], alone["heatmap"])
+        torch.testing.assert_close(together.heatmap[1:2], alone.heatmap)
         renamed = task.predict_step({"image": x[1:2], "name": ["other"]}, 0)
-        assert not torch.allclose(renamed["heatmap"], alone["heatmap"])
+        assert not torch.allclose(renamed.heatmap, alone.heatmap)
         homs = task.export_homographies(["b"], (32, 48))
         assert homs.shape == (1, 4, 3, 3)
 
@@ -206,18 +206,18 @@ class TestEvaluation:
         task = make(eval_homography=IDENTITY, eval_threshold=0.0, border=0)
         x = images()
         out = task.validation_step({"image": x, "index": torch.tensor([0, 1])}, 0)
-        torch.testing.assert_close(out["homography"], torch.eye(3).expand(2, 3, 3))
+        torch.testing.assert_close(out.homography, torch.eye(3).expand(2, 3, 3))
         for who in ("student", "teacher"):
-            for a, b in zip(out[who]["keypoints_a"], out[who]["keypoints_b"]):
+            for a, b in zip(out.detections[who].keypoints_a, out.detections[who].keypoints_b):
                 assert len(a) > 0 and torch.equal(a, b)
 
     def test_pairs_depend_on_item_index_and_stage(self):
         task = make()
         x = images(b=1)
-        v0 = task.validation_step({"image": x, "index": torch.tensor([3])}, 0)["homography"]
-        v1 = task.validation_step({"image": x, "index": torch.tensor([3])}, 5)["homography"]
-        t0 = task.test_step({"image": x, "index": torch.tensor([3])}, 0)["homography"]
-        o0 = task.validation_step({"image": x, "index": torch.tensor([4])}, 0)["homography"]
+        v0 = task.validation_step({"image": x, "index": torch.tensor([3])}, 0).homography
+        v1 = task.validation_step({"image": x, "index": torch.tensor([3])}, 5).homography
+        t0 = task.test_step({"image": x, "index": torch.tensor([3])}, 0).homography
+        o0 = task.validation_step({"image": x, "index": torch.tensor([4])}, 0).homography
         assert torch.equal(v0, v1)
         assert not torch.allclose(v0, t0) and not torch.allclose(v0, o0)
 
@@ -243,10 +243,12 @@ def test_bad_arguments_name_the_key(kwargs, message):
 def test_hard_targets_without_pseudo_labels_fail_at_setup():
     from types import SimpleNamespace
 
+    from pixelwise.data.info import DatasetInfo
+
     task = make(targets="hard")
-    data = SimpleNamespace(dataset=lambda split: SimpleNamespace(labels=None))
+    data = SimpleNamespace(info=DatasetInfo())
     task._trainer = SimpleNamespace(datamodule=data)
     with pytest.raises(ValueError, match="set data.labels=DIR"):
         task.setup("fit")
-    data.dataset = lambda split: SimpleNamespace(labels="some/dir")
+    data.info = DatasetInfo(labels_path="some/dir")
     task.setup("fit")

@@ -92,10 +92,10 @@ def test_validation_step_returns_the_peak_pixel_as_x_y():
     task = make_task(FixedLogits(logits), detection_threshold=0.5)
     batch = {"image": torch.zeros(1, 1, 24, 32), "keypoints": [torch.tensor([[19.0, 13.0]])]}
     out = task.validation_step(batch, 0)
-    assert out["heatmap"].shape == (1, 1, 24, 32)
-    assert out["keypoints"][0].tolist() == [[19.0, 13.0]]  # x = 2*8+3, y = 1*8+5
-    assert out["scores"][0].item() == pytest.approx(1.0, abs=1e-6)
-    assert out["loss"].item() < 1e-6
+    assert out.heatmap.shape == (1, 1, 24, 32)
+    assert out.keypoints[0].tolist() == [[19.0, 13.0]]  # x = 2*8+3, y = 1*8+5
+    assert out.scores[0].item() == pytest.approx(1.0, abs=1e-6)
+    assert out.loss.item() < 1e-6
 
 
 def test_image_size_not_multiple_of_8_and_top_k():
@@ -103,11 +103,11 @@ def test_image_size_not_multiple_of_8_and_top_k():
     net = magicpoint(channels=(4, 4, 8, 8), head_channels=8)
     task = make_task(net, detection_threshold=0.0, top_k=5)
     images = torch.rand(2, 1, 30, 37)
-    heat, dets = task.detect(images)
-    assert heat.shape == (2, 1, 30, 37)
-    assert all(len(d["keypoints"]) == 5 for d in dets)
-    for d in dets:
-        assert (d["keypoints"][:, 0] < 37).all() and (d["keypoints"][:, 1] < 30).all()
+    out = task.detect(images)
+    assert out.heatmap.shape == (2, 1, 30, 37)
+    assert all(len(k) == 5 for k in out.keypoints)
+    for k in out.keypoints:
+        assert (k[:, 0] < 37).all() and (k[:, 1] < 30).all()
 
 
 @pytest.mark.parametrize(

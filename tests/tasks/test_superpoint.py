@@ -12,7 +12,8 @@ from pixelwise.geometry.cells import keypoints_to_cell_labels
 from pixelwise.losses.cell_cross_entropy import cell_cross_entropy
 from pixelwise.losses.descriptor_hinge import descriptor_hinge_loss
 from pixelwise.nets.superpoint import SuperPointNet
-from pixelwise.tasks.superpoint import SuperPointTask, sample_descriptors, superpoint_net_config
+from pixelwise.nets.superpoint import sample_descriptors, superpoint_net_config
+from pixelwise.tasks.superpoint import SuperPointTask
 from tests.checkpoints import save_lightning_checkpoint
 
 TINY = {"channels": [4, 4, 8, 8], "head_channels": 8, "descriptor_dim": 6}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import cv2
 import lightning as L
@@ -12,6 +11,7 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from pixelwise.callbacks.overlays import to_uint8_image
+from pixelwise.tasks.outputs import AdaptationOutput
 
 __all__ = ["AdaptationMedia", "heatmap_panel"]
 
@@ -39,36 +39,30 @@ def heatmap_panel(
 class AdaptationMedia(L.Callback):
     """Every ``every_n_epochs`` validations (and at test), panels of the first ``max_images`` images.
 
-    Needs the task's ``teacher_heatmap``, ``adapted_heatmap`` and ``student_heatmap``
-    (``HomographicAdaptationTask``). Logged as ``<stage>/adaptation_heatmaps`` on W&B loggers;
-    with ``dirpath`` also written as PNGs ``<dirpath>/<stage>_<step>_<i>.png`` (useful without
-    W&B). Does nothing when neither is available. The adapted heatmap's homographies come from
-    a generator seeded with ``seed``, so panels of different epochs are comparable; there are
-    ``num_homographies`` of them (null: the task's export number, 100 by default: costly on a CPU).
+    Reads the task's :class:`~pixelwise.tasks.outputs.AdaptationOutput`: ``media_images`` and
+    their ``adapted_heatmap`` (computed by ``HomographicAdaptationTask`` for its first
+    ``task.media_images`` usable images of each evaluation epoch, over
+    ``task.media_num_homographies`` homographies seeded by ``task.media_seed``, so panels of
+    different epochs are comparable), with the teacher's and student's heatmaps of the same
+    images. Logged as ``<stage>/adaptation_heatmaps`` on W&B loggers; with ``dirpath`` also
+    written as PNGs ``<dirpath>/<stage>_<step>_<i>.png`` (useful without W&B). Does nothing when
+    neither is available, or when the task computed no adapted heatmaps (``task.media_images=0``).
     """
 
     def __init__(
         self,
         every_n_epochs: int = 1,
         max_images: int = 4,
-        seed: int = 0,
         dirpath: str | None = None,
-        num_homographies: int | None = 25,
     ) -> None:
         if every_n_epochs < 1:
             raise ValueError(f"AdaptationMedia.every_n_epochs={every_n_epochs}: expected >= 1")
         if max_images < 0:
             raise ValueError(f"AdaptationMedia.max_images={max_images}: expected >= 0")
-        if num_homographies is not None and num_homographies < 1:
-            raise ValueError(
-                f"AdaptationMedia.num_homographies={num_homographies}: expected null or >= 1"
-            )
-        self.num_homographies = num_homographies
         self.every_n_epochs = every_n_epochs
         self.max_images = max_images
-        self.seed = seed
         self.dirpath = Path(dirpath) if dirpath is not None else None
-        self._images: list[torch.Tensor] = []
+        self._parts: list[tuple[torch.Tensor, ...]] = []
         self.panels: list[np.ndarray] = []
 
     @staticmethod
@@ -82,29 +76,31 @@ class AdaptationMedia(L.Callback):
             return False
         return stage == "test" or trainer.current_epoch % self.every_n_epochs == 0
 
-    def _collect(self, trainer: L.Trainer, stage: str, batch: dict[str, Any]) -> None:
-        if self._due(trainer, stage) and len(self._images) < self.max_images:
-            ok = batch.get("ok")
-            for i, image in enumerate(batch["image"]):
-                if len(self._images) < self.max_images and (ok is None or bool(ok[i])):
-                    self._images.append(image.detach())
-
-    def _emit(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        images, self._images = self._images, []
-        if not images or not self._due(trainer, stage):
+    def _collect(self, trainer: L.Trainer, stage: str, outputs: AdaptationOutput) -> None:
+        if not self._due(trainer, stage) or outputs.adapted_heatmap is None:
             return
-        batch = torch.stack(images)
-        with torch.no_grad():
-            teacher = pl_module.teacher_heatmap(batch)
-            adapted = pl_module.adapted_heatmap(
-                batch,
-                generator=torch.Generator().manual_seed(self.seed),
-                num_homographies=self.num_homographies,
+        usable = [i for i, v in enumerate(outputs.ok.tolist()) if v]
+        for k, image in enumerate(outputs.media_images):
+            if len(self._parts) >= self.max_images:
+                return
+            i = usable[k]
+            self._parts.append(
+                tuple(
+                    t.detach()
+                    for t in (
+                        image,
+                        outputs.teacher_heatmap[i],
+                        outputs.adapted_heatmap[k],
+                        outputs.student_heatmap[i],
+                    )
+                )
             )
-            student = pl_module.student_heatmap(batch)
-        self.panels = [
-            heatmap_panel(batch[i], teacher[i], adapted[i], student[i]) for i in range(len(batch))
-        ]
+
+    def _emit(self, trainer: L.Trainer, stage: str) -> None:
+        parts, self._parts = self._parts, []
+        if not parts or not self._due(trainer, stage):
+            return
+        self.panels = [heatmap_panel(*p) for p in parts]
         for logger in self._wandb(trainer):
             logger.log_image(
                 key=f"{stage}/adaptation_heatmaps",
@@ -121,15 +117,15 @@ class AdaptationMedia(L.Callback):
     def on_validation_batch_end(
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
     ) -> None:
-        self._collect(trainer, "val", batch)
+        self._collect(trainer, "val", outputs)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._emit(trainer, pl_module, "val")
+        self._emit(trainer, "val")
 
     def on_test_batch_end(
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
     ) -> None:
-        self._collect(trainer, "test", batch)
+        self._collect(trainer, "test", outputs)
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._emit(trainer, pl_module, "test")
+        self._emit(trainer, "test")

@@ -1,4 +1,4 @@
-"""Test-time comparison table: the model vs Harris, Shi-Tomasi and FAST, scored by the same code on the same images."""
+"""Test-time comparison table: the model vs classical detectors (Harris, Shi-Tomasi, FAST), scored by the same metric."""
 
 from __future__ import annotations
 
@@ -6,17 +6,13 @@ import csv
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 
-from pixelwise.geometry.keypoints import extract_keypoints
 from pixelwise.metrics.keypoint_ap import KeypointAP
-from pixelwise.nets.classical_detectors import ClassicalDetector
+from pixelwise.tasks.outputs import KeypointOutput
 
 __all__ = ["DetectorComparison", "comparison_table"]
-
-_EXTRACTION = ("detection_threshold", "nms_radius", "border", "top_k")
 
 
 def comparison_table(
@@ -37,23 +33,23 @@ def comparison_table(
 
 
 class DetectorComparison(L.Callback):
-    """At test, score classical detectors through the model's own extraction and KeypointAP.
+    """At test, a ``KeypointAP`` per model: the task's points and each classical baseline's.
 
-    Every test batch's images go through ``ClassicalDetector(method)`` for each of ``methods``;
-    the heatmaps are turned into keypoints by ``extract_keypoints`` with the task's
-    ``detection_threshold``, ``nms_radius``, ``border`` and ``top_k`` (read from the task's
-    hparams; the arguments of the same names here are the fallback for tasks without them), and
-    fed to a ``KeypointAP`` with the given ``distance`` / ``loc_score_threshold`` / ``groups``,
-    next to one fed with the model's outputs {"keypoints", "scores"}. Logs
-    ``test/<prefix><method>/map`` and ``test/<prefix><method>/localization_error`` and writes
-    ``<output_dir>/<filename>.md`` and ``.csv`` (rows: the model under ``model_name``, then the
-    methods; columns: map, localization_error, map/<group>...). ``output_dir`` defaults to the
-    trainer's ``default_root_dir`` (the run directory). ``table`` keeps the last rows.
+    The task runs the baselines (``task.baselines``, e.g. ``[harris, shi, fast]``: MagicPointTask
+    scores ``pixelwise.nets.ClassicalDetector`` heatmaps through its own extraction) and hands
+    their points over in ``KeypointOutput.baselines``; this callback feeds them and the model's
+    points to ``KeypointAP`` metrics with the given ``distance`` / ``loc_score_threshold`` /
+    ``groups``. ``methods``: the baselines to report (null: every one the task gives; a name the
+    task does not give is an error). Logs ``test/<prefix><method>/map`` and
+    ``test/<prefix><method>/localization_error`` and writes ``<output_dir>/<filename>.md`` and
+    ``.csv`` (rows: the model under ``model_name``, then the methods; columns: map,
+    localization_error, map/<group>...). ``output_dir`` defaults to the trainer's
+    ``default_root_dir`` (the run directory). ``table`` keeps the last rows.
     """
 
     def __init__(
         self,
-        methods: Sequence[str] = ("harris", "shi", "fast"),
+        methods: Sequence[str] | None = None,
         model_name: str = "model",
         distance: float = 4.0,
         loc_score_threshold: float = 0.5,
@@ -63,15 +59,11 @@ class DetectorComparison(L.Callback):
         prefix: str = "",
         filename: str = "detector_comparison",
         output_dir: str | None = None,
-        detection_threshold: float = 0.001,
-        nms_radius: int = 4,
-        border: int = 0,
-        top_k: int | None = None,
     ) -> None:
-        self.detectors = {m: ClassicalDetector(m) for m in methods}  # unknown names fail here
-        if model_name in self.detectors:
+        self.methods = None if methods is None else [str(m) for m in methods]
+        if self.methods is not None and model_name in self.methods:
             raise ValueError(
-                f"DetectorComparison: model_name={model_name!r} clashes with a method name {list(methods)}"
+                f"DetectorComparison: model_name={model_name!r} clashes with a method name {self.methods}"
             )
         self.model_name = model_name
         self.metric_kwargs = dict(
@@ -85,23 +77,33 @@ class DetectorComparison(L.Callback):
         self.prefix = prefix
         self.filename = filename
         self.output_dir = output_dir
-        self.extraction = dict(
-            detection_threshold=detection_threshold,
-            nms_radius=nms_radius,
-            border=border,
-            top_k=top_k,
-        )
         self.metrics: dict[str, KeypointAP] = {}
         self.table: dict[str, dict[str, float]] = {}
+        self._device = None
 
-    def _settings(self, pl_module: L.LightningModule) -> dict[str, Any]:
-        hp = getattr(pl_module, "hparams", {}) or {}
-        return {k: hp.get(k, self.extraction[k]) for k in _EXTRACTION}
+    def _metric(self, name: str) -> KeypointAP:
+        if name not in self.metrics:
+            # on the module's device, so that a DDP all-gather (e.g. NCCL) sees device tensors
+            self.metrics[name] = KeypointAP(**self.metric_kwargs).to(self._device)
+        return self.metrics[name]
+
+    def _baselines(self, outputs: KeypointOutput) -> dict[str, KeypointOutput]:
+        if self.methods is None:
+            return dict(outputs.baselines)
+        missing = [m for m in self.methods if m not in outputs.baselines]
+        if missing:
+            raise ValueError(
+                f"DetectorComparison: the task ran no {missing} baseline (it gave "
+                f"{sorted(outputs.baselines)}): add them to task.baselines"
+            )
+        return {m: outputs.baselines[m] for m in self.methods}
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        names = [self.model_name, *self.detectors]
-        # on the module's device, so that a DDP all-gather (e.g. NCCL) sees device tensors
-        self.metrics = {n: KeypointAP(**self.metric_kwargs).to(pl_module.device) for n in names}
+        self._device = pl_module.device
+        self.metrics = {}
+        self._metric(self.model_name)
+        for method in self.methods or ():
+            self._metric(method)
 
     def on_test_batch_end(
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
@@ -110,25 +112,9 @@ class DetectorComparison(L.Callback):
         groups = None
         if self.metric_kwargs["groups"] and self.group_key in batch:
             groups = list(batch[self.group_key])
-        self.metrics[self.model_name].update(
-            [k.cpu() for k in outputs["keypoints"]],
-            [s.cpu() for s in outputs["scores"]],
-            gt,
-            groups,
-        )
-        s = self._settings(pl_module)
-        images = batch["image"].detach().cpu().float()
-        for method, detector in self.detectors.items():
-            heat = detector(images)
-            dets = extract_keypoints(
-                heat,
-                threshold=s["detection_threshold"],
-                nms_radius=s["nms_radius"],
-                border=s["border"],
-                top_k=s["top_k"],
-            )
-            self.metrics[method].update(
-                [d["keypoints"] for d in dets], [d["scores"] for d in dets], gt, groups
+        for name, out in {self.model_name: outputs, **self._baselines(outputs)}.items():
+            self._metric(name).update(
+                [k.cpu() for k in out.keypoints], [s.cpu() for s in out.scores], gt, groups
             )
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -136,7 +122,9 @@ class DetectorComparison(L.Callback):
         for name, metric in self.metrics.items():
             values = metric.compute()
             self.table[name] = {k: float(v) for k, v in values.items() if v.numel() == 1}
-        for method in self.detectors:
+        for method in self.table:
+            if method == self.model_name:
+                continue
             for key in ("map", "localization_error"):
                 v = self.table[method][key]
                 if math.isfinite(v):

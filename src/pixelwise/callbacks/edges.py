@@ -16,6 +16,7 @@ from lightning.pytorch.loggers import WandbLogger
 
 from pixelwise.callbacks.overlays import to_uint8_image
 from pixelwise.metrics.boundary_f import BoundaryF
+from pixelwise.tasks.outputs import EdgeOutput
 
 log = logging.getLogger("pixelwise")
 
@@ -94,13 +95,13 @@ class EdgeMetrics(L.Callback):
         )
         self.metrics[stage] = metric.to(pl_module.device)
 
-    def _update(self, stage: str, outputs: dict[str, Any]) -> None:
-        edges = outputs["edges"]
-        device = outputs["preds"].device
+    def _update(self, stage: str, outputs: EdgeOutput) -> None:
+        edges = outputs.edges
+        device = outputs.preds.device
         edges = (
             edges.to(device) if isinstance(edges, torch.Tensor) else [e.to(device) for e in edges]
         )
-        self.metrics[stage].update(outputs["preds"], edges)
+        self.metrics[stage].update(outputs.preds, edges)
 
     def _log(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         metric = self.metrics[stage]
@@ -208,7 +209,7 @@ class EdgePanels(L.Callback):
         n = min(self.max_images, batch["image"].shape[0])
         self.panels = [
             edge_panel(
-                batch["image"][i], outputs["edges"][i], outputs["sides"][i], outputs["preds"][i]
+                batch["image"][i], outputs.edges[i], outputs.sides[i], outputs.preds[i]
             )
             for i in range(n)
         ]
@@ -250,8 +251,8 @@ class EdgePredictionWriter(L.Callback):
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         if "test" in self.stages:
-            self._write(outputs["preds"], batch, batch_idx)
+            self._write(outputs.preds, batch, batch_idx)
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         if "predict" in self.stages:
-            self._write(outputs["preds"], batch, batch_idx)
+            self._write(outputs.preds, batch, batch_idx)

@@ -12,6 +12,7 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from pixelwise.metrics.keypoint_ap import KeypointAP
+from pixelwise.tasks.outputs import KeypointOutput
 
 __all__ = ["KeypointMetrics", "draw_detections"]
 
@@ -57,7 +58,7 @@ def draw_detections(
 
 
 class KeypointMetrics(L.Callback):
-    """KeypointAP on validation and test from the task's outputs {"keypoints", "scores"} and the batch's ground truth.
+    """KeypointAP on validation and test from the task's ``KeypointOutput`` and the batch's ground truth.
 
     Logs ``<stage>/map``, ``<stage>/localization_error`` and, when ``groups`` are given and the
     batch has a ``group_key`` entry (the primitive of each Synthetic Shapes image),
@@ -121,22 +122,22 @@ class KeypointMetrics(L.Callback):
             )
         return groups
 
-    def _update(self, stage: str, outputs: dict[str, Any], batch: dict[str, Any]) -> None:
-        n = len(outputs["keypoints"])
+    def _update(self, stage: str, outputs: KeypointOutput, batch: dict[str, Any]) -> None:
+        n = len(outputs.keypoints)
         self.metrics[stage].update(
-            outputs["keypoints"],
-            outputs["scores"],
+            outputs.keypoints,
+            outputs.scores,
             list(batch["keypoints"]),
             self._groups(batch, n),
         )
 
-    def _collect_panels(self, outputs: dict[str, Any], batch: dict[str, Any]) -> None:
-        for i in range(min(self.max_images - len(self._panels), len(outputs["keypoints"]))):
+    def _collect_panels(self, outputs: KeypointOutput, batch: dict[str, Any]) -> None:
+        for i in range(min(self.max_images - len(self._panels), len(outputs.keypoints))):
             self._panels.append(
                 draw_detections(
                     batch["image"][i],
-                    outputs["keypoints"][i],
-                    outputs["scores"][i],
+                    outputs.keypoints[i],
+                    outputs.scores[i],
                     batch["keypoints"][i],
                     threshold=self.draw_threshold,
                 )

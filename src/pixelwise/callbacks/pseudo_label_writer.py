@@ -181,12 +181,12 @@ class PseudoLabelWriter(BasePredictionWriter):
                 self.existing += 1
                 continue
             arrays = {
-                "keypoints": prediction["keypoints"][i].detach().cpu().numpy().astype(np.float32),
-                "scores": prediction["scores"][i].detach().cpu().numpy().astype(np.float32),
+                "keypoints": prediction.keypoints[i].detach().cpu().numpy().astype(np.float32),
+                "scores": prediction.scores[i].detach().cpu().numpy().astype(np.float32),
                 "image_size": np.array([height, width], dtype=np.int64),
             }
             if self.save_heatmap:
-                heat = prediction["heatmap"][i, 0].detach().cpu().float().numpy()
+                heat = prediction.heatmap[i, 0].detach().cpu().float().numpy()
                 arrays["heatmap"] = heat.astype(self.heatmap_dtype)
             save_npz_atomic(path, arrays, compress=self.save_heatmap)
             self.written += 1

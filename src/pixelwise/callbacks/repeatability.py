@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import lightning as L
 
-from pixelwise.metrics.repeatability import Repeatability
+from pixelwise.metrics.repeatability import Repeatability, relative_gain, top_k_for_area
+from pixelwise.tasks.outputs import AdaptationOutput
 
 __all__ = ["RepeatabilityMetrics"]
 
@@ -15,10 +15,10 @@ __all__ = ["RepeatabilityMetrics"]
 class RepeatabilityMetrics(L.Callback):
     """Repeatability (the SuperPoint paper's, ``pixelwise.metrics.Repeatability``) of each model in the step outputs.
 
-    The validation/test step returns, per model name in ``models`` (e.g. ``"student"``,
-    ``"teacher"``), ``outputs[name] = {"keypoints_a", "scores_a", "keypoints_b", "scores_b"}``
-    (lists over the batch, points (x, y)), plus ``outputs["homography"]`` [B,3,3] (a -> b),
-    ``outputs["shape"]`` (H, W) and optionally ``outputs["ok"]`` (bool [B], False: skip the pair).
+    The validation/test step returns an :class:`~pixelwise.tasks.outputs.AdaptationOutput`:
+    per model name in ``models`` (e.g. ``"student"``, ``"teacher"``) a
+    :class:`~pixelwise.tasks.outputs.PairDetections` in ``outputs.detections[name]``, plus
+    ``homography`` [B,3,3] (a -> b), ``shape`` (H, W) and ``ok`` (bool [B], False: skip the pair).
     Logs ``<stage>/repeatability`` and ``<stage>/localization_error`` for the first model,
     ``<stage>/<name>_repeatability`` (and ``_localization_error``) for the others, and
     ``<stage>/repeatability_gain``: first model / second model - 1 (the paper's "+21%").
@@ -38,7 +38,6 @@ class RepeatabilityMetrics(L.Callback):
     ) -> None:
         if not models:
             raise ValueError("RepeatabilityMetrics.models: expected at least one model name")
-        Repeatability(distance=distance, top_k=top_k)  # bad arguments fail at construction
         self.distance = distance
         self.top_k = top_k
         self.models = tuple(models)
@@ -47,47 +46,41 @@ class RepeatabilityMetrics(L.Callback):
                 f"RepeatabilityMetrics.top_k_size={top_k_size}: expected null or [H, W] > 0"
             )
         self.top_k_size = None if top_k_size is None else (int(top_k_size[0]), int(top_k_size[1]))
+        # bad arguments fail at construction
+        Repeatability(distance=distance, top_k=top_k, top_k_size=self.top_k_size)
         self.metrics: dict[str, dict[str, Repeatability]] = {}
         self.results: dict[str, dict[str, float]] = {}
 
     def _start(self, stage: str, pl_module: L.LightningModule) -> None:
         self.metrics[stage] = {
-            m: Repeatability(self.distance, self.top_k, localization_error=True).to(
-                pl_module.device
-            )
+            m: Repeatability(
+                self.distance, self.top_k, localization_error=True, top_k_size=self.top_k_size
+            ).to(pl_module.device)
             for m in self.models
         }
 
     def top_k_for(self, shape: Sequence[int]) -> int | None:
         """Points kept per image of ``shape`` (H, W): ``top_k`` scaled by area to ``top_k_size``."""
-        if self.top_k is None or self.top_k_size is None:
-            return self.top_k
-        area = int(shape[0]) * int(shape[1])
-        return max(1, round(self.top_k * area / (self.top_k_size[0] * self.top_k_size[1])))
+        return top_k_for_area(self.top_k, shape, self.top_k_size)
 
-    def _update(self, stage: str, outputs: dict[str, Any]) -> None:
-        homs = outputs["homography"]
-        ok = outputs.get("ok")
-        keep = (
-            list(range(homs.shape[0])) if ok is None else [i for i, v in enumerate(ok) if bool(v)]
-        )
+    def _update(self, stage: str, outputs: AdaptationOutput) -> None:
+        keep = [i for i, v in enumerate(outputs.ok.tolist()) if v]
         if not keep:
             return
         for m in self.models:
-            if m not in outputs:
+            if m not in outputs.detections:
                 raise KeyError(
                     f"RepeatabilityMetrics: the step outputs have no {m!r} detections "
-                    f"(got keys {sorted(outputs)}); set callbacks.repeatability.models"
+                    f"(got {sorted(outputs.detections)}); set callbacks.repeatability.models"
                 )
-            d = outputs[m]
-            self.metrics[stage][m].top_k = self.top_k_for(outputs["shape"])
+            d = outputs.detections[m].select(keep)
             self.metrics[stage][m].update(
-                [d["keypoints_a"][i] for i in keep],
-                [d["scores_a"][i] for i in keep],
-                [d["keypoints_b"][i] for i in keep],
-                [d["scores_b"][i] for i in keep],
-                homs[keep],
-                outputs["shape"],
+                d.keypoints_a,
+                d.scores_a,
+                d.keypoints_b,
+                d.scores_b,
+                outputs.homography[keep],
+                outputs.shape,
             )
 
     def _log(self, stage: str, pl_module: L.LightningModule) -> None:
@@ -99,9 +92,8 @@ class RepeatabilityMetrics(L.Callback):
             values[f"{prefix}localization_error"] = float(result["localization_error"])
             self.metrics[stage][m].reset()
         if len(self.models) > 1:
-            base = values[f"{stage}/{self.models[1]}_repeatability"]
-            values[f"{stage}/repeatability_gain"] = (
-                values[f"{stage}/repeatability"] / base - 1.0 if base > 0 else 0.0
+            values[f"{stage}/repeatability_gain"] = relative_gain(
+                values[f"{stage}/repeatability"], values[f"{stage}/{self.models[1]}_repeatability"]
             )
         for key, value in values.items():
             pl_module.log(key, value, sync_dist=False)  # already reduced over ranks by compute()

@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from pixelwise.data.collate import DictCollate
+from pixelwise.data.info import DatasetInfo, info_of
 
 DatasetFactory = Callable[[], Dataset]
+
+# Top-level keys of the data configs that only feed interpolations of the dataset configs
+# (``data.root=DIR`` is what users type); accepted and not kept. Any other key that is neither a
+# DataModule argument nor a DatasetInfo field is an error.
+CONFIG_VARIABLES = (
+    "root",
+    "resize",
+    "small",
+    "skip_missing_labels",
+    "label_mode",
+    "label_threshold",
+    "min_pixels",
+    "with_masks",
+)
+SPLITS = ("train", "val", "test", "predict", "detector_test")
+_ARGUMENTS = (*SPLITS, "batch_size", "eval_batch_size", "num_workers", "pin_memory",
+              "persistent_workers", "list_keys", "info")
 
 
 class DataModule(L.LightningDataModule):
@@ -30,28 +48,43 @@ class DataModule(L.LightningDataModule):
         val: DatasetFactory | None = None,
         test: DatasetFactory | None = None,
         predict: DatasetFactory | None = None,
+        detector_test: DatasetFactory | None = None,
         batch_size: int = 16,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         pin_memory: bool = False,
         persistent_workers: bool = True,
         list_keys: Sequence[str] = (),
-        num_classes: int | None = None,
-        class_names: Sequence[str] | None = None,
-        ignore_index: int = 255,
-        palette: Sequence[Sequence[int]] | None = None,
-        **meta: Any,
+        info: DatasetInfo | Mapping[str, Any] | None = None,
+        **facts: Any,
     ) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"data.batch_size={batch_size}: expected a positive integer")
         if num_workers < 0:
             raise ValueError(f"data.num_workers={num_workers}: expected >= 0")
-        if class_names is not None and num_classes is not None and len(class_names) != num_classes:
+        for key in CONFIG_VARIABLES:
+            facts.pop(key, None)
+        unknown = sorted(set(facts) - set(DatasetInfo.config_keys()))
+        if unknown:
             raise ValueError(
-                f"data.class_names has {len(class_names)} names but data.num_classes={num_classes}"
+                f"data.{unknown[0]}: unknown key; expected a DataModule argument "
+                f"({', '.join(_ARGUMENTS)}), a dataset fact (DatasetInfo: "
+                f"{', '.join(DatasetInfo.config_keys())}) or a config variable "
+                f"({', '.join(CONFIG_VARIABLES)})"
             )
-        self.factories = {"train": train, "val": val, "test": test, "predict": predict}
+        declared = DatasetInfo.from_config(facts)
+        if info is not None:
+            given = info if isinstance(info, DatasetInfo) else DatasetInfo.from_config(info, "data.info")
+            declared = declared.merged(given)
+        self._declared = declared
+        self.factories = {
+            "train": train,
+            "val": val,
+            "test": test,
+            "predict": predict,
+            "detector_test": detector_test,
+        }
         self.datasets: dict[str, Dataset] = {}
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -59,13 +92,54 @@ class DataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers and num_workers > 0
         self.collate = DictCollate(list_keys)
-        self.num_classes = num_classes
-        self.class_names = list(class_names) if class_names is not None else None
-        self.ignore_index = ignore_index
-        self._palette = np.asarray(palette, dtype=np.uint8) if palette is not None else None
-        # Dataset facts metrics need (instance_classes, class_to_category, category_names,
-        # mean_instance_size, ...): from the config, else from the datasets' attributes.
-        self._meta = meta
+
+    # -- the data contract ---------------------------------------------------------------------
+
+    @property
+    def info(self) -> DatasetInfo:
+        """What the data declares (the one path for tasks and callbacks): the config's
+        ``data.<field>`` keys, then the built datasets' own ``info`` for the fields left unset."""
+        info = self._declared
+        for split in SPLITS:
+            if split in self.datasets:
+                info = info.merged(info_of(self.datasets[split]))
+        return info
+
+    @property
+    def num_classes(self) -> int | None:
+        """``info.num_classes`` (kept as an attribute for the tasks that read it)."""
+        return self.info.num_classes
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """``info.class_names`` as a list (kept as an attribute for the tasks that read it)."""
+        names = self.info.class_names
+        return None if names is None else list(names)
+
+    @property
+    def category_ids(self) -> list[int] | None:
+        """``info.category_ids``: the dataset's id of each contiguous class index (COCO ids)."""
+        ids = self.info.category_ids
+        return None if ids is None else list(ids)
+
+    @property
+    def ignore_index(self) -> int:
+        return self.info.ignore_index
+
+    @property
+    def palette(self) -> np.ndarray | None:
+        """uint8 [K,3] colours: ``info.palette``, else a built dataset's ``palette`` attribute."""
+        if self.info.palette is not None:
+            return self.info.palette
+        for dataset in self.datasets.values():
+            if getattr(dataset, "palette", None) is not None:
+                return np.asarray(dataset.palette, dtype=np.uint8)
+        return None
+
+    def meta(self, name: str, default: Any = None) -> Any:
+        """Deprecated: ``info.<name>`` (sequences as lists); read ``trainer.datamodule.info`` instead."""
+        value = self.info.get(name, default)
+        return list(value) if isinstance(value, tuple) else value
 
     _STAGE_SPLITS = {
         "fit": ("train", "val"),
@@ -83,8 +157,19 @@ class DataModule(L.LightningDataModule):
             if split not in self.datasets and self.factories[split] is not None:
                 self.datasets[split] = self.factories[split]()
 
+    def has_split(self, split: str) -> bool:
+        """Whether the config gives a dataset for ``split`` (train, val, test, predict, detector_test)."""
+        return split in self.datasets or self.factories.get(split) is not None
+
+    def restrict(self, split: str, indices: Sequence[int]) -> None:
+        """Keep only the items ``indices`` of a split's dataset (e.g. the images an export still lacks)."""
+        dataset = self.dataset(split)
+        self.datasets[split] = Subset(dataset, list(indices))
+
     def dataset(self, split: str) -> Dataset:
         """The dataset of a split; a clear error when the config has none."""
+        if split not in self.factories and split not in self.datasets:
+            raise ValueError(f"no split {split!r}: expected one of {list(SPLITS)}")
         if split not in self.datasets:
             if self.factories.get(split) is None:
                 raise ValueError(f"data.{split} is not set in the data config: no {split} dataset")
@@ -94,25 +179,6 @@ class DataModule(L.LightningDataModule):
     @property
     def train_dataset(self) -> Dataset:
         return self.dataset("train")
-
-    @property
-    def palette(self) -> np.ndarray | None:
-        """uint8 [K,3] colours: from the config, else from a built dataset's `palette`."""
-        if self._palette is not None:
-            return self._palette
-        for dataset in self.datasets.values():
-            if getattr(dataset, "palette", None) is not None:
-                return np.asarray(dataset.palette, dtype=np.uint8)
-        return None
-
-    def meta(self, name: str, default: Any = None) -> Any:
-        """A dataset fact by name: the config's `data.<name>`, else a built dataset's attribute."""
-        if name in self._meta:
-            return self._meta[name]
-        for split in ("train", "val", "test", "predict"):
-            if split in self.datasets and getattr(self.datasets[split], name, None) is not None:
-                return getattr(self.datasets[split], name)
-        return default
 
     def _loader(self, split: str, shuffle: bool, drop_last: bool) -> DataLoader:
         dataset = self.dataset(split)

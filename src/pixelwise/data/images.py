@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from pixelwise.data.info import DatasetInfo
 from pixelwise.data.photometric import photometric_augment
 
 __all__ = [
@@ -174,6 +175,11 @@ class ImageDataset(Dataset):
         self.labels = Path(labels) if labels is not None else None
         self.names: list[str] = []
         self.sources: list[str] = []
+
+    @property
+    def info(self) -> DatasetInfo:
+        """What this dataset declares: where its pseudo-labels are (None: it has none)."""
+        return DatasetInfo(labels_path=None if self.labels is None else str(self.labels))
 
     # -- subclass interface -------------------------------------------------------------------
 

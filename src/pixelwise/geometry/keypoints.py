@@ -8,10 +8,19 @@ them, sort by score, drop points within ``border`` pixels of the image edge; the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-__all__ = ["nms_heatmap", "extract_keypoints"]
+__all__ = [
+    "Extraction",
+    "MAGICPOINT_EVAL_EXTRACTION",
+    "SUPERPOINT_EXTRACTION",
+    "extract_keypoints",
+    "nms_heatmap",
+]
 
 
 def _check_heat(heat: torch.Tensor, name: str) -> None:
@@ -115,3 +124,56 @@ def extract_keypoints(
         kps = torch.stack([xs[order], ys[order]], 1).to(heat.dtype)
         out.append({"keypoints": kps, "scores": scores[order]})
     return out
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """Keypoint extraction settings: ``heat >= threshold``, NMS ``nms_radius``, ``border``, ``top_k`` (None: all).
+
+    The one place the defaults live; every task and the classical baselines extract through
+    it (``extraction(heat)`` = :func:`extract_keypoints` with these settings).
+    """
+
+    threshold: float = 0.015
+    nms_radius: int = 4
+    border: int = 4
+    top_k: int | None = None
+
+    @classmethod
+    def checked(
+        cls,
+        threshold: float,
+        nms_radius: int,
+        border: int,
+        top_k: int | None,
+        where: str = "task",
+        keys: Mapping[str, str] | None = None,
+    ) -> Extraction:
+        """Settings from config values; a bad one is an error naming ``<where>.<key>`` (``keys`` renames fields)."""
+        names = {"threshold": "detection_threshold", "top_k": "top_k", **(keys or {})}
+        if not 0.0 <= float(threshold) <= 1.0:
+            raise ValueError(
+                f"{where}.{names['threshold']}={threshold}: expected a probability in [0, 1]"
+            )
+        for key, value in (("nms_radius", nms_radius), ("border", border)):
+            if value < 0:
+                raise ValueError(f"{where}.{names.get(key, key)}={value}: expected >= 0")
+        if top_k is not None and top_k < 1:
+            raise ValueError(f"{where}.{names['top_k']}={top_k}: expected null (keep all) or >= 1")
+        return cls(float(threshold), int(nms_radius), int(border), top_k)
+
+    def __call__(self, heat: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """Heatmap [B,1,H,W] -> per image {"keypoints" [N,2] (x, y), "scores" [N]} (computed in float32)."""
+        return extract_keypoints(
+            heat.float(),
+            threshold=self.threshold,
+            nms_radius=self.nms_radius,
+            border=self.border,
+            top_k=self.top_k,
+        )
+
+
+# The official SuperPoint demo's settings (SuperPoint features, pseudo-label export, match.py).
+SUPERPOINT_EXTRACTION = Extraction(threshold=0.015, nms_radius=4, border=4, top_k=1000)
+# rpautrat's magic-point_shapes.yaml evaluation: AP needs the low-score detections, no border, no top-k.
+MAGICPOINT_EVAL_EXTRACTION = Extraction(threshold=0.001, nms_radius=4, border=0, top_k=None)

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from pixelwise.geometry.homography import warp_points
+from pixelwise.geometry.matching import ransac_homography
 from pixelwise.metrics.pair_batches import check_pair_batch
 
 __all__ = ["HomographyAccuracy", "estimate_homography", "corner_error", "image_corners"]
@@ -51,26 +51,10 @@ def estimate_homography(
     points_a: torch.Tensor, points_b: torch.Tensor, ransac_threshold: float = 3.0
 ) -> torch.Tensor | None:
     """Matched points [K,2] (x, y) in a and b -> H [3,3] float64 (a -> b) by OpenCV RANSAC, or None if it fails."""
-    for name, pts in (("points_a", points_a), ("points_b", points_b)):
-        if not isinstance(pts, torch.Tensor) or pts.dim() != 2 or pts.shape[1] != 2:
-            got = list(pts.shape) if isinstance(pts, torch.Tensor) else type(pts).__name__
-            raise ValueError(f"estimate_homography: {name} must be [K, 2] (x, y), got {got}")
-    if points_a.shape[0] != points_b.shape[0]:
-        raise ValueError(
-            f"estimate_homography: points_a and points_b must be matched row by row, got "
-            f"{points_a.shape[0]} and {points_b.shape[0]} points"
-        )
-    if points_a.shape[0] < 4:
-        return None
-    src = points_a.detach().cpu().double().numpy()
-    dst = points_b.detach().cpu().double().numpy()
     try:
-        matrix, _ = cv2.findHomography(src, dst, cv2.RANSAC, float(ransac_threshold))
-    except cv2.error:  # degenerate configurations can raise instead of returning None
-        return None
-    if matrix is None or matrix.shape != (3, 3) or not np.isfinite(matrix).all():
-        return None
-    return torch.from_numpy(matrix)
+        return ransac_homography(points_a, points_b, ransac_threshold)[0]
+    except ValueError as err:
+        raise ValueError(str(err).replace("ransac_homography", "estimate_homography")) from None
 
 
 def corner_error(

@@ -10,7 +10,7 @@ from torchmetrics import Metric
 from pixelwise.geometry.homography import warp_points
 from pixelwise.metrics.pair_batches import check_pair_batch, pair_shapes
 
-__all__ = ["Repeatability", "pair_repeatability"]
+__all__ = ["Repeatability", "pair_repeatability", "relative_gain", "top_k_for_area"]
 
 
 def _inside(points: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
@@ -25,6 +25,25 @@ def _top_k(points: torch.Tensor, scores: torch.Tensor, k: int | None) -> torch.T
         return points
     order = torch.argsort(scores, descending=True, stable=True)[:k]
     return points[order]
+
+
+def top_k_for_area(
+    top_k: int | None, shape: Sequence[int], top_k_size: Sequence[int] | None
+) -> int | None:
+    """Points kept per image of ``shape`` (H, W): ``top_k`` per image of ``top_k_size`` (H, W), scaled by area.
+
+    The paper keeps 300 points at 240x320; 75 at 120x160 keeps its density of points, which
+    repeatability depends on. ``top_k_size=None`` or ``top_k=None``: ``top_k`` as is.
+    """
+    if top_k is None or top_k_size is None:
+        return top_k
+    area = int(shape[0]) * int(shape[1])
+    return max(1, round(top_k * area / (int(top_k_size[0]) * int(top_k_size[1]))))
+
+
+def relative_gain(value: float, reference: float) -> float:
+    """value / reference - 1 (the paper's "+21%" repeatability gain); 0 when the reference is not > 0."""
+    return value / reference - 1.0 if reference > 0 else 0.0
 
 
 def pair_repeatability(
@@ -80,7 +99,8 @@ class Repeatability(Metric):
     ``localization_error=True`` it returns {"repeatability", "localization_error"}, the
     latter the per-pair mean distance of those repeated points, averaged over pairs that
     have any. Score ties in the top-k are broken by keypoint order (the reference's
-    unstable sort leaves them arbitrary).
+    unstable sort leaves them arbitrary). With ``top_k_size`` (H, W), ``top_k`` is per image of
+    that size and scaled by area for each pair's image size (:func:`top_k_for_area`).
     """
 
     is_differentiable = False
@@ -92,9 +112,13 @@ class Repeatability(Metric):
         distance: float = 3.0,
         top_k: int | None = 300,
         localization_error: bool = False,
+        top_k_size: Sequence[int] | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        if top_k_size is not None and (len(top_k_size) != 2 or min(top_k_size) < 1):
+            raise ValueError(f"Repeatability: top_k_size={top_k_size}: expected None or [H, W] > 0")
+        self.top_k_size = None if top_k_size is None else (int(top_k_size[0]), int(top_k_size[1]))
         if distance < 0:
             raise ValueError(f"Repeatability: distance must be >= 0, got {distance!r}")
         if top_k is not None and top_k < 1:
@@ -129,6 +153,7 @@ class Repeatability(Metric):
         homography = check_pair_batch("Repeatability", homography, lists)
         batch = homography.shape[0]
         shape_a, shape_b = pair_shapes(shape, shape_b)
+        top_k = top_k_for_area(self.top_k, shape_a, self.top_k_size)
         for i in range(batch):
             for side in ("a", "b"):
                 kp, sc = lists[f"keypoints_{side}"][i], lists[f"scores_{side}"][i]
@@ -146,7 +171,7 @@ class Repeatability(Metric):
                 shape_a,
                 shape_b,
                 self.distance,
-                self.top_k,
+                top_k,
             )
             if total == 0:
                 continue

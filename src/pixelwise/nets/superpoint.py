@@ -12,14 +12,25 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixelwise.geometry.cells import CELL, pad_to_multiple
+from pixelwise.geometry.cells import CELL, logits_to_heatmap, pad_to_multiple
+from pixelwise.geometry.keypoints import SUPERPOINT_EXTRACTION, Extraction
 
-__all__ = ["SuperPointNet", "magicpoint", "load_superpoint_weights", "superpoint_from_file"]
+__all__ = [
+    "SuperPointNet",
+    "load_detector_weights",
+    "load_superpoint_weights",
+    "magicpoint",
+    "sample_descriptors",
+    "superpoint_features",
+    "superpoint_from_file",
+    "superpoint_net_config",
+]
 
 # ITU-R BT.601 luma, the weights of cv2.cvtColor(..., COLOR_RGB2GRAY).
 _RGB_TO_GRAY = (0.299, 0.587, 0.114)
@@ -254,3 +265,66 @@ def superpoint_from_file(path: str | os.PathLike) -> SuperPointNet:
     if config["descriptor"]:
         config["descriptor_dim"] = int(state["convDb.weight"].shape[0])
     return load_superpoint_weights(SuperPointNet(**config), path)
+
+
+def superpoint_net_config(net: SuperPointNet) -> dict[str, Any]:
+    """The constructor kwargs that rebuild ``net`` (a :class:`SuperPointNet` with a descriptor head)."""
+    return {
+        "descriptor": bool(net.descriptor),
+        "batch_norm": bool(net.batch_norm),
+        "channels": [int(getattr(net, f"conv{i}a").out_channels) for i in range(1, 5)],
+        "head_channels": int(net.convPa.out_channels),
+        "descriptor_dim": int(net.descriptor_dim),
+    }
+
+
+def load_detector_weights(net: SuperPointNet, path: str | os.PathLike) -> SuperPointNet:
+    """Load a MagicPoint state dict (encoder + detector head) into a SuperPointNet; the descriptor head is untouched."""
+    config = {**superpoint_net_config(net), "descriptor": False}
+    detector = load_superpoint_weights(SuperPointNet(**config), path, ignore_descriptor=True)
+    missing, unexpected = net.load_state_dict(detector.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith(("convD", "bnD")) for k in missing)
+    return net
+
+
+def sample_descriptors(
+    descriptors: torch.Tensor, keypoints: torch.Tensor, cell_size: int = CELL
+) -> torch.Tensor:
+    """Bilinear sample of a coarse map [D,Hc,Wc] at keypoints [N,2] (x, y) pixels -> L2-normalised [N,D].
+
+    Coarse cell (h, w) describes the pixel at its centre (cs*w + (cs-1)/2, cs*h + (cs-1)/2),
+    the convention of the descriptor loss; points beyond the outer centres take the border
+    value. The map is L2-normalised first, the samples again.
+    """
+    if descriptors.dim() != 3:
+        raise ValueError(f"descriptors must be [D, Hc, Wc], got {list(descriptors.shape)}")
+    if keypoints.dim() != 2 or keypoints.shape[1] != 2:
+        raise ValueError(f"keypoints must be [N, 2] (x, y), got {list(keypoints.shape)}")
+    dim, hc, wc = descriptors.shape
+    if keypoints.shape[0] == 0:
+        return descriptors.new_zeros(0, dim)
+    dense = F.normalize(descriptors.float(), dim=0)
+    offset = (cell_size - 1) / 2.0
+    u = (keypoints.float().to(dense.device) - offset) / cell_size  # coarse (x, y)
+    size = torch.tensor([max(wc - 1, 1), max(hc - 1, 1)], device=dense.device, dtype=u.dtype)
+    grid = (u / size * 2.0 - 1.0).view(1, 1, -1, 2)
+    sampled = F.grid_sample(
+        dense[None], grid, mode="bilinear", padding_mode="border", align_corners=True
+    )
+    return F.normalize(sampled[0, :, 0].T, dim=1)
+
+
+def superpoint_features(
+    out: dict[str, torch.Tensor],
+    image_size: Sequence[int],
+    extraction: Extraction = SUPERPOINT_EXTRACTION,
+) -> list[dict[str, torch.Tensor]]:
+    """Net outputs {"logits" [B,65,Hc,Wc], "descriptors" [B,D,Hc,Wc]} -> per image {"keypoints" [N,2] (x, y), "scores" [N], "descriptors" [N,D]}.
+
+    Points from the heatmap by ``extraction``; descriptors sampled there (:func:`sample_descriptors`).
+    """
+    heat = logits_to_heatmap(out["logits"].float(), image_size=tuple(image_size))
+    detections = extraction(heat)
+    for d, desc in zip(detections, out["descriptors"]):
+        d["descriptors"] = sample_descriptors(desc, d["keypoints"])
+    return detections

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 from torch import nn
 
 from pixelwise.losses.balanced_bce import BETA_MODES, REDUCTIONS, deep_supervision_bce
-from pixelwise.tasks.optim import OptimizerFactory, SchedulerFactory, configure
+from pixelwise.tasks.base import PixelwiseTask
+from pixelwise.tasks.optim import OptimizerFactory, SchedulerFactory
+from pixelwise.tasks.outputs import EdgeOutput
 
 
 def pad_annotations(
@@ -31,8 +32,8 @@ def pad_annotations(
     return out_t, out_w
 
 
-class EdgesTask(L.LightningModule):
-    """Net with side outputs + class-balanced BCE on every output; eval steps return edge probabilities.
+class EdgesTask(PixelwiseTask):
+    """Net with side outputs + class-balanced BCE on every output; eval steps return an ``EdgeOutput``.
 
     The net returns a list of logit maps [B,1,H,W], the fused one last. Batches are dicts
     with "image" [B,3,H,W], "targets"/"weights" (lists of [K_i,H,W], from the data's label
@@ -52,8 +53,8 @@ class EdgesTask(L.LightningModule):
         side_weight: float | Sequence[float] = 1.0,
         fuse_weight: float = 1.0,
         reduction: str = "mean",
+        channels_last: bool = False,
     ) -> None:
-        super().__init__()
         if isinstance(beta, str):
             if beta not in BETA_MODES:
                 raise ValueError(
@@ -65,10 +66,7 @@ class EdgesTask(L.LightningModule):
             raise ValueError(f"task.reduction={reduction!r}: expected one of {REDUCTIONS}")
         if beta_samples < 1:
             raise ValueError(f"task.beta_samples={beta_samples}: expected >= 1")
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
-        self.net = net
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
+        super().__init__(net, optimizer, scheduler, channels_last)
         self.beta = beta
         self.reduction = reduction
         self.side_weight = side_weight
@@ -92,9 +90,10 @@ class EdgesTask(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         """Count the training set's edge fraction once, when beta="dataset"."""
+        super().setup(stage)
         if stage != "fit" or self.beta != "dataset" or bool(self.dataset_beta_ready):
             return
-        value = torch.tensor(self.count_dataset_beta(self.trainer.datamodule.train_dataset))
+        value = torch.tensor(self.count_dataset_beta(self.trainer.datamodule.dataset("train")))
         # Ranks may see different random augmentations: rank 0's count is everyone's.
         value = self.trainer.strategy.broadcast(value, src=0)
         self.dataset_beta.fill_(float(value))
@@ -128,9 +127,11 @@ class EdgesTask(L.LightningModule):
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         """images [B,3,H,W] -> list of edge logits [B,1,H,W], fused last."""
-        return list(self.net(images))
+        return list(self.net(self.as_input(images)))
 
-    def _loss(self, outputs: list[torch.Tensor], batch: dict[str, Any]):
+    def _loss(
+        self, outputs: list[torch.Tensor], batch: dict[str, Any]
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         targets, weights = pad_annotations(batch["targets"], batch["weights"])
         targets, weights = targets.to(outputs[0].device), weights.to(outputs[0].device)
         return deep_supervision_bce(
@@ -142,45 +143,25 @@ class EdgesTask(L.LightningModule):
             reduction=self.reduction,
         )
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        outputs = self(batch["image"])
+    def _losses(self, outputs: list[torch.Tensor], batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         loss, parts = self._loss(outputs, batch)
-        n = outputs[0].shape[0]
-        self.log("train/loss", loss, prog_bar=True, batch_size=n)
-        self.log("train/loss_fused", parts[-1], batch_size=n)
-        return loss
+        return {"loss": loss, "loss_fused": parts[-1]}
 
-    def _eval_step(self, batch: dict[str, Any], stage: str) -> dict[str, Any]:
-        outputs = self(batch["image"])
-        loss, parts = self._loss(outputs, batch)
-        n = outputs[0].shape[0]
-        self.log(f"{stage}/loss", loss, sync_dist=True, batch_size=n)
-        self.log(f"{stage}/loss_fused", parts[-1], sync_dist=True, batch_size=n)
-        return {
-            "preds": outputs[-1][:, 0].sigmoid(),
-            "sides": torch.cat(outputs[:-1], dim=1).sigmoid(),
-            "edges": batch["edges"],
-            "loss": loss,
-        }
+    def training_loss(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return self._losses(self(batch["image"]), batch)
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        return self._eval_step(batch, "val")
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        return self._eval_step(batch, "test")
-
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        outputs = self(batch["image"])
-        return {
-            "preds": outputs[-1][:, 0].sigmoid(),
-            "sides": torch.cat(outputs[:-1], dim=1).sigmoid(),
-            "name": batch.get("name"),
-        }
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        return configure(
-            self.parameters(),
-            self.optimizer_factory,
-            self.scheduler_factory,
-            self.trainer.estimated_stepping_batches,
+    @staticmethod
+    def _output(outputs: list[torch.Tensor], **kwargs: Any) -> EdgeOutput:
+        return EdgeOutput(
+            preds=outputs[-1][:, 0].sigmoid(),
+            sides=torch.cat(outputs[:-1], dim=1).sigmoid(),
+            **kwargs,
         )
+
+    def evaluation_step(self, batch: dict[str, Any], stage: str) -> EdgeOutput:
+        outputs = self(batch["image"])
+        loss = self.log_losses(self._losses(outputs, batch), stage, outputs[0].shape[0])
+        return self._output(outputs, edges=batch["edges"], loss=loss)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> EdgeOutput:
+        return self._output(self(batch["image"]), names=batch.get("name"))

@@ -15,7 +15,6 @@ import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,10 +34,12 @@ from pixelwise.geometry.homography import (
     warp_points,
     warp_valid_mask,
 )
-from pixelwise.geometry.keypoints import extract_keypoints
+from pixelwise.geometry.keypoints import SUPERPOINT_EXTRACTION, Extraction
 from pixelwise.losses.cell_cross_entropy import cell_cross_entropy
 from pixelwise.nets.superpoint import load_superpoint_weights
-from pixelwise.tasks.optim import OptimizerFactory, SchedulerFactory, configure
+from pixelwise.tasks.base import PixelwiseTask
+from pixelwise.tasks.optim import OptimizerFactory, SchedulerFactory
+from pixelwise.tasks.outputs import AdaptationOutput, KeypointOutput, PairDetections
 
 __all__ = ["HomographicAdaptationTask", "TARGETS"]
 
@@ -52,7 +53,7 @@ def _seed32(*parts: object) -> int:
     return zlib.crc32(":".join(str(p) for p in parts).encode("utf-8"))
 
 
-class HomographicAdaptationTask(L.LightningModule):
+class HomographicAdaptationTask(PixelwiseTask):
     """A student detector (logits [B,65,Hc,Wc]) learns from a frozen teacher through homographic adaptation.
 
     **Teacher.** ``teacher`` is a state-dict file for ``net`` (``weights/magicpoint_shapes.pt``,
@@ -83,7 +84,11 @@ class HomographicAdaptationTask(L.LightningModule):
     generator seeded by ``eval_seed`` (``+1`` for test) and the item's ``index`` warps the image;
     student and teacher detect on both images (``eval_threshold``, ``nms_radius``, ``border``;
     detections on the warp's padded border, eroded by ``valid_border_margin``, are dropped).
-    The step returns them for ``pixelwise.callbacks.repeatability.RepeatabilityMetrics``.
+    The step returns an :class:`~pixelwise.tasks.outputs.AdaptationOutput` for
+    ``pixelwise.callbacks.repeatability.RepeatabilityMetrics``; with ``media_images`` > 0 it
+    also carries, for the first ``media_images`` usable images of each evaluation epoch, the
+    teacher's homographic adaptation over ``media_num_homographies`` homographies drawn from a
+    generator seeded by ``media_seed`` (for ``pixelwise.callbacks.adaptation_media``).
     """
 
     def __init__(
@@ -102,16 +107,18 @@ class HomographicAdaptationTask(L.LightningModule):
         homography: Mapping[str, Any] | None = None,
         train_homography: Mapping[str, Any] | None = None,
         eval_homography: Mapping[str, Any] | None = None,
-        detection_threshold: float = 0.015,
-        nms_radius: int = 4,
-        border: int = 4,
+        detection_threshold: float = SUPERPOINT_EXTRACTION.threshold,
+        nms_radius: int = SUPERPOINT_EXTRACTION.nms_radius,
+        border: int = SUPERPOINT_EXTRACTION.border,
         top_k: int | None = None,
         eval_threshold: float = 0.001,
         eval_seed: int = 0,
         export_seed: int = 0,
         channels_last: bool = True,
+        media_images: int = 0,
+        media_num_homographies: int | None = 25,
+        media_seed: int = 0,
     ) -> None:
-        super().__init__()
         if targets not in TARGETS:
             raise ValueError(f"task.targets={targets!r}: expected one of {list(TARGETS)}")
         if not isinstance(num_homographies, int) or num_homographies < 1:
@@ -126,54 +133,55 @@ class HomographicAdaptationTask(L.LightningModule):
             )
         if chunk_size is not None and chunk_size < 1:
             raise ValueError(f"task.chunk_size={chunk_size}: expected null or >= 1")
-        for key, value in (
-            ("detection_threshold", detection_threshold),
-            ("eval_threshold", eval_threshold),
-        ):
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"task.{key}={value}: expected a probability in [0, 1]")
-        if nms_radius < 0 or border < 0 or valid_border_margin < 0:
+        if valid_border_margin < 0:
+            raise ValueError(f"task.valid_border_margin={valid_border_margin}: expected >= 0")
+        if media_images < 0 or (media_num_homographies is not None and media_num_homographies < 1):
             raise ValueError(
-                f"task.nms_radius={nms_radius}, task.border={border}, "
-                f"task.valid_border_margin={valid_border_margin}: expected >= 0"
+                f"task.media_images={media_images}, task.media_num_homographies="
+                f"{media_num_homographies}: expected >= 0 and null or >= 1"
             )
-        if top_k is not None and top_k < 1:
-            raise ValueError(f"task.top_k={top_k}: expected null (keep all) or >= 1")
-        self.homography = dict(homography or {})
-        self.train_homography = None if train_homography is None else dict(train_homography)
-        self.eval_homography = dict(eval_homography or {})
+        export_extraction = Extraction.checked(detection_threshold, nms_radius, border, top_k)
+        eval_extraction = Extraction.checked(
+            eval_threshold, nms_radius, border, None, keys={"threshold": "eval_threshold"}
+        )
+        homography = dict(homography or {})
+        train_homography = None if train_homography is None else dict(train_homography)
+        eval_homography = dict(eval_homography or {})
         for key, params in (
-            ("homography", self.homography),
-            ("train_homography", self.train_homography or {}),
-            ("eval_homography", self.eval_homography),
+            ("homography", homography),
+            ("train_homography", train_homography or {}),
+            ("eval_homography", eval_homography),
         ):
             try:  # bad keys fail now, not after the first epoch
                 sample_homography(1, (16, 16), generator=torch.Generator().manual_seed(0), **params)
             except TypeError as err:
                 raise ValueError(f"task.{key}: {err}") from None
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
 
-        self.teacher_path = self._resolve_teacher(teacher, fallback_teacher)
-        if self.teacher_path is not None:
+        teacher_path = self._resolve_teacher(teacher, fallback_teacher)
+        if teacher_path is not None:
             try:
-                load_superpoint_weights(net, self.teacher_path)
+                load_superpoint_weights(net, teacher_path)
             except ValueError as err:
                 if teacher is not None:
                     raise
                 # The fallback is the shipped MagicPoint-small: say so, not only which keys differ.
                 raise ValueError(
-                    f"teacher=null uses the shipped {self.teacher_path}, whose widths are "
+                    f"teacher=null uses the shipped {teacher_path}, whose widths are "
                     "model=magicpoint_small's; the configured model differs: pass "
                     "teacher=PATH with weights of this model (or task.fallback_teacher=null for a "
                     f"random teacher).\n{err}"
                 ) from None
-        self.net = net
+        super().__init__(net, optimizer, scheduler, channels_last)
+        self.teacher_path = teacher_path
+        self.homography = homography
+        self.train_homography = train_homography
+        self.eval_homography = eval_homography
+        self.export_extraction = export_extraction
+        self.eval_extraction = eval_extraction
         self.teacher = copy.deepcopy(net).eval()
         self.teacher.requires_grad_(False)
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.skipped_items = 0
+        self._media_left = 0
 
     @staticmethod
     def _resolve_teacher(
@@ -200,14 +208,19 @@ class HomographicAdaptationTask(L.LightningModule):
 
     # -- nets -----------------------------------------------------------------------------------
 
+    def nets(self) -> list[nn.Module]:
+        return [self.net, self.teacher]
+
+    def trainable_parameters(self) -> Any:
+        return self.net.parameters()
+
     def setup(self, stage: str) -> None:
         """Nets in the chosen memory format; hard targets need pseudo-labels in the training data."""
-        self.net.to(memory_format=self.memory_format)
-        self.teacher.to(memory_format=self.memory_format)
+        super().setup(stage)
         if stage == "fit" and self.hparams.targets == "hard":
             datamodule = getattr(self.trainer, "datamodule", None)
-            dataset = datamodule.dataset("train") if datamodule is not None else None
-            if dataset is not None and getattr(dataset, "labels", "n/a") is None:
+            info = getattr(datamodule, "info", None)
+            if info is not None and info.labels_path is None:
                 raise ValueError(
                     "targets=hard trains on exported pseudo-labels, but the training data has "
                     "none: set data.labels=DIR (the output of mode=export), or use targets=soft"
@@ -221,7 +234,7 @@ class HomographicAdaptationTask(L.LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images [B,1,H,W] -> student logits [B,65,ceil(H/8),ceil(W/8)]."""
-        return self.net(images.contiguous(memory_format=self.memory_format))["logits"]
+        return self.net(self.as_input(images))["logits"]
 
     def student_heatmap(self, images: torch.Tensor) -> torch.Tensor:
         """images [B,1,H,W] -> the student's point probability [B,1,H,W]."""
@@ -230,7 +243,7 @@ class HomographicAdaptationTask(L.LightningModule):
     def teacher_heatmap(self, images: torch.Tensor) -> torch.Tensor:
         """images [B,1,H,W] -> the frozen teacher's point probability [B,1,H,W] (no grad)."""
         with torch.no_grad():
-            logits = self.teacher(images.contiguous(memory_format=self.memory_format))["logits"]
+            logits = self.teacher(self.as_input(images))["logits"]
         return logits_to_heatmap(logits, image_size=images.shape[-2:])
 
     def adapted_heatmap(
@@ -252,17 +265,6 @@ class HomographicAdaptationTask(L.LightningModule):
             aggregation=self.hparams.aggregation,
             generator=generator,
             **self.homography,
-        )
-
-    def _extract(
-        self, heat: torch.Tensor, threshold: float, top_k: int | None = None
-    ) -> list[dict[str, torch.Tensor]]:
-        return extract_keypoints(
-            heat.float(),
-            threshold=threshold,
-            nms_radius=self.hparams.nms_radius,
-            border=self.hparams.border,
-            top_k=top_k,
         )
 
     # -- export -----------------------------------------------------------------------------------
@@ -287,7 +289,7 @@ class HomographicAdaptationTask(L.LightningModule):
         ]
         return torch.stack(homs).to(self.device)
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> KeypointOutput:
         images = batch["image"]
         names = batch.get("name")
         if names is None:
@@ -301,12 +303,7 @@ class HomographicAdaptationTask(L.LightningModule):
             valid_border_margin=self.hparams.valid_border_margin,
             aggregation=self.hparams.aggregation,
         )
-        detections = self._extract(heat, self.hparams.detection_threshold, self.hparams.top_k)
-        return {
-            "keypoints": [d["keypoints"] for d in detections],
-            "scores": [d["scores"] for d in detections],
-            "heatmap": heat,
-        }
+        return KeypointOutput.from_detections(self.export_extraction(heat), heatmap=heat)
 
     # -- fit ----------------------------------------------------------------------------------------
 
@@ -352,13 +349,10 @@ class HomographicAdaptationTask(L.LightningModule):
             cell_mask &= F.max_pool2d(invalid, CELL, CELL)[:, 0] == 0
         return images, target, cell_mask
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def training_loss(self, batch: dict[str, Any]) -> torch.Tensor:
         images, target, cell_mask = self.targets(batch)
-        logits = self(images)
-        loss = cell_cross_entropy(logits, target, cell_mask=cell_mask)
         self.skipped_items += int((~self._ok(batch, images.shape[0])).sum())
-        self.log("train/loss", loss, prog_bar=True, batch_size=images.shape[0])
-        return loss
+        return cell_cross_entropy(self(images), target, cell_mask=cell_mask)
 
     def on_train_end(self) -> None:
         if self.skipped_items:
@@ -384,9 +378,27 @@ class HomographicAdaptationTask(L.LightningModule):
         ]
         return torch.stack(homs).to(self.device)
 
-    def _eval_step(self, batch: dict[str, Any], seed: int) -> dict[str, Any]:
+    def on_validation_epoch_start(self) -> None:
+        self._media_left = self.hparams.media_images
+
+    def on_test_epoch_start(self) -> None:
+        self._media_left = self.hparams.media_images
+
+    def _media(self, images: torch.Tensor, ok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first usable images still wanted this epoch [M,1,H,W] and their adapted heatmaps [M,1,H,W]."""
+        chosen = images[ok][: self._media_left]
+        self._media_left -= chosen.shape[0]
+        adapted = self.adapted_heatmap(
+            chosen,
+            generator=torch.Generator().manual_seed(self.hparams.media_seed),
+            num_homographies=self.hparams.media_num_homographies,
+        )
+        return chosen, adapted
+
+    def evaluation_step(self, batch: dict[str, Any], stage: str) -> AdaptationOutput:
         images = batch["image"]
         b, _, h, w = images.shape
+        seed = self.hparams.eval_seed + (1 if stage == "test" else 0)
         indices = batch.get("index")
         indices = list(range(b)) if indices is None else [int(i) for i in indices]
         homs = self.eval_homographies(indices, (h, w), seed)
@@ -395,34 +407,25 @@ class HomographicAdaptationTask(L.LightningModule):
         valid = warp_valid_mask((h, w), homs, border_margin=self.hparams.valid_border_margin)
         ok = self._ok(batch, b)
         pair = torch.cat([images, warped])
-        out: dict[str, Any] = {"homography": homs, "shape": (h, w), "ok": ok}
+        detections, heatmaps = {}, {}
         with torch.no_grad():
             for who, heat in (
                 ("student", self.student_heatmap(pair)),
                 ("teacher", self.teacher_heatmap(pair)),
             ):
                 heat_a, heat_b = heat[:b], heat[b:] * valid[:, None].to(heat.dtype)
-                det_a = self._extract(heat_a, self.hparams.eval_threshold)
-                det_b = self._extract(heat_b, self.hparams.eval_threshold)
-                out[who] = {
-                    "keypoints_a": [d["keypoints"] for d in det_a],
-                    "scores_a": [d["scores"] for d in det_a],
-                    "keypoints_b": [d["keypoints"] for d in det_b],
-                    "scores_b": [d["scores"] for d in det_b],
-                }
-                out[f"{who}_heatmap"] = heat_a
-        return out
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        return self._eval_step(batch, self.hparams.eval_seed)
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        return self._eval_step(batch, self.hparams.eval_seed + 1)
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        return configure(
-            self.net.parameters(),
-            self.optimizer_factory,
-            self.scheduler_factory,
-            self.trainer.estimated_stepping_batches,
+                detections[who] = PairDetections.from_detections(
+                    self.eval_extraction(heat_a), self.eval_extraction(heat_b)
+                )
+                heatmaps[who] = heat_a
+            media = self._media(images, ok) if self._media_left > 0 else (None, None)
+        return AdaptationOutput(
+            homography=homs,
+            shape=(h, w),
+            ok=ok,
+            detections=detections,
+            student_heatmap=heatmaps["student"],
+            teacher_heatmap=heatmaps["teacher"],
+            adapted_heatmap=media[1],
+            media_images=media[0],
         )

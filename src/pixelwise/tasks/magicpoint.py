@@ -2,31 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-import lightning as L
 import torch
 from torch import nn
 
 from pixelwise.geometry.cells import keypoints_to_cell_labels, logits_to_heatmap
-from pixelwise.geometry.keypoints import extract_keypoints
+from pixelwise.geometry.keypoints import MAGICPOINT_EVAL_EXTRACTION, Extraction
 from pixelwise.losses.cell_cross_entropy import cell_cross_entropy
-from pixelwise.tasks.optim import OptimizerFactory, SchedulerFactory, configure
+from pixelwise.nets.classical_detectors import ClassicalDetector
+from pixelwise.tasks.base import PixelwiseTask
+from pixelwise.tasks.optim import OptimizerFactory, SchedulerFactory
+from pixelwise.tasks.outputs import KeypointOutput
 
 __all__ = ["MagicPointTask"]
 
+_DEFAULT = MAGICPOINT_EVAL_EXTRACTION
 
-class MagicPointTask(L.LightningModule):
+
+class MagicPointTask(PixelwiseTask):
     """Net (logits [B,65,Hc,Wc]) + cell cross-entropy on labels made from keypoints.
 
     Batches are dicts with "image" float [B,1,H,W], "keypoints" a list of float [N_i,2] (x, y),
     optionally "valid_mask" bool [B,H,W] (cells touching an invalid pixel are ignored) and
-    "primitive" (list of str, passed through for per-primitive metrics). Validation and test
-    steps return per image {"keypoints", "scores"} (extracted with ``detection_threshold``,
-    ``nms_radius``, ``border``, ``top_k``) and the heatmap [B,1,H,W]; metrics live in
-    ``pixelwise.callbacks.keypoints``. The defaults of the extraction are those rpautrat's
-    ``magic-point_shapes.yaml`` evaluates with (threshold 0.001, NMS 4, no border, no top-k):
-    AP needs the low-score detections too.
+    "primitive" (list of str, passed through for per-primitive metrics). Evaluation and predict
+    steps return a :class:`~pixelwise.tasks.outputs.KeypointOutput` (points extracted with
+    ``detection_threshold``, ``nms_radius``, ``border``, ``top_k``; metrics live in
+    ``pixelwise.callbacks.keypoints``). The defaults of the extraction are
+    :data:`~pixelwise.geometry.keypoints.MAGICPOINT_EVAL_EXTRACTION` (rpautrat's
+    ``magic-point_shapes.yaml``: threshold 0.001, NMS 4, no border, no top-k: AP needs the
+    low-score detections too). ``baselines`` (e.g. ``[harris, shi, fast]``): classical detectors
+    run on every test batch through the same extraction; their points ride along in
+    ``KeypointOutput.baselines`` for the same metrics (the paper's Table 2).
     """
 
     def __init__(
@@ -34,36 +42,21 @@ class MagicPointTask(L.LightningModule):
         net: nn.Module,
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
-        nms_radius: int = 4,
-        detection_threshold: float = 0.001,
-        border: int = 0,
-        top_k: int | None = None,
+        nms_radius: int = _DEFAULT.nms_radius,
+        detection_threshold: float = _DEFAULT.threshold,
+        border: int = _DEFAULT.border,
+        top_k: int | None = _DEFAULT.top_k,
         channels_last: bool = True,
+        baselines: Sequence[str] = (),
     ) -> None:
-        super().__init__()
-        if nms_radius < 0:
-            raise ValueError(f"task.nms_radius={nms_radius}: expected >= 0")
-        if not 0.0 <= detection_threshold <= 1.0:
-            raise ValueError(
-                f"task.detection_threshold={detection_threshold}: expected a probability in [0, 1]"
-            )
-        if border < 0:
-            raise ValueError(f"task.border={border}: expected >= 0")
-        if top_k is not None and top_k < 1:
-            raise ValueError(f"task.top_k={top_k}: expected null (keep all) or >= 1")
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
-        self.net = net
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-
-    def setup(self, stage: str) -> None:
-        """Put the net in the chosen memory format (channels_last is ~1.45x faster on CPU)."""
-        self.net.to(memory_format=self.memory_format)
+        extraction = Extraction.checked(detection_threshold, nms_radius, border, top_k)
+        super().__init__(net, optimizer, scheduler, channels_last)
+        self.extraction = extraction
+        self.baselines = {m: ClassicalDetector(m) for m in baselines}  # unknown names fail here
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images [B,1,H,W] -> detector logits [B,65,ceil(H/8),ceil(W/8)]."""
-        return self.net(images.contiguous(memory_format=self.memory_format))["logits"]
+        return self.net(self.as_input(images))["logits"]
 
     def labels(self, batch: dict[str, Any]) -> torch.Tensor:
         """Batch -> cell labels long [B,Hc,Wc] in 0..64, 255 where a cell touches an invalid pixel."""
@@ -82,59 +75,33 @@ class MagicPointTask(L.LightningModule):
             keypoints, images.shape[-2:], valid_mask=batch.get("valid_mask")
         )
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        logits = self(batch["image"])
-        loss = cell_cross_entropy(logits, self.labels(batch))
-        self.log("train/loss", loss, prog_bar=True, batch_size=logits.shape[0])
-        return loss
+    def training_loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        return cell_cross_entropy(self(batch["image"]), self.labels(batch))
 
-    def detect(self, images: torch.Tensor) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
-        """images [B,1,H,W] -> (heatmap [B,1,H,W], per image {"keypoints" [N,2] (x,y), "scores" [N]})."""
+    def detect(self, images: torch.Tensor) -> KeypointOutput:
+        """images [B,1,H,W] -> KeypointOutput (keypoints [N_i,2] (x,y), scores [N_i], heatmap [B,1,H,W])."""
         return self._detections(self(images), images.shape[-2:])
 
-    def _detections(
-        self, logits: torch.Tensor, size: torch.Size
-    ) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
+    def _detections(self, logits: torch.Tensor, size: torch.Size) -> KeypointOutput:
         heat = logits_to_heatmap(logits, image_size=size)
-        detections = extract_keypoints(
-            heat.float(),
-            threshold=self.hparams.detection_threshold,
-            nms_radius=self.hparams.nms_radius,
-            border=self.hparams.border,
-            top_k=self.hparams.top_k,
-        )
-        return heat, detections
+        return KeypointOutput.from_detections(self.extraction(heat), heatmap=heat)
 
-    def _eval_step(self, batch: dict[str, Any], stage: str) -> dict[str, Any]:
+    def baseline_detections(self, images: torch.Tensor) -> dict[str, KeypointOutput]:
+        """images [B,1,H,W] -> {method: KeypointOutput} of the classical baselines (same extraction)."""
+        images = images.detach().cpu().float()
+        return {
+            method: KeypointOutput.from_detections(self.extraction(detector(images)))
+            for method, detector in self.baselines.items()
+        }
+
+    def evaluation_step(self, batch: dict[str, Any], stage: str) -> KeypointOutput:
         logits = self(batch["image"])
         loss = cell_cross_entropy(logits, self.labels(batch))
-        self.log(f"{stage}/loss", loss, sync_dist=True, batch_size=logits.shape[0])
-        heat, detections = self._detections(logits, batch["image"].shape[-2:])
-        return {
-            "keypoints": [d["keypoints"] for d in detections],
-            "scores": [d["scores"] for d in detections],
-            "heatmap": heat,
-            "loss": loss,
-        }
+        out = self._detections(logits, batch["image"].shape[-2:])
+        out.loss = self.log_losses(loss, stage, logits.shape[0])
+        if stage == "test":
+            out.baselines = self.baseline_detections(batch["image"])
+        return out
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        return self._eval_step(batch, "val")
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        return self._eval_step(batch, "test")
-
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        heat, detections = self.detect(batch["image"])
-        return {
-            "keypoints": [d["keypoints"] for d in detections],
-            "scores": [d["scores"] for d in detections],
-            "heatmap": heat,
-        }
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        return configure(
-            self.parameters(),
-            self.optimizer_factory,
-            self.scheduler_factory,
-            self.trainer.estimated_stepping_batches,
-        )
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> KeypointOutput:
+        return self.detect(batch["image"])

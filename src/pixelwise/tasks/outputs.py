@@ -8,11 +8,24 @@ No Lightning or Hydra here, so metrics, callbacks and notebooks can import it fr
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import torch
 
-__all__ = ["DetectionOutput", "SegmentationOutput"]
+__all__ = [
+    "AdaptationOutput",
+    "DetectionOutput",
+    "Detections",
+    "EdgeOutput",
+    "FeatureOutput",
+    "Features",
+    "KeypointOutput",
+    "PairDetections",
+    "SegmentationOutput",
+    "SuperPointPairOutput",
+]
 
 
 @dataclass
@@ -51,3 +64,151 @@ class DetectionOutput:
             {"boxes": b, "scores": s, "labels": lab}
             for b, s, lab in zip(self.boxes, self.scores, self.labels)
         ]
+
+
+class Detections(TypedDict):
+    """One image's interest points: keypoints float [N,2] (x, y), scores float [N]."""
+
+    keypoints: torch.Tensor
+    scores: torch.Tensor
+
+
+class Features(Detections):
+    """One image's local features (kornia/LightGlue names): keypoints [N,2] (x, y), scores [N], descriptors [N,D]."""
+
+    descriptors: torch.Tensor
+
+
+@dataclass
+class EdgeOutput:
+    """Edge probabilities of a batch.
+
+    preds float [B,H,W] (the fused output's probability), sides float [B,S,H,W] (the S side
+    outputs' probabilities), edges: per image the bool annotations [K_i,H,W] the benchmark
+    compares with (None in predict), names: per image its name (predict, when the data has one),
+    loss: scalar (None in predict).
+    """
+
+    preds: torch.Tensor
+    sides: torch.Tensor
+    edges: list[torch.Tensor] | torch.Tensor | None = None
+    loss: torch.Tensor | None = None
+    names: list[str] | None = None
+
+
+@dataclass
+class KeypointOutput:
+    """Interest points of a batch, one entry per image.
+
+    keypoints: float [N_i,2] (x, y); scores: float [N_i]; heatmap: float [B,1,H,W] point
+    probability (None for a model without one); loss: scalar (None in predict); baselines:
+    classical detectors' points on the same images ({method: KeypointOutput}, test only).
+    """
+
+    keypoints: list[torch.Tensor]
+    scores: list[torch.Tensor]
+    heatmap: torch.Tensor | None = None
+    loss: torch.Tensor | None = None
+    baselines: dict[str, KeypointOutput] = field(default_factory=dict)
+
+    @classmethod
+    def from_detections(
+        cls,
+        detections: Sequence[Mapping[str, torch.Tensor]],
+        heatmap: torch.Tensor | None = None,
+        loss: torch.Tensor | None = None,
+    ) -> KeypointOutput:
+        """From per-image {"keypoints" [N,2], "scores" [N]} (``extract_keypoints``' output)."""
+        return cls(
+            keypoints=[d["keypoints"] for d in detections],
+            scores=[d["scores"] for d in detections],
+            heatmap=heatmap,
+            loss=loss,
+        )
+
+    def detections(self) -> list[Detections]:
+        """Per image {"keypoints" [N,2], "scores" [N]}."""
+        return [Detections(keypoints=k, scores=s) for k, s in zip(self.keypoints, self.scores)]
+
+
+@dataclass
+class PairDetections:
+    """One model's points on B image pairs (a, b): lists over the batch of [N,2] (x, y) and [N]."""
+
+    keypoints_a: list[torch.Tensor]
+    scores_a: list[torch.Tensor]
+    keypoints_b: list[torch.Tensor]
+    scores_b: list[torch.Tensor]
+
+    @classmethod
+    def from_detections(
+        cls, a: Sequence[Mapping[str, torch.Tensor]], b: Sequence[Mapping[str, torch.Tensor]]
+    ) -> PairDetections:
+        """From per-image detections of the a and b images."""
+        return cls(
+            keypoints_a=[d["keypoints"] for d in a],
+            scores_a=[d["scores"] for d in a],
+            keypoints_b=[d["keypoints"] for d in b],
+            scores_b=[d["scores"] for d in b],
+        )
+
+    def select(self, keep: Sequence[int]) -> PairDetections:
+        """The pairs with the given batch indices."""
+        return PairDetections(
+            *([getattr(self, name)[i] for i in keep] for name in _PAIR_FIELDS)
+        )
+
+
+_PAIR_FIELDS = ("keypoints_a", "scores_a", "keypoints_b", "scores_b")
+
+
+@dataclass
+class AdaptationOutput:
+    """Student and teacher points on B pairs (image, image warped by a known homography).
+
+    homography float [B,3,3] (a -> b); shape (H, W) of both images; ok bool [B] (False: an
+    unusable item, to skip); detections {"student": PairDetections, "teacher": PairDetections};
+    student_heatmap / teacher_heatmap float [B,1,H,W] on image a; adapted_heatmap float
+    [M,1,H,W]: the teacher's homographic adaptation of the first M usable images (M = the task's
+    ``media_images``, 0: None), with ``media_images`` [M,1,H,W] those images; loss: scalar or None.
+    """
+
+    homography: torch.Tensor
+    shape: tuple[int, int]
+    ok: torch.Tensor
+    detections: dict[str, PairDetections]
+    student_heatmap: torch.Tensor
+    teacher_heatmap: torch.Tensor
+    adapted_heatmap: torch.Tensor | None = None
+    media_images: torch.Tensor | None = None
+    loss: torch.Tensor | None = None
+
+
+@dataclass
+class SuperPointPairOutput:
+    """Features of B image pairs (a, b) related by a known homography.
+
+    features_a / features_b: per image :class:`Features` (keypoints [N,2] (x, y), scores [N],
+    descriptors [N,D] L2-normalised); homography float [B,3,3] (a -> b); kinds: per pair "i"
+    (illumination) / "v" (viewpoint) / None; shape_a / shape_b (H, W); loss: scalar when the
+    batch has labels (None on HPatches); baselines: {method: SuperPointPairOutput} of classical
+    features (ORB, SIFT) on the same pairs (test only); detector: True when these pairs are the
+    detector-protocol split (repeatability at another resolution), not the descriptor split.
+    """
+
+    features_a: list[Features]
+    features_b: list[Features]
+    homography: torch.Tensor
+    kinds: list[str | None]
+    shape_a: tuple[int, int]
+    shape_b: tuple[int, int]
+    loss: torch.Tensor | None = None
+    baselines: dict[str, SuperPointPairOutput] = field(default_factory=dict)
+    detector: bool = False
+
+
+@dataclass
+class FeatureOutput:
+    """Features of a batch of single images (SuperPoint's predict): per image :class:`Features`."""
+
+    features: list[Features]

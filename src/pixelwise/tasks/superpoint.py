@@ -2,84 +2,55 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from pixelwise.geometry.cells import CELL, keypoints_to_cell_labels, logits_to_heatmap
-from pixelwise.geometry.keypoints import extract_keypoints
+from pixelwise.geometry.cells import keypoints_to_cell_labels
+from pixelwise.geometry.keypoints import SUPERPOINT_EXTRACTION, Extraction
 from pixelwise.losses.cell_cross_entropy import cell_cross_entropy
 from pixelwise.losses.descriptor_hinge import descriptor_hinge_loss
-from pixelwise.nets.superpoint import SuperPointNet, load_superpoint_weights
-from pixelwise.tasks.optim import OptimizerFactory, SchedulerFactory, configure
+from pixelwise.nets.classical_features import ClassicalFeatures
+from pixelwise.nets.superpoint import (  # noqa: F401  (sample_descriptors: its old home)
+    SuperPointNet,
+    load_detector_weights,
+    sample_descriptors,
+    superpoint_features,
+    superpoint_net_config,
+)
+from pixelwise.tasks.base import PixelwiseTask
+from pixelwise.tasks.optim import OptimizerFactory, SchedulerFactory
+from pixelwise.tasks.outputs import FeatureOutput, Features, SuperPointPairOutput
 
-__all__ = ["SuperPointTask", "load_detector_weights", "sample_descriptors", "superpoint_net_config"]
+__all__ = ["SuperPointTask"]
 
-
-def superpoint_net_config(net: SuperPointNet) -> dict[str, Any]:
-    """The constructor kwargs that rebuild ``net`` (a :class:`SuperPointNet` with a descriptor head)."""
-    return {
-        "descriptor": bool(net.descriptor),
-        "batch_norm": bool(net.batch_norm),
-        "channels": [int(getattr(net, f"conv{i}a").out_channels) for i in range(1, 5)],
-        "head_channels": int(net.convPa.out_channels),
-        "descriptor_dim": int(net.descriptor_dim),
-    }
-
-
-def load_detector_weights(net: SuperPointNet, path: str) -> SuperPointNet:
-    """Load a MagicPoint state dict (encoder + detector head) into a SuperPointNet; the descriptor head is untouched."""
-    config = {**superpoint_net_config(net), "descriptor": False}
-    detector = load_superpoint_weights(SuperPointNet(**config), path, ignore_descriptor=True)
-    missing, unexpected = net.load_state_dict(detector.state_dict(), strict=False)
-    assert not unexpected and all(k.startswith(("convD", "bnD")) for k in missing)
-    return net
+_DEFAULT = SUPERPOINT_EXTRACTION
 
 
-def sample_descriptors(
-    descriptors: torch.Tensor, keypoints: torch.Tensor, cell_size: int = CELL
-) -> torch.Tensor:
-    """Bilinear sample of a coarse map [D,Hc,Wc] at keypoints [N,2] (x, y) pixels -> L2-normalised [N,D].
-
-    Coarse cell (h, w) describes the pixel at its centre (cs*w + (cs-1)/2, cs*h + (cs-1)/2),
-    the convention of the descriptor loss; points beyond the outer centres take the border
-    value. The map is L2-normalised first, the samples again.
-    """
-    if descriptors.dim() != 3:
-        raise ValueError(f"descriptors must be [D, Hc, Wc], got {list(descriptors.shape)}")
-    if keypoints.dim() != 2 or keypoints.shape[1] != 2:
-        raise ValueError(f"keypoints must be [N, 2] (x, y), got {list(keypoints.shape)}")
-    dim, hc, wc = descriptors.shape
-    if keypoints.shape[0] == 0:
-        return descriptors.new_zeros(0, dim)
-    dense = F.normalize(descriptors.float(), dim=0)
-    offset = (cell_size - 1) / 2.0
-    u = (keypoints.float().to(dense.device) - offset) / cell_size  # coarse (x, y)
-    size = torch.tensor([max(wc - 1, 1), max(hc - 1, 1)], device=dense.device, dtype=u.dtype)
-    grid = (u / size * 2.0 - 1.0).view(1, 1, -1, 2)
-    sampled = F.grid_sample(
-        dense[None], grid, mode="bilinear", padding_mode="border", align_corners=True
-    )
-    return F.normalize(sampled[0, :, 0].T, dim=1)
-
-
-class SuperPointTask(L.LightningModule):
+class SuperPointTask(PixelwiseTask):
     """SuperPointNet + L = L_p(X, Y) + L_p(X', Y') + lambda * L_d on warped pairs.
 
     Training/validation batches (``pixelwise.data.SuperPointPairs``): ``image_a``/``image_b``
     [B,1,H,W], ``keypoints_a``/``keypoints_b`` lists of [N_i,2] (x, y), ``valid_mask_a``/
     ``valid_mask_b`` bool [B,H,W], ``homography`` [B,3,3] (a -> b). Test batches may be HPatches
-    pairs (no keypoints: no loss, only features). Validation and test steps return per image
-    features ``features_a``/``features_b`` (lists of :meth:`extract` dicts) for the callbacks.
+    pairs (no keypoints: no loss, only features). Evaluation steps return a
+    :class:`~pixelwise.tasks.outputs.SuperPointPairOutput` (per image :meth:`extract` features,
+    extracted with ``max_keypoints``, ``nms_radius``, ``detection_threshold``, ``border``: by
+    default :data:`~pixelwise.geometry.keypoints.SUPERPOINT_EXTRACTION`); at test it also carries
+    the ``baselines`` (OpenCV ORB/SIFT, :class:`~pixelwise.nets.ClassicalFeatures`) on the same pairs.
+    A test batch with ``"detector": True`` items (the detector-protocol split, e.g. HPatches at
+    240x320) is marked so (``SuperPointPairOutput.detector``).
     ``net`` may be None when ``net_config`` (stored in the checkpoint's hparams) rebuilds it, so
     ``SuperPointTask.load_from_checkpoint(path)`` needs no net. The official
     ``superpoint_v1.pth`` loads into the net (``model.pretrained``); ``detector_weights`` a MagicPoint
     state dict (same widths, no descriptor head) into the encoder and detector head, the
     descriptor head staying random (training SuperPoint from a MagicPoint).
     """
+
+    # Stored by hand (from the net actually built), not as the argument given.
+    hparams_ignore = ("net_config",)
 
     def __init__(
         self,
@@ -94,14 +65,14 @@ class SuperPointTask(L.LightningModule):
         descriptor_normalization: str = "pairs",
         dot_normalization: str = "none",
         positive_radius: float | None = None,
-        max_keypoints: int = 1000,
-        nms_radius: int = 4,
-        detection_threshold: float = 0.015,
-        border: int = 4,
+        max_keypoints: int | None = _DEFAULT.top_k,
+        nms_radius: int = _DEFAULT.nms_radius,
+        detection_threshold: float = _DEFAULT.threshold,
+        border: int = _DEFAULT.border,
         detector_weights: str | None = None,
         channels_last: bool = True,
+        baselines: Sequence[str] = (),
     ) -> None:
-        super().__init__()
         if net is None:
             if net_config is None:
                 raise ValueError(
@@ -118,11 +89,9 @@ class SuperPointTask(L.LightningModule):
             raise ValueError(
                 f"task.lambda_loss={lambda_loss}, task.lambda_d={lambda_d}: expected >= 0"
             )
-        for key, value in (("nms_radius", nms_radius), ("border", border)):
-            if value < 0:
-                raise ValueError(f"task.{key}={value}: expected >= 0")
-        if max_keypoints is not None and max_keypoints < 1:
-            raise ValueError(f"task.max_keypoints={max_keypoints}: expected null or >= 1")
+        extraction = Extraction.checked(
+            detection_threshold, nms_radius, border, max_keypoints, keys={"top_k": "max_keypoints"}
+        )
         if detector_weights and getattr(net, "pretrained", None):
             raise ValueError(
                 f"model.pretrained={net.pretrained} (a whole SuperPoint) and "
@@ -131,23 +100,18 @@ class SuperPointTask(L.LightningModule):
             )
         if detector_weights:
             load_detector_weights(net, detector_weights)
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "net_config"])
+        super().__init__(net, optimizer, scheduler, channels_last)
         # Rebuilding the net from the checkpoint alone needs its constructor kwargs.
         self.hparams["net_config"] = superpoint_net_config(net)
-        self.net = net
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.extraction = extraction
+        top_k = int(max_keypoints or _DEFAULT.top_k)
+        self.baselines = {m: ClassicalFeatures(m, max_keypoints=top_k) for m in baselines}
 
     # -- network ------------------------------------------------------------------------------
 
-    def setup(self, stage: str) -> None:
-        """Put the net in the chosen memory format."""
-        self.net.to(memory_format=self.memory_format)
-
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """images [B,1,H,W] -> {"logits": [B,65,Hc,Wc], "descriptors": [B,D,Hc,Wc] raw}."""
-        return self.net(images.contiguous(memory_format=self.memory_format))
+        return self.net(self.as_input(images))
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint whose descriptor dimension differs from the configured net's."""
@@ -161,32 +125,15 @@ class SuperPointTask(L.LightningModule):
 
     # -- extraction -----------------------------------------------------------------------------
 
-    def _features(
-        self,
-        out: dict[str, torch.Tensor],
-        size: tuple[int, int],
-        max_keypoints: int | None,
-        nms_radius: int,
-        threshold: float,
-        border: int,
-    ) -> list[dict[str, torch.Tensor]]:
-        heat = logits_to_heatmap(out["logits"].float(), image_size=size)
-        detections = extract_keypoints(
-            heat, threshold=threshold, nms_radius=nms_radius, border=border, top_k=max_keypoints
-        )
-        for d, desc in zip(detections, out["descriptors"]):
-            d["descriptors"] = sample_descriptors(desc, d["keypoints"])
-        return detections
-
     @torch.no_grad()
     def extract(
         self,
         images: torch.Tensor,
-        max_keypoints: int | None = 1000,
-        nms_radius: int = 4,
-        threshold: float = 0.015,
-        border: int = 4,
-    ) -> list[dict[str, torch.Tensor]]:
+        max_keypoints: int | None = _DEFAULT.top_k,
+        nms_radius: int = _DEFAULT.nms_radius,
+        threshold: float = _DEFAULT.threshold,
+        border: int = _DEFAULT.border,
+    ) -> list[Features]:
         """images [B,1,H,W] (or [1,H,W]), any size -> per image {"keypoints" [N,2] (x,y), "scores" [N], "descriptors" [N,D]}."""
         if images.dim() == 3:
             images = images[None]
@@ -196,15 +143,8 @@ class SuperPointTask(L.LightningModule):
             out = self(images.to(self.device, torch.float32))
         finally:
             self.train(was_training)
-        return self._features(
-            out, tuple(images.shape[-2:]), max_keypoints, nms_radius, threshold, border
-        )
-
-    def _extract_defaults(self, out: dict[str, torch.Tensor], size) -> list[dict]:
-        hp = self.hparams
-        return self._features(
-            out, size, hp.max_keypoints, hp.nms_radius, hp.detection_threshold, hp.border
-        )
+        extraction = Extraction(threshold, nms_radius, border, max_keypoints)
+        return superpoint_features(out, images.shape[-2:], extraction)
 
     # -- loss -----------------------------------------------------------------------------------
 
@@ -261,54 +201,74 @@ class SuperPointTask(L.LightningModule):
         out_b = {k: v[n:] for k, v in out.items()}
         return out_a, out_b
 
-    def _log_losses(self, losses: dict[str, torch.Tensor], stage: str, batch_size: int) -> None:
-        sync = stage != "train"
-        self.log(
-            f"{stage}/loss", losses["loss"], prog_bar=True, batch_size=batch_size, sync_dist=sync
-        )
-        for key in ("detector", "descriptor", "positive", "negative"):
-            self.log(f"{stage}/loss_{key}", losses[key], batch_size=batch_size, sync_dist=sync)
-        self.log(
-            f"{stage}/skipped_pairs",
-            losses["skipped"],
-            batch_size=batch_size,
-            reduce_fx="sum",
-            sync_dist=sync,
-        )
+    def training_loss(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return self._logged(self.losses(batch, *self._pair_forward(batch)))
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        out_a, out_b = self._pair_forward(batch)
-        losses = self.losses(batch, out_a, out_b)
-        self._log_losses(losses, "train", batch["image_a"].shape[0])
-        return losses["loss"]
+    @staticmethod
+    def _logged(losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The losses under their logged names (loss, loss_detector, ..., skipped_pairs)."""
+        names = {"skipped": "skipped_pairs", "loss": "loss"}
+        return {names.get(k, f"loss_{k}"): v for k, v in losses.items()}
 
-    def _eval_step(self, batch: dict[str, Any], stage: str) -> dict[str, Any]:
+    def log_losses(
+        self, losses: torch.Tensor | dict[str, torch.Tensor], stage: str, batch_size: int
+    ) -> torch.Tensor:
+        """As the base, but ``<stage>/skipped_pairs`` is a sum over the epoch, not a mean."""
+        parts = dict(losses) if isinstance(losses, dict) else {"loss": losses}
+        skipped = parts.pop("skipped_pairs", None)
+        if skipped is not None:
+            self.log(
+                f"{stage}/skipped_pairs",
+                skipped,
+                batch_size=batch_size,
+                reduce_fx="sum",
+                sync_dist=stage != "train",
+            )
+        return super().log_losses(parts, stage, batch_size)
+
+    def evaluation_step(self, batch: dict[str, Any], stage: str) -> SuperPointPairOutput:
         out_a, out_b = self._pair_forward(batch)
-        result: dict[str, Any] = {}
+        loss = None
         if "keypoints_a" in batch:
-            losses = self.losses(batch, out_a, out_b)
-            self._log_losses(losses, stage, batch["image_a"].shape[0])
-            result["loss"] = losses["loss"]
-        result["features_a"] = self._extract_defaults(out_a, tuple(batch["image_a"].shape[-2:]))
-        result["features_b"] = self._extract_defaults(out_b, tuple(batch["image_b"].shape[-2:]))
+            losses = self._logged(self.losses(batch, out_a, out_b))
+            loss = self.log_losses(losses, stage, batch["image_a"].shape[0])
+        result = self._pair_output(
+            batch,
+            superpoint_features(out_a, batch["image_a"].shape[-2:], self.extraction),
+            superpoint_features(out_b, batch["image_b"].shape[-2:], self.extraction),
+            loss,
+        )
+        if stage == "test":
+            result.baselines = {
+                method: self._pair_output(
+                    batch,
+                    [features(image) for image in batch["image_a"]],
+                    [features(image) for image in batch["image_b"]],
+                )
+                for method, features in self.baselines.items()
+            }
         return result
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        return self._eval_step(batch, "val")
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        return self._eval_step(batch, "test")
-
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, torch.Tensor]]:
-        out = self(batch["image"])
-        return self._extract_defaults(out, tuple(batch["image"].shape[-2:]))
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        if self.optimizer_factory is None:
-            raise ValueError("SuperPointTask: task.optimizer is needed to train")
-        return configure(
-            self.parameters(),
-            self.optimizer_factory,
-            self.scheduler_factory,
-            self.trainer.estimated_stepping_batches,
+    @staticmethod
+    def _pair_output(
+        batch: dict[str, Any],
+        features_a: list[Features],
+        features_b: list[Features],
+        loss: torch.Tensor | None = None,
+    ) -> SuperPointPairOutput:
+        n = batch["image_a"].shape[0]
+        detector = batch.get("detector")
+        return SuperPointPairOutput(
+            features_a=features_a,
+            features_b=features_b,
+            homography=batch["homography"],
+            kinds=list(batch["kind"]) if "kind" in batch else [None] * n,
+            shape_a=tuple(batch["image_a"].shape[-2:]),
+            shape_b=tuple(batch["image_b"].shape[-2:]),
+            loss=loss,
+            detector=bool(detector is not None and bool(torch.as_tensor(detector).any())),
         )
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> FeatureOutput:
+        out = self(batch["image"])
+        return FeatureOutput(superpoint_features(out, batch["image"].shape[-2:], self.extraction))
