@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,41 @@ WEIGHTS_DIR = PACKAGE_DIR / "weights"
 # ${pixelwise.weights_dir:} in the configs: the shipped weights/ are found from any directory.
 if not OmegaConf.has_resolver("pixelwise.weights_dir"):
     OmegaConf.register_new_resolver("pixelwise.weights_dir", lambda: str(WEIGHTS_DIR))
+
+# Overrides that say nothing in a run name (besides `task=`, its first word): where files go and
+# how the run is logged or launched do not change the result.
+_NAME_SKIP_KEYS = ("logger", "paths", "hydra", "ckpt_path")
+
+
+def run_name(task: str, time: str, overrides: Iterable[str] = (), max_length: int = 100) -> str:
+    """A unique, readable run name: ``<task>-<time>[-<overrides>]`` (logger.wandb.name).
+
+    Overrides are the command line's (``hydra.overrides.task``) shortened: a dotted key without
+    its group (``trainer.max_steps=2`` -> ``max_steps=2``, ``data.train.length=8`` ->
+    ``train.length=8``), the last part of a path value,
+    values cut at 24 characters; ``task=``, ``logger*``, ``paths.*``, ``hydra*`` and
+    ``ckpt_path`` are left out. The overrides are cut with ``~`` so the name fits ``max_length``.
+    """
+    parts = []
+    for item in overrides:
+        key, sep, value = str(item).partition("=")
+        key = key.lstrip("+~")
+        if not sep or key == "task" or key.split(".")[0].split("/")[0] in _NAME_SKIP_KEYS:
+            continue
+        if "/" in value:
+            value = value.rstrip("/").rsplit("/", 1)[-1]
+        parts.append(f"{key.split('.', 1)[-1]}={value[:24]}")
+    name = f"{task}-{time}"
+    rest = ",".join(parts)
+    if rest:
+        budget = max(max_length - len(name) - 1, 8)
+        name += "-" + (rest if len(rest) <= budget else rest[: budget - 1] + "~")
+    return name
+
+
+# ${pixelwise.run_name:${task_name},${now:...},${hydra:overrides.task}} in conf/logger/wandb.yaml.
+if not OmegaConf.has_resolver("pixelwise.run_name"):
+    OmegaConf.register_new_resolver("pixelwise.run_name", run_name)
 
 
 class UserError(Exception):
@@ -64,11 +100,28 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     resolved = OmegaConf.to_container(cfg, resolve=True)
     for logger in loggers:
         logger.log_hyperparams(resolved)
+    _summarise_best(loggers, cfg)
     if trainer.is_global_zero:
         out = _output_dir(cfg)
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
     return datamodule, task, trainer
+
+
+def _summarise_best(loggers: list[Any], cfg: DictConfig) -> None:
+    """W&B summaries show the best ``optimized_metric`` (max or min by its mode), not its last value."""
+    name = cfg.get("optimized_metric")
+    if not name:
+        return
+    mode = cfg.get("optimized_metric_mode", "max")
+    if mode not in ("max", "min"):
+        raise UserError(f"optimized_metric_mode={mode}: expected max or min")
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            # Rank zero's run; the other ranks' experiment is a no-op stand-in.
+            logger.experiment.define_metric(name, summary=mode)
 
 
 def _finish_wandb() -> None:
