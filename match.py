@@ -1,113 +1,13 @@
 """Match two images with a trained SuperPoint: a PNG with the matches and the RANSAC homography's inliers.
 
     python match.py IMAGE_A IMAGE_B ckpt_path=PATH [out=matches.png] [max_keypoints=1000]
-    python match.py IMAGE_A IMAGE_B weights=weights/superpoint_photos.pt threshold=0.005
-        [threshold=0.015] [nms_radius=4] [max_distance=0.7] [ransac_threshold=3.0] [size=H,W]
+    python match.py IMAGE_A IMAGE_B weights=superpoint_photos threshold=0.005
 
-``weights`` is a net state dict instead of a checkpoint (the shipped file, or the official
-``superpoint_v1.pth``); its widths are read from the file. Images are read grey; ``size`` resizes both first (default: as they are, any size). Green lines
-are RANSAC inliers, red outliers. Prints the numbers of keypoints, matches and inliers.
+The same as the installed ``pixelwise-match`` command; the code and every option are in
+``pixelwise.match_cli``.
 """
 
-from __future__ import annotations
-
-import argparse
-import sys
-from pathlib import Path
-
-import cv2
-import numpy as np
-import torch
-
-from pixelwise.callbacks.superpoint import draw_matches, ransac_inliers
-from pixelwise.geometry.matching import match_descriptors
-from pixelwise.nets.superpoint import superpoint_from_file
-from pixelwise.tasks.superpoint import SuperPointTask
-
-OPTIONS = {
-    "ckpt_path": None,
-    "weights": None,
-    "out": "matches.png",
-    "max_keypoints": "1000",
-    "threshold": "0.015",
-    "nms_radius": "4",
-    "border": "4",
-    "max_distance": "0.7",
-    "ransac_threshold": "3.0",
-    "size": None,
-}
-
-
-def _parse(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str | None]]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("image_a")
-    parser.add_argument("image_b")
-    parser.add_argument("overrides", nargs="*", help="key=value: " + ", ".join(OPTIONS))
-    args = parser.parse_args(argv)
-    options = dict(OPTIONS)
-    for item in args.overrides:
-        key, sep, value = item.partition("=")
-        if not sep or key not in OPTIONS:
-            parser.error(f"{item!r}: expected key=value with key one of {', '.join(OPTIONS)}")
-        options[key] = value
-    if bool(options["ckpt_path"]) == bool(options["weights"]):
-        parser.error(
-            "give one of ckpt_path=PATH (a SuperPoint checkpoint from train.py) or "
-            "weights=PATH (a SuperPoint state dict, e.g. weights/superpoint_photos.pt)"
-        )
-    return args, options
-
-
-def _read(path: str, size: tuple[int, int] | None) -> torch.Tensor:
-    image = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise SystemExit(f"match.py: cannot read an image from {path!r}")
-    if size is not None:
-        image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-    return torch.from_numpy(image.astype(np.float32) / 255.0)[None]
-
-
-def main(argv: list[str] | None = None) -> Path:
-    """Run the command line; return the written PNG's path."""
-    args, o = _parse(sys.argv[1:] if argv is None else argv)
-    size = tuple(int(v) for v in o["size"].strip("[]()").split(",")) if o["size"] else None
-    if o["weights"]:
-        task = SuperPointTask(superpoint_from_file(o["weights"]), channels_last=False)
-    else:
-        task = SuperPointTask.load_from_checkpoint(o["ckpt_path"], map_location="cpu")
-    images = [_read(args.image_a, size), _read(args.image_b, size)]
-    feats = [
-        task.extract(
-            image,
-            max_keypoints=int(o["max_keypoints"]),
-            nms_radius=int(o["nms_radius"]),
-            threshold=float(o["threshold"]),
-            border=int(o["border"]),
-        )[0]
-        for image in images
-    ]
-    matches = match_descriptors(
-        feats[0]["descriptors"],
-        feats[1]["descriptors"],
-        mutual=True,
-        max_distance=float(o["max_distance"]),
-    )
-    _, inliers = ransac_inliers(
-        feats[0]["keypoints"], feats[1]["keypoints"], matches, float(o["ransac_threshold"])
-    )
-    picture = draw_matches(
-        images[0], images[1], feats[0]["keypoints"], feats[1]["keypoints"], matches, inliers
-    )
-    out = Path(o["out"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
-        raise SystemExit(f"match.py: cannot write {out}")
-    print(
-        f"keypoints {len(feats[0]['keypoints'])} / {len(feats[1]['keypoints'])}, "
-        f"matches {len(matches)}, RANSAC inliers {int(inliers.sum())} -> {out}"
-    )
-    return out
-
+from pixelwise.match_cli import main
 
 if __name__ == "__main__":
     main()

@@ -198,11 +198,13 @@ def write_hpatches_fixture(
     return release
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> Path:
+    """``pixelwise-hpatches-offline ROOT [options]``: write the set, print where; return its path."""
     import argparse
 
     parser = argparse.ArgumentParser(
-        description="Write an HPatches-format set from offline photographs."
+        prog="pixelwise-hpatches-offline",
+        description="Write an HPatches-format set from offline photographs.",
     )
     parser.add_argument("root", help="the set is written to ROOT/hpatches-sequences-release")
     parser.add_argument("--photos", default="eval", help="eval | all | comma-separated names")
@@ -211,7 +213,7 @@ if __name__ == "__main__":
     parser.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
     parser.add_argument("--difficulty", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     names = {"eval": EVAL_PHOTOS, "all": PHOTOS}.get(args.photos) or tuple(args.photos.split(","))
     out = write_hpatches_fixture(
         args.root,
@@ -223,3 +225,8 @@ if __name__ == "__main__":
         photos=names,
     )
     print(f"wrote {len(list(out.iterdir()))} sequences to {out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -191,10 +191,13 @@ def write_sample_crops(
     return paths
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> list[Path]:
+    """``pixelwise-sample-images OUT_DIR [options]``: write the crops, print how many; return their paths."""
     import argparse
 
-    parser = argparse.ArgumentParser(description=write_sample_crops.__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="pixelwise-sample-images", description=write_sample_crops.__doc__.splitlines()[0]
+    )
     parser.add_argument("out_dir")
     parser.add_argument(
         "--split", default="train", help="train | eval | all | comma-separated names"
@@ -203,9 +206,14 @@ if __name__ == "__main__":
     parser.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
     parser.add_argument("--min-scale", type=float, default=0.35)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     split = args.split if args.split in _SPLITS else args.split.split(",")
     written = write_sample_crops(
         args.out_dir, split, args.per_image, args.size, args.min_scale, args.seed
     )
     print(f"wrote {len(written)} crops to {args.out_dir}")
+    return written
+
+
+if __name__ == "__main__":
+    main()
