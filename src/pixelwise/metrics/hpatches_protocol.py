@@ -27,7 +27,8 @@ Splits: the evaluator keeps one instance of every metric per kind (``"i"`` illum
 (``Metric.merge_state``), so each pair is scored once and ``all`` is the mean over all pairs (not
 the mean of the two split means). Keys of the result: ``"<split>/<metric>"`` for split in
 ``illumination``, ``viewpoint``, ``all`` and metric in :data:`METRIC_NAMES`; a split without pairs
-gives NaN. This module does not import Lightning (a callback can hold an :class:`HPatchesEvaluator`).
+gives NaN. :class:`HPatchesEvaluator` is a torchmetrics ``Metric`` (its parts are child metrics,
+each DDP-reduced); this module does not import Lightning.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
+from torch import nn
 from torchmetrics import Metric
 from torchmetrics.aggregation import SumMetric
 
@@ -146,13 +148,23 @@ def shared_mutual_matches(
     return kp_a[keep_a][matches[:, 0]], kp_b[keep_b][matches[:, 1]]
 
 
-class HPatchesEvaluator:
-    """Table-4 metrics per split: feed pairs with :meth:`update_detector` / :meth:`update_descriptors`, read :meth:`compute`.
+PARTS = ("both", "detector", "descriptors")
 
-    Holds, for each kind ``"i"`` / ``"v"``, a :class:`Repeatability` (with localization error), a
-    :class:`HomographyAccuracy` and a :class:`DescriptorMetrics`. The options are those of the
-    module docstring; their defaults are the paper's.
+
+class HPatchesEvaluator(Metric):
+    """Table-4 metrics per split, a torchmetrics ``Metric``: feed pairs with :meth:`update`, read :meth:`compute`.
+
+    ``update(features_a, features_b, H, kind, shape_a, shape_b, part="both")``: ``part`` =
+    ``"detector"`` (repeatability, localization error; :meth:`update_detector`),
+    ``"descriptors"`` (homography accuracy, NN mAP, matching score; :meth:`update_descriptors`)
+    or ``"both"`` (one resolution for all metrics). Holds, for each kind ``"i"`` / ``"v"``, a
+    :class:`Repeatability` (with localization error), a :class:`HomographyAccuracy` and a
+    :class:`DescriptorMetrics` as child metrics (each DDP-reduced by its own states), and pair
+    counters. The options are those of the module docstring; their defaults are the paper's.
     """
+
+    is_differentiable = False
+    full_state_update = False
 
     def __init__(
         self,
@@ -164,13 +176,16 @@ class HPatchesEvaluator:
         correct_distance: float = 3.0,
         recall_base: str = "correspondences",
         mutual_matching_score: bool = False,
+        **kwargs: Any,
     ) -> None:
+        # No compute cache: compute() reads child metrics that keep changing.
+        super().__init__(**{"compute_with_cache": False, **kwargs})
         self.top_k = top_k
         self.thresholds = tuple(float(t) for t in thresholds)
         # No compute cache: the 'all' instances are copies merged after a split may have been computed.
         plain = {"compute_with_cache": False}
-        self.metrics: dict[str, dict[str, Metric]] = {
-            kind: {
+        self.metrics = nn.ModuleDict({
+            kind: nn.ModuleDict({
                 "detector": Repeatability(
                     distance=repeatability_distance,
                     top_k=repeatability_top_k,
@@ -187,17 +202,18 @@ class HPatchesEvaluator:
                     mutual_matching_score=mutual_matching_score,
                     **plain,
                 ),
-            }
+            })
             for kind in SPLIT_NAMES
-        }
+        })
         self.counts = self._new_counts()
 
     @staticmethod
-    def _new_counts() -> dict[str, dict[str, SumMetric]]:
+    def _new_counts() -> nn.ModuleDict:
         """Pair counters per kind and part, metrics themselves so that they are summed over DDP ranks."""
-        counts = {
-            kind: {"detector": SumMetric(), "descriptors": SumMetric()} for kind in SPLIT_NAMES
-        }
+        counts = nn.ModuleDict({
+            kind: nn.ModuleDict({"detector": SumMetric(), "descriptors": SumMetric()})
+            for kind in SPLIT_NAMES
+        })
         for parts in counts.values():
             for counter in parts.values():
                 counter.update(0.0)  # defined on every rank, even one that never sees a pair
@@ -226,7 +242,7 @@ class HPatchesEvaluator:
             )
         return kind
 
-    def update_detector(
+    def _update_detector(
         self,
         features_a: Features,
         features_b: Features,
@@ -250,7 +266,7 @@ class HPatchesEvaluator:
         )
         self.counts[kind]["detector"].update(1.0)
 
-    def update_descriptors(
+    def _update_descriptors(
         self,
         features_a: Features,
         features_b: Features,
@@ -289,10 +305,24 @@ class HPatchesEvaluator:
         kind: str,
         shape_a: tuple[int, int],
         shape_b: tuple[int, int],
+        part: str = "both",
     ) -> None:
-        """Both :meth:`update_detector` and :meth:`update_descriptors` on one pair (one resolution for all metrics)."""
-        self.update_detector(features_a, features_b, homography, kind, shape_a, shape_b)
-        self.update_descriptors(features_a, features_b, homography, kind, shape_a, shape_b)
+        """One pair: features of a and b, H [3,3] (a -> b), kind "i"/"v", image shapes (H, W); ``part`` of the metrics."""
+        if part not in PARTS:
+            raise ValueError(f"HPatchesEvaluator: part={part!r}: expected one of {list(PARTS)}")
+        args = (features_a, features_b, homography, kind, shape_a, shape_b)
+        if part in ("both", "detector"):
+            self._update_detector(*args)
+        if part in ("both", "descriptors"):
+            self._update_descriptors(*args)
+
+    def update_detector(self, *args: Any) -> None:
+        """:meth:`update` with ``part="detector"`` (keypoints [N,2] and scores [N] suffice)."""
+        self.update(*args, part="detector")
+
+    def update_descriptors(self, *args: Any) -> None:
+        """:meth:`update` with ``part="descriptors"`` (descriptors [N,D] needed)."""
+        self.update(*args, part="descriptors")
 
     def _values(self, metrics: dict[str, Metric], n_det: int, n_desc: int) -> dict[str, float]:
         # Every metric is computed on every call, pairs or not: under DDP compute() is a
@@ -342,10 +372,11 @@ class HPatchesEvaluator:
 
     def reset(self) -> None:
         """Forget every pair."""
+        super().reset()
         for metrics in self.metrics.values():
             for metric in metrics.values():
                 metric.reset()
-        self.counts = self._new_counts()
+        self.counts = self._new_counts().to(self.device)
 
 
 def _items(dataset: Any, max_pairs: int | None) -> Iterable[dict[str, Any]]:
