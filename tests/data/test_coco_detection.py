@@ -77,6 +77,7 @@ class TestItems:
 
 
 class TestMasks:
+    @pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # pycocotools under numpy 2
     def test_masks_equal_pycocotools_ann_to_mask(self, root):
         coco = COCO(str(root / "annotations" / "instances_val2017.json"))
         ds = COCODetection(root, split="val", size=None, with_masks=True)
@@ -182,3 +183,63 @@ class TestErrors:
     def test_bad_size(self, root, size):
         with pytest.raises(ValueError, match="size="):
             COCODetection(root, split="val", size=size)
+
+
+def compose_data(overrides, build=True):
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from pixelwise.cli import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    return cfg, (instantiate(cfg.data, _convert_="all") if build else None)
+
+
+class TestCategoryIds:
+    def test_given_ids_decide_the_labels(self, root):
+        ds = COCODetection(root, split="val", size=None, category_ids=[1, 2, 3, 50, 90])
+        assert ds.category_ids == (1, 2, 3, 50, 90) and ds.num_classes == 5
+        assert ds.class_names == ("person", "2", "car", "50", "toothbrush")
+        assert ds[0]["labels"].tolist() == [0, 2, 4]
+
+    def test_file_category_outside_the_given_ids(self, root):
+        with pytest.raises(CocoFormatError, match=r"categories \[90\] \(toothbrush\) are not in data.category_ids=\[1, 3\]; .*data.num_classes=3 'data.class_names=\[person,car,toothbrush\]' 'data.category_ids=\[1, 3, 90\]'"):
+            COCODetection(root, split="val", category_ids=[1, 3])
+
+
+class TestConfigs:
+    def test_data_coco_reads_the_layout_with_cocos_80_classes(self, root):
+        cfg, dm = compose_data(["data=coco", f"data.root={root}", "data.num_workers=0", "data.size=[64,64]"])
+        assert dm.num_classes == 80 and len(dm.class_names) == 80 and dm.class_names[79] == "toothbrush"
+        assert cfg.data.test.split == "val"
+        dm.setup("validate")
+        batch = next(iter(dm.val_dataloader()))
+        assert batch["image"].shape == (3, 3, 64, 64)
+        assert batch["labels"][0].tolist() == [0, 2, 79]  # person, car, toothbrush in COCO's 80
+        assert dm.info.category_ids[79] == 90
+
+    def test_data_coco_synthetic_reads_the_export(self, tmp_path):
+        from pixelwise.data.coco_export import export_coco
+        from pixelwise.data.synthetic_detection import SyntheticDetectionScenes
+
+        export_coco(tmp_path, split="val", count=3)
+        _, dm = compose_data(["data=coco_synthetic", f"data.root={tmp_path}", "data.num_workers=0"])
+        assert dm.num_classes == 3 and dm.info.category_ids == (1, 2, 3)
+        dm.setup("validate")
+        batch = next(iter(dm.val_dataloader()))
+        item = SyntheticDetectionScenes(split="val", length=3)[2]
+        assert torch.equal(batch["image"][2], item["image"]) and torch.equal(batch["boxes"][2], item["boxes"])
+
+    def test_coco_images_is_the_unlabelled_2014_config(self):
+        cfg, _ = compose_data(["data=coco_images"], build=False)
+        assert cfg.data.train._target_ == "pixelwise.data.images.COCO" and cfg.data.train.split == "train2014"
+
+
+def test_datamodule_info_falls_back_to_the_file(root):
+    from pixelwise.data.datamodule import DataModule
+
+    dm = DataModule(val=lambda: COCODetection(root, split="val", size=(48, 64)), list_keys=DETECTION_LIST_KEYS)
+    dm.setup("validate")
+    assert dm.info.category_ids == (1, 3, 90) and dm.info.num_classes == 3
+    assert dm.info.class_names == ("person", "car", "toothbrush") and dm.info.image_size == (48, 64)

@@ -94,6 +94,7 @@ class TestMasks:
         np.testing.assert_array_equal(decode_segmentation(rle, 17, 23), mask)
         assert mask_utils.area({"size": rle["size"], "counts": rle["counts"].encode()}) == mask.sum()
 
+    @pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # pycocotools under numpy 2
     def test_polygon_and_uncompressed_rle(self):
         square = decode_segmentation([[2.0, 2.0, 6.0, 2.0, 6.0, 6.0, 2.0, 6.0]], 10, 10)
         expected = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects([[2.0, 2.0, 6.0, 2.0, 6.0, 6.0, 2.0, 6.0]], 10, 10)))

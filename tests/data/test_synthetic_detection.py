@@ -191,10 +191,16 @@ class TestConfig:
             )
         dm = instantiate(cfg.data, _convert_="all")
         assert dm.num_classes == 3 and dm.class_names == ["car", "truck", "pedestrian"]
-        assert dm.meta("category_ids") == [1, 2, 3]
+        assert dm.info.category_ids == (1, 2, 3)
         dm.batch_size = 4
         dm.setup("fit")
         batch = next(iter(dm.train_dataloader()))
         assert batch["image"].shape == (4, 3, 128, 160)
         assert isinstance(batch["boxes"], list) and batch["boxes"][0].shape[1] == 4
         assert isinstance(batch["iscrowd"], list) and isinstance(batch["area"], list)
+
+
+def test_info():
+    info = SyntheticDetectionScenes(size=SIZE, length=1).info
+    assert info.class_names == ("car", "truck", "pedestrian") and info.category_ids == (1, 2, 3)
+    assert info.image_size == SIZE

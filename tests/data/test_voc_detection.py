@@ -148,3 +148,28 @@ class TestErrors:
     def test_bad_arguments(self, root, kwargs):
         with pytest.raises(ValueError, match=next(iter(kwargs))):
             VOCDetection(root, **kwargs)
+
+
+def test_data_config_builds_the_splits(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from pixelwise.cli import CONFIG_DIR
+
+    items07 = {"000005": (50, 40, [("chair", 0, 1, 1, 3, 2)])}
+    for split in ("train", "val", "test"):
+        write_voc(tmp_path, items=items07, split=split)
+    write_voc(tmp_path, year="2012", items={"2008_000008": (20, 20, [("horse", 0, 2, 2, 19, 20)])}, split="train")
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=["data=voc_detection", f"data.root={tmp_path}", "data.num_workers=0"])
+    dm = instantiate(cfg.data, _convert_="all")
+    assert dm.num_classes == 20 and dm.class_names[14] == "person" and dm.info.category_ids[-1] == 20
+    assert len(dm.dataset("train")) == 2 and len(dm.dataset("val")) == 1 and len(dm.dataset("test")) == 1
+    dm.batch_size = 2
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (2, 3, 512, 512) and isinstance(batch["boxes"], list)
+
+
+def test_info(root):
+    info = VOCDetection(root, size=(32, 48)).info
+    assert info.num_classes == 20 and info.category_ids[0] == 1 and info.image_size == (32, 48)

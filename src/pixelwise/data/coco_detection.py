@@ -35,6 +35,7 @@ from pixelwise.data.detection_items import (
     letterbox,
     transform_with_boxes,
 )
+from pixelwise.data.info import DatasetInfo
 from pixelwise.data.label_io import DatasetLayoutError, Transform, read_rgb
 
 __all__ = ["COCO_TREE", "COCODetection", "CocoFormatError"]
@@ -60,6 +61,9 @@ class COCODetection(Dataset):
     is then relative to the transformed image; keep geometric transforms out of eval splits).
     ``min_box_size``: boxes narrower or lower than this (original pixels) become iscrowd.
     ``limit``: the first `limit` images (by image id), for quick runs.
+    ``category_ids``: the config's label -> category id list (``data.category_ids``); when given,
+    label k is ``category_ids[k]`` and a file category outside it is an error naming the
+    overrides to use; None takes the file's categories in sorted id order.
     """
 
     def __init__(
@@ -74,6 +78,7 @@ class COCODetection(Dataset):
         overhang: float = 4.0,
         limit: int | None = None,
         year: int | str = 2017,
+        category_ids: Sequence[int] | None = None,
     ) -> None:
         name = "COCODetection"
         self.root = Path(root)
@@ -102,6 +107,7 @@ class COCODetection(Dataset):
                 data = json.load(f)
             except json.JSONDecodeError as err:
                 raise CocoFormatError(f"{self.ann_file}: not valid JSON ({err})") from None
+        self._expected_ids = None if category_ids is None else [int(c) for c in category_ids]
         self._parse(data, keep_empty if keep_empty is not None else self.split != "train",
                     float(min_box_size), float(overhang), limit)
 
@@ -114,8 +120,19 @@ class COCODetection(Dataset):
                 raise CocoFormatError(f"{f}: no {key!r} list; expected a COCO instances file")
         cats = sorted(int(c["id"]) for c in data["categories"])
         names = {int(c["id"]): str(c.get("name", c["id"])) for c in data["categories"]}
+        if self._expected_ids is not None:
+            unknown = [c for c in cats if c not in self._expected_ids]
+            if unknown:
+                listed = ",".join(names[c] for c in cats)
+                raise CocoFormatError(
+                    f"{f}: categories {unknown} ({', '.join(names[c] for c in unknown)}) are not in "
+                    f"data.category_ids={self._expected_ids}; for this file set "
+                    f"data.num_classes={len(cats)} 'data.class_names=[{listed}]' "
+                    f"'data.category_ids={cats}'"
+                )
+            cats = list(self._expected_ids)
         self.category_ids: tuple[int, ...] = tuple(cats)
-        self.class_names: tuple[str, ...] = tuple(names[c] for c in cats)
+        self.class_names: tuple[str, ...] = tuple(names.get(c, str(c)) for c in cats)
         self.num_classes: int = len(cats)
         cat_to_label = {c: k for k, c in enumerate(cats)}
 
@@ -196,6 +213,16 @@ class COCODetection(Dataset):
         )
 
     # ------------------------------------------------------------------ items
+
+    @property
+    def info(self) -> DatasetInfo:
+        """Classes and category ids (from the file, or the given ids) and item size, for ``DataModule.info``."""
+        return DatasetInfo(
+            num_classes=self.num_classes,
+            class_names=self.class_names,
+            category_ids=self.category_ids,
+            image_size=self.size,
+        )
 
     def __len__(self) -> int:
         """Number of images."""

@@ -9,6 +9,7 @@ a box is divided by the item's ``scale`` and a label ``k`` becomes ``category_id
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,9 @@ def decode_segmentation(segmentation: Any, height: int, width: int) -> np.ndarra
             f"segmentation {str(segmentation)[:80]!r} is not a polygon list or an RLE dict "
             "with 'counts' and 'size'"
         )
-    return mask_utils.decode(rle).astype(np.uint8)
+    with warnings.catch_warnings():  # pycocotools' Cython decode under numpy 2 (harmless)
+        warnings.filterwarnings("ignore", "__array__ implementation doesn't accept a copy", DeprecationWarning)
+        return mask_utils.decode(rle).astype(np.uint8)
 
 
 def original_xywh(boxes: ArrayLike, scale: float = 1.0) -> list[list[float]]:

@@ -28,6 +28,7 @@ from pixelwise.data.detection_items import (
     detection_item,
     transform_with_boxes,
 )
+from pixelwise.data.info import DatasetInfo
 from pixelwise.data.label_io import Transform
 from pixelwise.data.scene_render import CAR, PEDESTRIAN, TRUCK
 from pixelwise.data.synthetic_scenes import SyntheticScenes
@@ -73,6 +74,16 @@ class SyntheticDetectionScenes(Dataset):
         self.transform = transform
         self.with_masks = bool(with_masks)
         self.min_pixels = int(min_pixels)
+
+    @property
+    def info(self) -> DatasetInfo:
+        """Classes, category ids (1..3) and item size, for ``DataModule.info``."""
+        return DatasetInfo(
+            num_classes=self.num_classes,
+            class_names=self.class_names,
+            category_ids=self.category_ids,
+            image_size=self.size,
+        )
 
     def __len__(self) -> int:
         """Number of scenes."""

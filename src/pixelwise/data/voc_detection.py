@@ -37,6 +37,7 @@ from pixelwise.data.detection_items import (
     letterbox,
     transform_with_boxes,
 )
+from pixelwise.data.info import DatasetInfo
 from pixelwise.data.label_io import DatasetLayoutError, Transform, read_rgb
 
 __all__ = ["VOC_DETECTION_CLASSES", "VOC_DETECTION_TREE", "VOCDetection", "VOCFormatError"]
@@ -190,6 +191,16 @@ class VOCDetection(Dataset):
                     image_id=_image_id(voc_id, len(self.records)),
                 )
                 self.records.append(ann)
+
+    @property
+    def info(self) -> DatasetInfo:
+        """The 20 classes, category ids 1..20 and item size, for ``DataModule.info``."""
+        return DatasetInfo(
+            num_classes=self.num_classes,
+            class_names=self.class_names,
+            category_ids=self.category_ids,
+            image_size=self.size,
+        )
 
     def __len__(self) -> int:
         """Number of images."""
