@@ -57,19 +57,27 @@ def make_data(n_images: int, n_det: int, seed: int = 0):
         s = rng.uniform(5, 120, (2, n_det - k))
         det = np.concatenate([det, np.stack([x2, y2, x2 + s[0], y2 + s[1]], 1)])
         det[:, 2:] = np.maximum(det[:, 2:], det[:, :2] + 1)
-        det_labels = np.concatenate([np.where(rng.random(k) < 0.8, labels[:k], rng.integers(0, K, k)),
-                                     rng.integers(0, K, n_det - k)])
-        targets.append({
-            "boxes": torch.tensor(gt, dtype=torch.float32),
-            "labels": torch.tensor(labels),
-            "iscrowd": torch.tensor(crowd),
-            "area": torch.tensor(w * h, dtype=torch.float32),
-        })
-        preds.append({
-            "boxes": torch.tensor(det, dtype=torch.float32),
-            "scores": torch.tensor(rng.random(n_det), dtype=torch.float32),
-            "labels": torch.tensor(det_labels),
-        })
+        det_labels = np.concatenate(
+            [
+                np.where(rng.random(k) < 0.8, labels[:k], rng.integers(0, K, k)),
+                rng.integers(0, K, n_det - k),
+            ]
+        )
+        targets.append(
+            {
+                "boxes": torch.tensor(gt, dtype=torch.float32),
+                "labels": torch.tensor(labels),
+                "iscrowd": torch.tensor(crowd),
+                "area": torch.tensor(w * h, dtype=torch.float32),
+            }
+        )
+        preds.append(
+            {
+                "boxes": torch.tensor(det, dtype=torch.float32),
+                "scores": torch.tensor(rng.random(n_det), dtype=torch.float32),
+                "labels": torch.tensor(det_labels),
+            }
+        )
     return targets, preds
 
 
@@ -86,11 +94,22 @@ def run_pycocotools(targets, preds) -> float:
 
     ids = list(range(len(targets)))
     gt = coco_ground_truth(
-        ids, [[SIZE, SIZE]] * len(ids), [t["boxes"] for t in targets], [t["labels"] for t in targets],
-        CATS, NAMES, iscrowd=[t["iscrowd"] for t in targets], areas=[t["area"] for t in targets],
+        ids,
+        [[SIZE, SIZE]] * len(ids),
+        [t["boxes"] for t in targets],
+        [t["labels"] for t in targets],
+        CATS,
+        NAMES,
+        iscrowd=[t["iscrowd"] for t in targets],
+        areas=[t["area"] for t in targets],
     )
-    results = coco_results(ids, [p["boxes"] for p in preds], [p["scores"] for p in preds],
-                           [p["labels"] for p in preds], CATS)
+    results = coco_results(
+        ids,
+        [p["boxes"] for p in preds],
+        [p["scores"] for p in preds],
+        [p["labels"] for p in preds],
+        CATS,
+    )
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO()
         coco.dataset = gt
@@ -121,7 +140,9 @@ def main() -> None:
     repeats = 1 if args.quick else 3
     targets, preds = make_data(n, 50)
     ref = run_pycocotools(targets, preds)
-    values = {b: float(run_metric(b, targets, preds)["map"]) for b in ("faster_coco_eval", "pycocotools")}
+    values = {
+        b: float(run_metric(b, targets, preds)["map"]) for b in ("faster_coco_eval", "pycocotools")
+    }
     for b, v in values.items():
         assert abs(v - ref) < 1e-6, (b, v, ref)
     t_cocoeval = timed(lambda: run_pycocotools(targets, preds), repeats)
@@ -136,7 +157,9 @@ def main() -> None:
         ("MeanAveragePrecision pycocotools", t_pycoco),
     ):
         print(f"{name:44s} {t:7.2f} {1000 * t / n:9.2f} {t / t_cocoeval:11.2f}x")
-    print(f"faster_coco_eval backend is {t_pycoco / t_fast:.2f}x faster than the pycocotools backend")
+    print(
+        f"faster_coco_eval backend is {t_pycoco / t_fast:.2f}x faster than the pycocotools backend"
+    )
 
 
 if __name__ == "__main__":

@@ -15,9 +15,17 @@ import numpy as np
 from PIL import Image
 
 # (id, file_name, height, width); image 7 has no annotation.
-IMAGES = [(3, "000000000003.jpg", 40, 80), (5, "000000000005.jpg", 60, 50), (7, "000000000007.png", 32, 32)]
+IMAGES = [
+    (3, "000000000003.jpg", 40, 80),
+    (5, "000000000005.jpg", 60, 50),
+    (7, "000000000007.png", 32, 32),
+]
 # Listed out of order on purpose: labels follow sorted ids -> 1: 0, 3: 1, 90: 2.
-CATEGORIES = [{"id": 90, "name": "toothbrush"}, {"id": 1, "name": "person"}, {"id": 3, "name": "car"}]
+CATEGORIES = [
+    {"id": 90, "name": "toothbrush"},
+    {"id": 1, "name": "person"},
+    {"id": 3, "name": "car"},
+]
 
 
 def _uncompressed_rle(mask: np.ndarray) -> dict[str, Any]:
@@ -45,22 +53,62 @@ def annotations() -> list[dict[str, Any]]:
     rle = mask_utils.encode(np.asfortranarray(small))
     return [
         # image 3: a triangle (person) and a rectangle (car, polygon), and a compressed RLE (toothbrush)
-        {"id": 11, "image_id": 3, "category_id": 1, "iscrowd": 0, "area": 150.0,
-         "bbox": [10.0, 5.0, 20.0, 15.0], "segmentation": [[10.0, 5.0, 30.0, 5.0, 10.0, 20.0]]},
-        {"id": 12, "image_id": 3, "category_id": 3, "iscrowd": 0, "area": 600.0,
-         "bbox": [40.0, 10.0, 30.0, 20.0], "segmentation": [[40.0, 10.0, 70.0, 10.0, 70.0, 30.0, 40.0, 30.0]]},
-        {"id": 13, "image_id": 3, "category_id": 90, "iscrowd": 0, "area": 32.0,
-         "bbox": [70.0, 2.0, 8.0, 4.0], "segmentation": {"size": [40, 80], "counts": rle["counts"].decode()}},
+        {
+            "id": 11,
+            "image_id": 3,
+            "category_id": 1,
+            "iscrowd": 0,
+            "area": 150.0,
+            "bbox": [10.0, 5.0, 20.0, 15.0],
+            "segmentation": [[10.0, 5.0, 30.0, 5.0, 10.0, 20.0]],
+        },
+        {
+            "id": 12,
+            "image_id": 3,
+            "category_id": 3,
+            "iscrowd": 0,
+            "area": 600.0,
+            "bbox": [40.0, 10.0, 30.0, 20.0],
+            "segmentation": [[40.0, 10.0, 70.0, 10.0, 70.0, 30.0, 40.0, 30.0]],
+        },
+        {
+            "id": 13,
+            "image_id": 3,
+            "category_id": 90,
+            "iscrowd": 0,
+            "area": 32.0,
+            "bbox": [70.0, 2.0, 8.0, 4.0],
+            "segmentation": {"size": [40, 80], "counts": rle["counts"].decode()},
+        },
         # image 5: a person and a crowd region of people (uncompressed RLE)
-        {"id": 14, "image_id": 5, "category_id": 1, "iscrowd": 0, "area": 400.0,
-         "bbox": [25.5, 4.0, 20.0, 25.0], "segmentation": [[25.5, 4.0, 45.5, 4.0, 45.5, 29.0, 25.5, 29.0]]},
-        {"id": 15, "image_id": 5, "category_id": 1, "iscrowd": 1, "area": 400.0,
-         "bbox": [5.0, 30.0, 20.0, 20.0], "segmentation": _uncompressed_rle(crowd)},
+        {
+            "id": 14,
+            "image_id": 5,
+            "category_id": 1,
+            "iscrowd": 0,
+            "area": 400.0,
+            "bbox": [25.5, 4.0, 20.0, 25.0],
+            "segmentation": [[25.5, 4.0, 45.5, 4.0, 45.5, 29.0, 25.5, 29.0]],
+        },
+        {
+            "id": 15,
+            "image_id": 5,
+            "category_id": 1,
+            "iscrowd": 1,
+            "area": 400.0,
+            "bbox": [5.0, 30.0, 20.0, 20.0],
+            "segmentation": _uncompressed_rle(crowd),
+        },
     ]
 
 
-def write_coco_fixture(root: Path, split: str = "val", anns: list[dict[str, Any]] | None = None,
-                       images: list[tuple[int, str, int, int]] | None = None, seed: int = 0) -> Path:
+def write_coco_fixture(
+    root: Path,
+    split: str = "val",
+    anns: list[dict[str, Any]] | None = None,
+    images: list[tuple[int, str, int, int]] | None = None,
+    seed: int = 0,
+) -> Path:
     """Write the fixture under root (images + instances JSON); returns root."""
     rng = np.random.default_rng(seed)
     images = IMAGES if images is None else images

@@ -50,7 +50,9 @@ class TestItems:
 
     def test_train_drops_images_without_annotations(self, tmp_path):
         write_coco_fixture(tmp_path, split="train")
-        assert [COCODetection(tmp_path, split="train", size=None)[i]["image_id"] for i in range(2)] == [3, 5]
+        assert [
+            COCODetection(tmp_path, split="train", size=None)[i]["image_id"] for i in range(2)
+        ] == [3, 5]
         assert len(COCODetection(tmp_path, split="train", size=None)) == 2
         assert len(COCODetection(tmp_path, split="train", keep_empty=True, size=None)) == 3
 
@@ -59,7 +61,11 @@ class TestItems:
         a = ds[0]  # 40 x 80 -> scale 0.8 -> 32 x 64, padded to 64 x 64
         assert a["scale"] == pytest.approx(0.8) and a["image"].shape == (3, 64, 64)
         assert a["image"][:, 32:].abs().sum() == 0 and a["image"][:, :32].abs().sum() > 0
-        np.testing.assert_allclose(a["boxes"].numpy(), np.array([[10, 5, 30, 20], [40, 10, 70, 30], [70, 2, 78, 6]]) * 0.8, rtol=1e-6)
+        np.testing.assert_allclose(
+            a["boxes"].numpy(),
+            np.array([[10, 5, 30, 20], [40, 10, 70, 30], [70, 2, 78, 6]]) * 0.8,
+            rtol=1e-6,
+        )
         assert a["orig_size"].tolist() == [40, 80] and a["area"].tolist() == [150, 600, 32]
         b = ds[1]  # 60 x 50 -> scale 64/60
         assert b["scale"] == pytest.approx(64 / 60) and b["image"].shape == (3, 64, 64)
@@ -77,7 +83,9 @@ class TestItems:
 
 
 class TestMasks:
-    @pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # pycocotools under numpy 2
+    @pytest.mark.filterwarnings(
+        "ignore:__array__ implementation:DeprecationWarning"
+    )  # pycocotools under numpy 2
     def test_masks_equal_pycocotools_ann_to_mask(self, root):
         coco = COCO(str(root / "annotations" / "instances_val2017.json"))
         ds = COCODetection(root, split="val", size=None, with_masks=True)
@@ -104,15 +112,27 @@ class TestTransformAndBatches:
     def test_flip_moves_boxes_and_crowd_flags(self, root):
         t = A.Compose([A.HorizontalFlip(p=1.0)], bbox_params=A.BboxParams(format="pascal_voc"))
         b = COCODetection(root, split="val", size=None, transform=t)[1]
-        np.testing.assert_allclose(b["boxes"].numpy(), [[4.5, 4, 24.5, 29], [25, 30, 45, 50]], atol=1e-4)  # albumentations normalises
+        np.testing.assert_allclose(
+            b["boxes"].numpy(), [[4.5, 4, 24.5, 29], [25, 30, 45, 50]], atol=1e-4
+        )  # albumentations normalises
         assert b["iscrowd"].tolist() == [False, True]
 
     def test_loader_stacks_letterboxed_images(self, root):
         ds = COCODetection(root, split="val", size=64, with_masks=True)
-        batch = next(iter(DataLoader(ds, batch_size=3, collate_fn=DictCollate(DETECTION_LIST_KEYS + ("masks",)))))
+        batch = next(
+            iter(
+                DataLoader(
+                    ds, batch_size=3, collate_fn=DictCollate(DETECTION_LIST_KEYS + ("masks",))
+                )
+            )
+        )
         assert batch["image"].shape == (3, 3, 64, 64) and batch["image_id"].tolist() == [3, 5, 7]
         assert [len(b) for b in batch["boxes"]] == [3, 2, 0]
-        assert batch["scale"].dtype == torch.float64 and batch["orig_size"].tolist() == [[40, 80], [60, 50], [32, 32]]
+        assert batch["scale"].dtype == torch.float64 and batch["orig_size"].tolist() == [
+            [40, 80],
+            [60, 50],
+            [32, 32],
+        ]
 
 
 class TestErrors:
@@ -128,21 +148,28 @@ class TestErrors:
 
     def test_image_listed_but_absent(self, root):
         (root / "val2017" / "000000000005.jpg").unlink()
-        with pytest.raises(DatasetLayoutError, match=r"image id 5: expected .*val2017/000000000005\.jpg"):
+        with pytest.raises(
+            DatasetLayoutError, match=r"image id 5: expected .*val2017/000000000005\.jpg"
+        ):
             COCODetection(root, split="val")
 
     def test_unknown_category_id(self, tmp_path):
         anns = annotations()
         anns[1]["category_id"] = 2
         write_coco_fixture(tmp_path, anns=anns)
-        with pytest.raises(CocoFormatError, match=r"instances_val2017\.json: annotation id 12 has category_id 2; expected one of .*\[1, 3, 90\]"):
+        with pytest.raises(
+            CocoFormatError,
+            match=r"instances_val2017\.json: annotation id 12 has category_id 2; expected one of .*\[1, 3, 90\]",
+        ):
             COCODetection(tmp_path, split="val")
 
     def test_box_with_negative_width(self, tmp_path):
         anns = annotations()
         anns[0]["bbox"] = [30.0, 5.0, -20.0, 15.0]
         write_coco_fixture(tmp_path, anns=anns)
-        with pytest.raises(CocoFormatError, match=r"annotation id 11 .*000000000003\.jpg.*negative width.*x2 < x1"):
+        with pytest.raises(
+            CocoFormatError, match=r"annotation id 11 .*000000000003\.jpg.*negative width.*x2 < x1"
+        ):
             COCODetection(tmp_path, split="val")
 
     def test_box_outside_the_image(self, tmp_path):
@@ -156,7 +183,12 @@ class TestErrors:
         anns = annotations()
         anns[3]["bbox"] = [31.0, 4.0, 20.5, 25.0]  # x2 = 51.5, 1.5 px past the edge
         write_coco_fixture(tmp_path, anns=anns)
-        assert COCODetection(tmp_path, split="val", size=None)[1]["boxes"][0].tolist() == [31, 4, 50, 29]
+        assert COCODetection(tmp_path, split="val", size=None)[1]["boxes"][0].tolist() == [
+            31,
+            4,
+            50,
+            29,
+        ]
 
     def test_annotation_of_an_unknown_image(self, tmp_path):
         anns = annotations()
@@ -167,7 +199,9 @@ class TestErrors:
 
     def test_image_size_differs_from_the_json(self, root):
         Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(root / "val2017" / "000000000003.jpg")
-        with pytest.raises(CocoFormatError, match=r"000000000003\.jpg: image is 10x10 .* says 80x40"):
+        with pytest.raises(
+            CocoFormatError, match=r"000000000003\.jpg: image is 10x10 .* says 80x40"
+        ):
             COCODetection(root, split="val")[0]
 
     def test_not_a_coco_file(self, root):
@@ -204,14 +238,23 @@ class TestCategoryIds:
         assert ds[0]["labels"].tolist() == [0, 2, 4]
 
     def test_file_category_outside_the_given_ids(self, root):
-        with pytest.raises(CocoFormatError, match=r"categories \[90\] \(toothbrush\) are not in data.category_ids=\[1, 3\]; .*data.num_classes=3 'data.class_names=\[person,car,toothbrush\]' 'data.category_ids=\[1, 3, 90\]'"):
+        with pytest.raises(
+            CocoFormatError,
+            match=r"categories \[90\] \(toothbrush\) are not in data.category_ids=\[1, 3\]; .*data.num_classes=3 'data.class_names=\[person,car,toothbrush\]' 'data.category_ids=\[1, 3, 90\]'",
+        ):
             COCODetection(root, split="val", category_ids=[1, 3])
 
 
 class TestConfigs:
     def test_data_coco_reads_the_layout_with_cocos_80_classes(self, root):
-        cfg, dm = compose_data(["data=coco", f"data.root={root}", "data.num_workers=0", "data.size=[64,64]"])
-        assert dm.num_classes == 80 and len(dm.class_names) == 80 and dm.class_names[79] == "toothbrush"
+        cfg, dm = compose_data(
+            ["data=coco", f"data.root={root}", "data.num_workers=0", "data.size=[64,64]"]
+        )
+        assert (
+            dm.num_classes == 80
+            and len(dm.class_names) == 80
+            and dm.class_names[79] == "toothbrush"
+        )
         assert cfg.data.test.split == "val"
         dm.setup("validate")
         batch = next(iter(dm.val_dataloader()))
@@ -229,17 +272,24 @@ class TestConfigs:
         dm.setup("validate")
         batch = next(iter(dm.val_dataloader()))
         item = SyntheticDetectionScenes(split="val", length=3)[2]
-        assert torch.equal(batch["image"][2], item["image"]) and torch.equal(batch["boxes"][2], item["boxes"])
+        assert torch.equal(batch["image"][2], item["image"]) and torch.equal(
+            batch["boxes"][2], item["boxes"]
+        )
 
     def test_coco_images_is_the_unlabelled_2014_config(self):
         cfg, _ = compose_data(["data=coco_images"], build=False)
-        assert cfg.data.train._target_ == "pixelwise.data.images.COCO" and cfg.data.train.split == "train2014"
+        assert (
+            cfg.data.train._target_ == "pixelwise.data.images.COCO"
+            and cfg.data.train.split == "train2014"
+        )
 
 
 def test_datamodule_info_falls_back_to_the_file(root):
     from pixelwise.data.datamodule import DataModule
 
-    dm = DataModule(val=lambda: COCODetection(root, split="val", size=(48, 64)), list_keys=DETECTION_LIST_KEYS)
+    dm = DataModule(
+        val=lambda: COCODetection(root, split="val", size=(48, 64)), list_keys=DETECTION_LIST_KEYS
+    )
     dm.setup("validate")
     assert dm.info.category_ids == (1, 3, 90) and dm.info.num_classes == 3
     assert dm.info.class_names == ("person", "car", "toothbrush") and dm.info.image_size == (48, 64)

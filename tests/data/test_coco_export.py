@@ -53,8 +53,20 @@ def test_command_line(tmp_path, capsys):
 def test_python_dash_m_entry_point_without_runpy_warning(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     out = subprocess.run(
-        [sys.executable, "-m", "pixelwise.data.synthetic_scenes", "export-coco", str(tmp_path), "--count", "1"],
-        capture_output=True, text=True, env=env, cwd=Path(__file__).parent, check=True,
+        [
+            sys.executable,
+            "-m",
+            "pixelwise.data.synthetic_scenes",
+            "export-coco",
+            str(tmp_path),
+            "--count",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).parent,
+        check=True,
     )
     assert "RuntimeWarning" not in out.stderr, out.stderr
     assert (tmp_path / "annotations" / "instances_val2017.json").is_file()

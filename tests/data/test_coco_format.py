@@ -31,7 +31,10 @@ class TestResults:
         path = write_coco_results(
             tmp_path / "out" / "detections.json",
             image_ids=torch.tensor([42, 7]),
-            boxes=[torch.tensor([[10.0, 20.0, 30.0, 60.0], [0.0, 0.0, 5.0, 5.0]]), torch.zeros(0, 4)],
+            boxes=[
+                torch.tensor([[10.0, 20.0, 30.0, 60.0], [0.0, 0.0, 5.0, 5.0]]),
+                torch.zeros(0, 4),
+            ],
             scores=[torch.tensor([0.9, 0.25]), torch.zeros(0)],
             labels=[torch.tensor([2, 0]), torch.zeros(0, dtype=torch.long)],
             category_ids=[1, 3, 90],
@@ -39,12 +42,19 @@ class TestResults:
         )
         results = json.loads(path.read_text())
         assert results == [
-            {"image_id": 42, "category_id": 90, "bbox": [20.0, 40.0, 40.0, 80.0], "score": pytest.approx(0.9)},
+            {
+                "image_id": 42,
+                "category_id": 90,
+                "bbox": [20.0, 40.0, 40.0, 80.0],
+                "score": pytest.approx(0.9),
+            },
             {"image_id": 42, "category_id": 1, "bbox": [0.0, 0.0, 10.0, 10.0], "score": 0.25},
         ]
 
     def test_label_without_category(self):
-        with pytest.raises(ValueError, match=r"image 3: label 3 has no category id; expected labels in 0..2"):
+        with pytest.raises(
+            ValueError, match=r"image 3: label 3 has no category id; expected labels in 0..2"
+        ):
             coco_results([3], [np.zeros((1, 4))], [[0.5]], [[3]], category_ids=[1, 2, 3])
 
     def test_lengths_must_agree(self):
@@ -64,7 +74,10 @@ class TestGroundTruth:
             tmp_path / "gt.json",
             image_ids=[5, 9],
             orig_sizes=[[40, 60], [30, 30]],
-            boxes=[torch.tensor([[2.0, 4.0, 12.0, 24.0], [0.0, 0.0, 4.0, 4.0]]), torch.tensor([[1.0, 1.0, 3.0, 2.0]])],
+            boxes=[
+                torch.tensor([[2.0, 4.0, 12.0, 24.0], [0.0, 0.0, 4.0, 4.0]]),
+                torch.tensor([[1.0, 1.0, 3.0, 2.0]]),
+            ],
             labels=[torch.tensor([1, 0]), torch.tensor([1])],
             category_ids=[1, 3],
             class_names=["person", "car"],
@@ -77,11 +90,18 @@ class TestGroundTruth:
         assert [a["id"] for a in anns] == [1, 2]  # ids from 1: id 0 means "unmatched" in COCOeval
         assert anns[0]["bbox"] == [1.0, 2.0, 5.0, 10.0] and anns[0]["category_id"] == 3
         assert anns[0]["area"] == 50.0 and anns[1]["iscrowd"] == 1
-        assert coco.loadImgs([5])[0] == {"id": 5, "width": 60, "height": 40, "file_name": "000000000005.jpg"}
+        assert coco.loadImgs([5])[0] == {
+            "id": 5,
+            "width": 60,
+            "height": 40,
+            "file_name": "000000000005.jpg",
+        }
 
     def test_category_names_must_match(self, tmp_path):
         with pytest.raises(ValueError, match="2 category ids but 1 class names"):
-            coco_ground_truth_json(tmp_path / "gt.json", [1], [[4, 4]], [np.zeros((0, 4))], [[]], [1, 2], ["a"])
+            coco_ground_truth_json(
+                tmp_path / "gt.json", [1], [[4, 4]], [np.zeros((0, 4))], [[]], [1, 2], ["a"]
+            )
 
 
 class TestMasks:
@@ -92,16 +112,29 @@ class TestMasks:
         assert isinstance(rle["counts"], str) and rle["size"] == [17, 23]
         json.dumps(rle)
         np.testing.assert_array_equal(decode_segmentation(rle, 17, 23), mask)
-        assert mask_utils.area({"size": rle["size"], "counts": rle["counts"].encode()}) == mask.sum()
+        assert (
+            mask_utils.area({"size": rle["size"], "counts": rle["counts"].encode()}) == mask.sum()
+        )
 
-    @pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # pycocotools under numpy 2
+    @pytest.mark.filterwarnings(
+        "ignore:__array__ implementation:DeprecationWarning"
+    )  # pycocotools under numpy 2
     def test_polygon_and_uncompressed_rle(self):
         square = decode_segmentation([[2.0, 2.0, 6.0, 2.0, 6.0, 6.0, 2.0, 6.0]], 10, 10)
-        expected = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects([[2.0, 2.0, 6.0, 2.0, 6.0, 6.0, 2.0, 6.0]], 10, 10)))
+        expected = mask_utils.decode(
+            mask_utils.merge(
+                mask_utils.frPyObjects([[2.0, 2.0, 6.0, 2.0, 6.0, 6.0, 2.0, 6.0]], 10, 10)
+            )
+        )
         np.testing.assert_array_equal(square, expected)
         assert square[3:6, 3:6].all() and square.sum() >= 16
-        column_major = {"size": [3, 2], "counts": [1, 2, 3]}  # pixels (row 1, col 0), (row 2, col 0)
-        np.testing.assert_array_equal(decode_segmentation(column_major, 3, 2), [[0, 0], [1, 0], [1, 0]])
+        column_major = {
+            "size": [3, 2],
+            "counts": [1, 2, 3],
+        }  # pixels (row 1, col 0), (row 2, col 0)
+        np.testing.assert_array_equal(
+            decode_segmentation(column_major, 3, 2), [[0, 0], [1, 0], [1, 0]]
+        )
 
     def test_not_a_segmentation(self):
         with pytest.raises(ValueError, match="not a polygon list or an RLE"):

@@ -105,11 +105,15 @@ class TestTransforms:
         min_area, min_vis = 30.0, 0.4
         transform = bbox_transform(
             A.Crop(x_min=x0, y_min=y0, x_max=x1, y_max=y1),
-            A.PadIfNeeded(min_height=SIZE[0], min_width=SIZE[1], position="top_left", fill=0, fill_mask=0),
+            A.PadIfNeeded(
+                min_height=SIZE[0], min_width=SIZE[1], position="top_left", fill=0, fill_mask=0
+            ),
             min_area=min_area,
             min_visibility=min_vis,
         )
-        ds = SyntheticDetectionScenes(size=SIZE, length=6, split="val", transform=transform, with_masks=True)
+        ds = SyntheticDetectionScenes(
+            size=SIZE, length=6, split="val", transform=transform, with_masks=True
+        )
         plain = SyntheticDetectionScenes(size=SIZE, length=6, split="val", min_pixels=0)
         dropped = 0
         for i in range(len(ds)):
@@ -127,7 +131,9 @@ class TestTransforms:
                 else:
                     dropped += 1
             item = ds[i]
-            np.testing.assert_array_equal(item["boxes"].numpy(), np.asarray(expected, np.float32).reshape(-1, 4))
+            np.testing.assert_array_equal(
+                item["boxes"].numpy(), np.asarray(expected, np.float32).reshape(-1, 4)
+            )
             assert item["image"].shape == (3, *SIZE)
             for m, box in zip(item["masks"].numpy(), item["boxes"].numpy()):
                 ys, xs = np.nonzero(m)
@@ -136,7 +142,9 @@ class TestTransforms:
 
     def test_affine_boxes_stay_tight_and_inside(self):
         transform = bbox_transform(A.Affine(scale=(0.7, 1.3), rotate=(-10, 10), p=1.0), min_area=4)
-        ds = SyntheticDetectionScenes(size=SIZE, length=4, split="train", transform=transform, with_masks=True)
+        ds = SyntheticDetectionScenes(
+            size=SIZE, length=4, split="train", transform=transform, with_masks=True
+        )
         for i in range(len(ds)):
             item = ds[i]
             for m, box in zip(item["masks"].numpy(), item["boxes"].numpy()):
@@ -147,7 +155,9 @@ class TestTransforms:
 class TestBatches:
     def test_dataloader_with_dict_collate_keeps_lists(self):
         ds = SyntheticDetectionScenes(size=SIZE, length=4, split="val", with_masks=True)
-        loader = DataLoader(ds, batch_size=4, collate_fn=DictCollate(DETECTION_LIST_KEYS + ("masks",)))
+        loader = DataLoader(
+            ds, batch_size=4, collate_fn=DictCollate(DETECTION_LIST_KEYS + ("masks",))
+        )
         batch = next(iter(loader))
         assert batch["image"].shape == (4, 3, *SIZE)
         for key in DETECTION_LIST_KEYS + ("masks",):

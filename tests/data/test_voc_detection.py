@@ -14,7 +14,9 @@ from pixelwise.data.voc_detection import VOC_DETECTION_CLASSES, VOCDetection, VO
 
 def xml(width: int, height: int, objects: list[tuple]) -> str:
     """An annotation file as the devkit writes it; objects are (name, difficult, xmin, ymin, xmax, ymax)."""
-    parts = [f"<annotation><folder>VOC2007</folder><size><width>{width}</width><height>{height}</height><depth>3</depth></size>"]
+    parts = [
+        f"<annotation><folder>VOC2007</folder><size><width>{width}</width><height>{height}</height><depth>3</depth></size>"
+    ]
     for name, difficult, x1, y1, x2, y2 in objects:
         diff = "" if difficult is None else f"<difficult>{difficult}</difficult>"
         parts.append(
@@ -24,17 +26,25 @@ def xml(width: int, height: int, objects: list[tuple]) -> str:
     return "".join(parts) + "</annotation>"
 
 
-def write_voc(root: Path, year: str = "2007", items: dict | None = None, split: str = "trainval") -> Path:
-    items = items if items is not None else {
-        "000005": (50, 40, [("chair", 0, 1, 1, 3, 2), ("person", 1, 10, 5, 50, 40)]),
-        "000007": (30, 60, [("car", None, 5, 10, 20, 30)]),
-    }
+def write_voc(
+    root: Path, year: str = "2007", items: dict | None = None, split: str = "trainval"
+) -> Path:
+    items = (
+        items
+        if items is not None
+        else {
+            "000005": (50, 40, [("chair", 0, 1, 1, 3, 2), ("person", 1, 10, 5, 50, 40)]),
+            "000007": (30, 60, [("car", None, 5, 10, 20, 30)]),
+        }
+    )
     base = root / "VOCdevkit" / f"VOC{year}"
     for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     for voc_id, (w, h, objects) in items.items():
-        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(base / "JPEGImages" / f"{voc_id}.jpg")
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(
+            base / "JPEGImages" / f"{voc_id}.jpg"
+        )
         (base / "Annotations" / f"{voc_id}.xml").write_text(xml(w, h, objects))
     (base / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(f"{i}\n" for i in items))
     return root
@@ -52,7 +62,10 @@ class TestItems:
         # xmin=1..xmax=3 covers the first three columns: [0, 3); ymin=1..ymax=2: [0, 2)
         np.testing.assert_array_equal(a["boxes"].numpy(), [[0, 0, 3, 2], [9, 4, 50, 40]])
         assert a["area"].tolist() == [6, 41 * 36]  # (xmax - xmin + 1) * (ymax - ymin + 1)
-        assert a["labels"].tolist() == [VOC_DETECTION_CLASSES.index("chair"), VOC_DETECTION_CLASSES.index("person")]
+        assert a["labels"].tolist() == [
+            VOC_DETECTION_CLASSES.index("chair"),
+            VOC_DETECTION_CLASSES.index("person"),
+        ]
         assert a["iscrowd"].tolist() == [False, True]  # difficult
         assert a["image_id"] == 5 and a["name"] == "000005" and a["orig_size"].tolist() == [40, 50]
         b = ds[1]
@@ -76,7 +89,10 @@ class TestItems:
 
     def test_drop_difficult(self, root):
         a = VOCDetection(root, size=None, keep_difficult=False)[0]
-        assert a["labels"].tolist() == [VOC_DETECTION_CLASSES.index("chair")] and not a["iscrowd"].any()
+        assert (
+            a["labels"].tolist() == [VOC_DETECTION_CLASSES.index("chair")]
+            and not a["iscrowd"].any()
+        )
 
     def test_07_plus_12_and_string_ids(self, root):
         write_voc(root, year="2012", items={"2008_000008": (20, 20, [("horse", 0, 2, 2, 19, 20)])})
@@ -95,7 +111,9 @@ class TestItems:
 
     def test_image_pixels(self, root):
         a = VOCDetection(root, size=None)[1]
-        pixels = np.array(Image.open(root / "VOCdevkit/VOC2007/JPEGImages/000007.jpg").convert("RGB"))
+        pixels = np.array(
+            Image.open(root / "VOCdevkit/VOC2007/JPEGImages/000007.jpg").convert("RGB")
+        )
         assert torch.equal(a["image"], torch.from_numpy(pixels).permute(2, 0, 1).float() / 255)
 
 
@@ -110,13 +128,22 @@ class TestErrors:
             VOCDetection(root, split="test")
 
     def test_unknown_class(self, tmp_path):
-        write_voc(tmp_path, items={"000001": (16, 12, [("cat", 0, 1, 1, 5, 5), ("unicorn", 0, 5, 3, 10, 7)])})
-        with pytest.raises(VOCFormatError, match=r"000001\.xml: object 1 \('unicorn'\) has class name 'unicorn'; expected one of the 20"):
+        write_voc(
+            tmp_path,
+            items={"000001": (16, 12, [("cat", 0, 1, 1, 5, 5), ("unicorn", 0, 5, 3, 10, 7)])},
+        )
+        with pytest.raises(
+            VOCFormatError,
+            match=r"000001\.xml: object 1 \('unicorn'\) has class name 'unicorn'; expected one of the 20",
+        ):
             VOCDetection(tmp_path)
 
     def test_box_outside_the_image(self, tmp_path):
         write_voc(tmp_path, items={"000001": (16, 12, [("cat", 0, 1, 1, 17, 5)])})
-        with pytest.raises(VOCFormatError, match=r"000001\.xml: object 0 \('cat'\) has bndbox xmin=1 ymin=1 xmax=17 .*width=16"):
+        with pytest.raises(
+            VOCFormatError,
+            match=r"000001\.xml: object 0 \('cat'\) has bndbox xmin=1 ymin=1 xmax=17 .*width=16",
+        ):
             VOCDetection(tmp_path)
 
     def test_box_with_xmax_below_xmin(self, tmp_path):
@@ -126,12 +153,17 @@ class TestErrors:
 
     def test_not_a_number(self, tmp_path):
         write_voc(tmp_path, items={"000001": (16, 12, [("cat", 0, "a", 1, 4, 5)])})
-        with pytest.raises(VOCFormatError, match=r"object 0 \('cat'\) <xmin> is 'a'; expected a number"):
+        with pytest.raises(
+            VOCFormatError, match=r"object 0 \('cat'\) <xmin> is 'a'; expected a number"
+        ):
             VOCDetection(tmp_path)
 
     def test_listed_image_absent(self, root):
         (root / "VOCdevkit/VOC2007/JPEGImages/000007.jpg").unlink()
-        with pytest.raises(DatasetLayoutError, match=r"id '000007' of .*trainval\.txt has no image; expected .*000007\.jpg"):
+        with pytest.raises(
+            DatasetLayoutError,
+            match=r"id '000007' of .*trainval\.txt has no image; expected .*000007\.jpg",
+        ):
             VOCDetection(root)
 
     def test_listed_annotation_absent(self, root):
@@ -140,7 +172,9 @@ class TestErrors:
             VOCDetection(root)
 
     def test_image_size_differs_from_the_xml(self, root):
-        Image.fromarray(np.zeros((5, 5, 3), np.uint8)).save(root / "VOCdevkit/VOC2007/JPEGImages/000005.jpg")
+        Image.fromarray(np.zeros((5, 5, 3), np.uint8)).save(
+            root / "VOCdevkit/VOC2007/JPEGImages/000005.jpg"
+        )
         with pytest.raises(VOCFormatError, match=r"000005\.jpg: image is 5x5 .* says 50x40"):
             VOCDetection(root)[0]
 
@@ -159,12 +193,25 @@ def test_data_config_builds_the_splits(tmp_path):
     items07 = {"000005": (50, 40, [("chair", 0, 1, 1, 3, 2)])}
     for split in ("train", "val", "test"):
         write_voc(tmp_path, items=items07, split=split)
-    write_voc(tmp_path, year="2012", items={"2008_000008": (20, 20, [("horse", 0, 2, 2, 19, 20)])}, split="train")
+    write_voc(
+        tmp_path,
+        year="2012",
+        items={"2008_000008": (20, 20, [("horse", 0, 2, 2, 19, 20)])},
+        split="train",
+    )
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=["data=voc_detection", f"data.root={tmp_path}", "data.num_workers=0"])
+        cfg = compose(
+            "train", overrides=["data=voc_detection", f"data.root={tmp_path}", "data.num_workers=0"]
+        )
     dm = instantiate(cfg.data, _convert_="all")
-    assert dm.num_classes == 20 and dm.class_names[14] == "person" and dm.info.category_ids[-1] == 20
-    assert len(dm.dataset("train")) == 2 and len(dm.dataset("val")) == 1 and len(dm.dataset("test")) == 1
+    assert (
+        dm.num_classes == 20 and dm.class_names[14] == "person" and dm.info.category_ids[-1] == 20
+    )
+    assert (
+        len(dm.dataset("train")) == 2
+        and len(dm.dataset("val")) == 1
+        and len(dm.dataset("test")) == 1
+    )
     dm.batch_size = 2
     batch = next(iter(dm.train_dataloader()))
     assert batch["image"].shape == (2, 3, 512, 512) and isinstance(batch["boxes"], list)

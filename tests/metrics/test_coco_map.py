@@ -25,8 +25,20 @@ from pixelwise.metrics.coco_map import (
 CATEGORY_IDS = [1, 5, 90]
 NAMES = ["car", "truck", "pedestrian"]
 # COCOeval.stats order -> torchmetrics keys
-KEYS = ["map", "map_50", "map_75", "map_small", "map_medium", "map_large",
-        "mar_1", "mar_10", "mar_100", "mar_small", "mar_medium", "mar_large"]
+KEYS = [
+    "map",
+    "map_50",
+    "map_75",
+    "map_small",
+    "map_medium",
+    "map_large",
+    "mar_1",
+    "mar_10",
+    "mar_100",
+    "mar_small",
+    "mar_medium",
+    "mar_large",
+]
 
 
 def make_case(seed: int = 0, n_images: int = 14):
@@ -62,32 +74,44 @@ def make_case(seed: int = 0, n_images: int = 14):
         det_labels = np.concatenate([det_labels, rng.integers(0, 3, n_clutter)])
         det[:, 2:] = np.maximum(det[:, 2:], det[:, :2] + 1)
         scores = rng.random(len(det))
-        images.append({
-            "id": 100 + 7 * j, "size": (h, w), "scale": scale,
-            "boxes": torch.tensor(gt * scale, dtype=torch.float32),
-            "labels": torch.tensor(labels), "iscrowd": torch.tensor(crowd),
-            "area": torch.tensor(area, dtype=torch.float32),
-            "det_boxes": torch.tensor(det * scale, dtype=torch.float32),
-            "det_scores": torch.tensor(scores, dtype=torch.float32),
-            "det_labels": torch.tensor(det_labels),
-        })
+        images.append(
+            {
+                "id": 100 + 7 * j,
+                "size": (h, w),
+                "scale": scale,
+                "boxes": torch.tensor(gt * scale, dtype=torch.float32),
+                "labels": torch.tensor(labels),
+                "iscrowd": torch.tensor(crowd),
+                "area": torch.tensor(area, dtype=torch.float32),
+                "det_boxes": torch.tensor(det * scale, dtype=torch.float32),
+                "det_scores": torch.tensor(scores, dtype=torch.float32),
+                "det_labels": torch.tensor(det_labels),
+            }
+        )
     return images
 
 
 def pycocotools_stats(tmp_path, images) -> np.ndarray:
     gt_path = coco_ground_truth_json(
         tmp_path / "gt.json",
-        [im["id"] for im in images], [im["size"] for im in images],
-        [im["boxes"] for im in images], [im["labels"] for im in images],
-        CATEGORY_IDS, NAMES,
-        iscrowd=[im["iscrowd"] for im in images], areas=[im["area"] for im in images],
+        [im["id"] for im in images],
+        [im["size"] for im in images],
+        [im["boxes"] for im in images],
+        [im["labels"] for im in images],
+        CATEGORY_IDS,
+        NAMES,
+        iscrowd=[im["iscrowd"] for im in images],
+        areas=[im["area"] for im in images],
         scales=[im["scale"] for im in images],
     )
     dt_path = write_coco_results(
         tmp_path / "detections.json",
-        [im["id"] for im in images], [im["det_boxes"] for im in images],
-        [im["det_scores"] for im in images], [im["det_labels"] for im in images],
-        CATEGORY_IDS, scales=[im["scale"] for im in images],
+        [im["id"] for im in images],
+        [im["det_boxes"] for im in images],
+        [im["det_scores"] for im in images],
+        [im["det_labels"] for im in images],
+        CATEGORY_IDS,
+        scales=[im["scale"] for im in images],
     )
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(str(gt_path))
@@ -102,10 +126,23 @@ def metric_values(images, backend: str, batch: int = 4) -> dict:
     metric = coco_box_map(backend=backend)
     for i in range(0, len(images), batch):
         chunk = images[i : i + batch]
-        preds = [{"boxes": im["det_boxes"] / im["scale"], "scores": im["det_scores"],
-                  "labels": im["det_labels"]} for im in chunk]
-        targets = [{"boxes": im["boxes"] / im["scale"], "labels": im["labels"],
-                    "iscrowd": im["iscrowd"].long(), "area": im["area"]} for im in chunk]
+        preds = [
+            {
+                "boxes": im["det_boxes"] / im["scale"],
+                "scores": im["det_scores"],
+                "labels": im["det_labels"],
+            }
+            for im in chunk
+        ]
+        targets = [
+            {
+                "boxes": im["boxes"] / im["scale"],
+                "labels": im["labels"],
+                "iscrowd": im["iscrowd"].long(),
+                "area": im["area"],
+            }
+            for im in chunk
+        ]
         metric.update(preds, targets)
     return {k: float(v) for k, v in metric.compute().items() if v.numel() == 1}
 
@@ -115,7 +152,11 @@ def case(tmp_path_factory):
     images = make_case()
     assert sum(int(im["iscrowd"].sum()) for im in images) >= 3
     areas = torch.cat([im["area"] for im in images])
-    assert (areas < 32**2).any() and ((areas > 32**2) & (areas < 96**2)).any() and (areas > 96**2).any()
+    assert (
+        (areas < 32**2).any()
+        and ((areas > 32**2) & (areas < 96**2)).any()
+        and (areas > 96**2).any()
+    )
     return images, pycocotools_stats(tmp_path_factory.mktemp("coco"), images)
 
 
@@ -153,7 +194,10 @@ def test_thresholds_are_cocoevals():
     assert np.array_equal(np.array(COCO_IOU_THRESHOLDS), params.iouThrs)
     assert np.array_equal(np.array(COCO_RECALL_THRESHOLDS), params.recThrs)
     metric = coco_box_map()
-    assert metric.iou_thresholds == COCO_IOU_THRESHOLDS and metric.rec_thresholds == COCO_RECALL_THRESHOLDS
+    assert (
+        metric.iou_thresholds == COCO_IOU_THRESHOLDS
+        and metric.rec_thresholds == COCO_RECALL_THRESHOLDS
+    )
 
 
 def test_factory_settings():

@@ -87,7 +87,9 @@ class COCODetection(Dataset):
         check_box_transform(transform, name)
         self.transform = transform
         self.with_masks = bool(with_masks)
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        if limit is not None and (
+            not isinstance(limit, int) or isinstance(limit, bool) or limit < 1
+        ):
             raise ValueError(f"{name}: limit={limit!r} is invalid; expected a positive int or None")
         tree = COCO_TREE.replace("{split}", self.split).replace("2017", str(year))
         if not self.root.is_dir():
@@ -108,12 +110,19 @@ class COCODetection(Dataset):
             except json.JSONDecodeError as err:
                 raise CocoFormatError(f"{self.ann_file}: not valid JSON ({err})") from None
         self._expected_ids = None if category_ids is None else [int(c) for c in category_ids]
-        self._parse(data, keep_empty if keep_empty is not None else self.split != "train",
-                    float(min_box_size), float(overhang), limit)
+        self._parse(
+            data,
+            keep_empty if keep_empty is not None else self.split != "train",
+            float(min_box_size),
+            float(overhang),
+            limit,
+        )
 
     # ------------------------------------------------------------------ parsing
 
-    def _parse(self, data: Any, keep_empty: bool, min_box_size: float, overhang: float, limit: int | None) -> None:
+    def _parse(
+        self, data: Any, keep_empty: bool, min_box_size: float, overhang: float, limit: int | None
+    ) -> None:
         f = self.ann_file
         for key in ("images", "annotations", "categories"):
             if not isinstance(data, dict) or not isinstance(data.get(key), list):
@@ -171,11 +180,15 @@ class COCODetection(Dataset):
                     "file_name": str(im["file_name"]),
                     "size": (h, w),
                     "boxes": boxes,
-                    "labels": np.array([cat_to_label[a["category_id"]] for a in anns], dtype=np.int64),
+                    "labels": np.array(
+                        [cat_to_label[a["category_id"]] for a in anns], dtype=np.int64
+                    ),
                     "iscrowd": crowd,
                     "area": np.array([float(a.get("area", 0.0)) for a in anns], dtype=np.float32),
                     "ann_ids": [a.get("id") for a in anns],
-                    "segmentation": [a.get("segmentation") for a in anns] if self.with_masks else None,
+                    "segmentation": [a.get("segmentation") for a in anns]
+                    if self.with_masks
+                    else None,
                 }
             )
             if limit is not None and len(self.records) == limit:
@@ -194,7 +207,11 @@ class COCODetection(Dataset):
         bbox = ann.get("bbox")
         h, w = float(im["height"]), float(im["width"])
         where = f"{self.ann_file}: annotation id {ann.get('id')} (image id {im['id']}, {im['file_name']}, {w:g}x{h:g})"
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
+        if not (
+            isinstance(bbox, list)
+            and len(bbox) == 4
+            and all(isinstance(v, (int, float)) for v in bbox)
+        ):
             raise CocoFormatError(f"{where}: bbox {bbox!r} is not [x, y, w, h] (four numbers)")
         x, y, bw, bh = (float(v) for v in bbox)
         if bw < 0 or bh < 0:
@@ -208,7 +225,12 @@ class COCODetection(Dataset):
                 f"expected 0 <= x, x + w <= {w:g}, 0 <= y, y + h <= {h:g} (to {overhang:g} px)"
             )
         return np.array(
-            [min(max(x, 0.0), w), min(max(y, 0.0), h), min(max(x + bw, 0.0), w), min(max(y + bh, 0.0), h)],
+            [
+                min(max(x, 0.0), w),
+                min(max(y, 0.0), h),
+                min(max(x + bw, 0.0), w),
+                min(max(y + bh, 0.0), h),
+            ],
             dtype=np.float32,
         )
 
@@ -262,13 +284,24 @@ class COCODetection(Dataset):
             )
             labels, crowd, area = labels[keep], crowd[keep], area[keep]
             if masks is not None:
-                masks = np.stack([out_masks[k] for k in keep]) if len(keep) else np.zeros(
-                    (0,) + image.shape[:2], dtype=np.uint8
+                masks = (
+                    np.stack([out_masks[k] for k in keep])
+                    if len(keep)
+                    else np.zeros((0,) + image.shape[:2], dtype=np.uint8)
                 )
         scale = 1.0
         if self.size is not None:
             image, scale, masks = letterbox(image, self.size, masks)
             boxes = boxes * np.float32(scale)
         return detection_item(
-            image, boxes, labels, crowd, area, r["id"], scale, (h, w), Path(r["file_name"]).stem, masks
+            image,
+            boxes,
+            labels,
+            crowd,
+            area,
+            r["id"],
+            scale,
+            (h, w),
+            Path(r["file_name"]).stem,
+            masks,
         )

@@ -73,7 +73,9 @@ def decode_segmentation(segmentation: Any, height: int, width: int) -> np.ndarra
             "with 'counts' and 'size'"
         )
     with warnings.catch_warnings():  # pycocotools' Cython decode under numpy 2 (harmless)
-        warnings.filterwarnings("ignore", "__array__ implementation doesn't accept a copy", DeprecationWarning)
+        warnings.filterwarnings(
+            "ignore", "__array__ implementation doesn't accept a copy", DeprecationWarning
+        )
         return mask_utils.decode(rle).astype(np.uint8)
 
 
@@ -95,7 +97,9 @@ def original_xywh(boxes: ArrayLike, scale: float = 1.0) -> list[list[float]]:
 def _scales(scales: Sequence[float] | ArrayLike | None, n: int) -> np.ndarray:
     s = np.ones(n) if scales is None else _np(scales).reshape(-1)
     if len(s) != n or (s <= 0).any():
-        raise ValueError(f"scales: expected {n} positive factors (one per image), got {s.tolist()[:8]}")
+        raise ValueError(
+            f"scales: expected {n} positive factors (one per image), got {s.tolist()[:8]}"
+        )
     return s
 
 
@@ -202,7 +206,9 @@ def coco_ground_truth(
         xywh = np.asarray(original_xywh(boxes[j], s[j]), dtype=np.float64).reshape(-1, 4)
         lab = _np(labels[j], np.int64).reshape(-1)
         crowd = (
-            _np(iscrowd[j], np.int64).reshape(-1) if iscrowd is not None else np.zeros(len(lab), np.int64)
+            _np(iscrowd[j], np.int64).reshape(-1)
+            if iscrowd is not None
+            else np.zeros(len(lab), np.int64)
         )
         area = _np(areas[j]).reshape(-1) if areas is not None else xywh[:, 2] * xywh[:, 3]
         if not len(xywh) == len(lab) == len(crowd) == len(area):

@@ -125,7 +125,12 @@ def transform_with_boxes(
         kept = np.zeros((0, 5), dtype=np.float32)
     kept = kept.reshape(-1, kept.shape[-1])
     keep = np.rint(kept[:, 4]).astype(np.int64)
-    return out["image"], kept[:, :4].copy(), keep, (list(out["masks"]) if masks is not None else None)
+    return (
+        out["image"],
+        kept[:, :4].copy(),
+        keep,
+        (list(out["masks"]) if masks is not None else None),
+    )
 
 
 def letterbox(

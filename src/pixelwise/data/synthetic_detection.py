@@ -66,7 +66,11 @@ class SyntheticDetectionScenes(Dataset):
         name = "SyntheticDetectionScenes"
         self.scenes = SyntheticScenes(size=size, length=length, seed=seed, split=split)
         check_box_transform(transform, name)
-        if not isinstance(min_pixels, (int, np.integer)) or isinstance(min_pixels, bool) or min_pixels < 0:
+        if (
+            not isinstance(min_pixels, (int, np.integer))
+            or isinstance(min_pixels, bool)
+            or min_pixels < 0
+        ):
             raise ValueError(f"{name}: min_pixels={min_pixels!r} is invalid; expected an int >= 0")
         self.size = self.scenes.size
         self.split = split
@@ -100,8 +104,16 @@ class SyntheticDetectionScenes(Dataset):
         cls[inst.ravel()] = mask.ravel()  # every pixel of an instance has the instance's class
         labels = _SCENE_TO_LABEL[cls[1:]]
         if (labels < 0).any():  # the renderer numbers only car, truck and pedestrian pixels
-            raise RuntimeError(f"scene {index}: an instance has a class outside car/truck/pedestrian")
-        return {"image": scene["image"], "instances": inst, "boxes": boxes, "labels": labels, "pixels": pixels}
+            raise RuntimeError(
+                f"scene {index}: an instance has a class outside car/truck/pedestrian"
+            )
+        return {
+            "image": scene["image"],
+            "instances": inst,
+            "boxes": boxes,
+            "labels": labels,
+            "pixels": pixels,
+        }
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         """Scene `index` as a detection item (the transform, if any, applied to image, boxes and instances)."""

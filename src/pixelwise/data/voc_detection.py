@@ -79,7 +79,9 @@ def parse_voc_xml(path: Path) -> dict[str, Any]:
             return float(child.text)  # type: ignore[union-attr, arg-type]
         except (AttributeError, TypeError, ValueError):
             text = None if child is None else child.text
-            raise VOCFormatError(f"{path}: {where} <{tag}> is {text!r}; expected a number") from None
+            raise VOCFormatError(
+                f"{path}: {where} <{tag}> is {text!r}; expected a number"
+            ) from None
 
     size = root.find("size")
     w, h = number(size, "width", "<size>"), number(size, "height", "<size>")
@@ -105,7 +107,11 @@ def parse_voc_xml(path: Path) -> dict[str, Any]:
             )
         boxes.append([max(xmin - 1, 0.0), max(ymin - 1, 0.0), xmax, ymax])
         labels.append(_LABEL[name])
-        difficult.append(bool(int(number(obj, "difficult", where))) if obj.find("difficult") is not None else False)
+        difficult.append(
+            bool(int(number(obj, "difficult", where)))
+            if obj.find("difficult") is not None
+            else False
+        )
     return {
         "size": (int(h), int(w)),
         "boxes": np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
@@ -139,11 +145,17 @@ class VOCDetection(Dataset):
     ) -> None:
         name = "VOCDetection"
         if split not in VOC_DETECTION_SPLITS:
-            raise ValueError(f"{name}: split={split!r} is invalid; expected one of {list(VOC_DETECTION_SPLITS)}")
+            raise ValueError(
+                f"{name}: split={split!r} is invalid; expected one of {list(VOC_DETECTION_SPLITS)}"
+            )
         years = [str(y) for y in ([year] if isinstance(year, (int, str)) else year)]
         if not years or any(y not in ("2007", "2012") for y in years):
-            raise ValueError(f"{name}: year={year!r} is invalid; expected 2007, 2012 or a list of them")
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+            raise ValueError(
+                f"{name}: year={year!r} is invalid; expected 2007, 2012 or a list of them"
+            )
+        if limit is not None and (
+            not isinstance(limit, int) or isinstance(limit, bool) or limit < 1
+        ):
             raise ValueError(f"{name}: limit={limit!r} is invalid; expected a positive int or None")
         self.size = check_size(size, name)
         check_box_transform(transform, name)
@@ -170,14 +182,18 @@ class VOCDetection(Dataset):
                 )
             ids = [line.split()[0] for line in list_file.read_text().splitlines() if line.strip()]
             if not ids:
-                raise DatasetLayoutError(f"{name}: {list_file} lists no image ids; expected one <id> per line")
+                raise DatasetLayoutError(
+                    f"{name}: {list_file} lists no image ids; expected one <id> per line"
+                )
             images = set(os.listdir(base / "JPEGImages"))
             for voc_id in ids:
                 if limit is not None and len(self.records) == limit:
                     break
                 xml = base / "Annotations" / f"{voc_id}.xml"
                 if not xml.is_file():
-                    raise DatasetLayoutError(f"{name}: id {voc_id!r} of {list_file} has no annotation; expected {xml}")
+                    raise DatasetLayoutError(
+                        f"{name}: id {voc_id!r} of {list_file} has no annotation; expected {xml}"
+                    )
                 if f"{voc_id}.jpg" not in images:
                     raise DatasetLayoutError(
                         f"{name}: id {voc_id!r} of {list_file} has no image; expected {base / 'JPEGImages' / (voc_id + '.jpg')}"
@@ -185,9 +201,16 @@ class VOCDetection(Dataset):
                 ann = parse_voc_xml(xml)
                 if not keep_difficult:
                     keep = ~ann["difficult"]
-                    ann = dict(ann, boxes=ann["boxes"][keep], labels=ann["labels"][keep], difficult=ann["difficult"][keep])
+                    ann = dict(
+                        ann,
+                        boxes=ann["boxes"][keep],
+                        labels=ann["labels"][keep],
+                        difficult=ann["difficult"][keep],
+                    )
                 ann.update(
-                    id=voc_id, xml=xml, image=base / "JPEGImages" / f"{voc_id}.jpg",
+                    id=voc_id,
+                    xml=xml,
+                    image=base / "JPEGImages" / f"{voc_id}.jpg",
                     image_id=_image_id(voc_id, len(self.records)),
                 )
                 self.records.append(ann)
@@ -226,4 +249,6 @@ class VOCDetection(Dataset):
         if self.size is not None:
             image, scale, _ = letterbox(image, self.size)
             boxes = boxes * np.float32(scale)
-        return detection_item(image, boxes, labels, crowd, area, r["image_id"], scale, (h, w), r["id"])
+        return detection_item(
+            image, boxes, labels, crowd, area, r["image_id"], scale, (h, w), r["id"]
+        )
