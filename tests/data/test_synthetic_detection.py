@@ -209,6 +209,27 @@ class TestConfig:
         assert isinstance(batch["boxes"], list) and batch["boxes"][0].shape[1] == 4
         assert isinstance(batch["iscrowd"], list) and isinstance(batch["area"], list)
 
+    def test_with_masks_batches_masks_as_lists(self):
+        from hydra import compose, initialize_config_dir
+        from hydra.utils import instantiate
+
+        from pixelwise.cli import CONFIG_DIR
+
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose(
+                "train",
+                overrides=[
+                    "data=synthetic_detection",
+                    "data.num_workers=0",
+                    "data.with_masks=true",
+                ],
+            )
+        dm = instantiate(cfg.data, _convert_="all")
+        dm.eval_batch_size = 3
+        batch = next(iter(dm.val_dataloader()))
+        assert isinstance(batch["masks"], list) and batch["masks"][2].shape[1:] == (128, 160)
+        assert [len(m) for m in batch["masks"]] == [len(b) for b in batch["boxes"]]
+
 
 def test_info():
     info = SyntheticDetectionScenes(size=SIZE, length=1).info
