@@ -153,7 +153,11 @@ def letterbox(
     if masks is not None:
         resized = np.zeros((len(masks), height, width), dtype=np.uint8)
         for k, m in enumerate(masks):
-            r = m if s == 1.0 else cv2.resize(m, None, fx=s, fy=s, interpolation=cv2.INTER_NEAREST)
+            r = (
+                m
+                if s == 1.0
+                else cv2.resize(m, None, fx=s, fy=s, interpolation=cv2.INTER_NEAREST_EXACT)
+            )
             resized[k, : min(nh, height), : min(nw, width)] = r[:height, :width]
         masks = resized
     return out, s, masks
