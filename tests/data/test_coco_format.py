@@ -139,3 +139,37 @@ class TestMasks:
     def test_not_a_segmentation(self):
         with pytest.raises(ValueError, match="not a polygon list or an RLE"):
             decode_segmentation({"size": [2, 2]}, 2, 2)
+
+
+class TestDatasetGroundTruth:
+    def test_synthetic_items_equal_the_export_and_score_one_against_themselves(self, tmp_path):
+        import contextlib
+        import io
+
+        from pycocotools.cocoeval import COCOeval
+
+        from pixelwise.data.coco_detection import COCODetection
+        from pixelwise.data.coco_export import export_coco
+        from pixelwise.data.coco_format import write_dataset_ground_truth
+        from pixelwise.data.synthetic_detection import SyntheticDetectionScenes
+
+        ds = SyntheticDetectionScenes(size=(96, 128), length=5, split="val", seed=1)
+        path = write_dataset_ground_truth(tmp_path / "gt.json", ds)
+        exported = export_coco(tmp_path / "coco", split="val", count=5, size=(96, 128), seed=1)
+        ours, theirs = json.loads(path.read_text()), json.loads(exported.read_text())
+        for a, b in zip(ours["annotations"], theirs["annotations"], strict=True):
+            b.pop("segmentation")
+            assert a == b
+        # letterboxed COCO items go back to original coordinates
+        coco_items = COCODetection(tmp_path / "coco", split="val", size=(48, 64))
+        back = json.loads(write_dataset_ground_truth(tmp_path / "gt2.json", coco_items).read_text())
+        for a, b in zip(back["annotations"], ours["annotations"], strict=True):
+            np.testing.assert_allclose(a["bbox"], b["bbox"], atol=1e-4)
+        with contextlib.redirect_stdout(io.StringIO()):
+            gt = COCO(str(path))
+            dets = [dict(a, score=1.0) for a in ours["annotations"] if not a["iscrowd"]]
+            ev = COCOeval(gt, gt.loadRes(dets), "bbox")
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+        assert ev.stats[0] == pytest.approx(1.0)

@@ -26,6 +26,7 @@ __all__ = [
     "encode_mask",
     "original_xywh",
     "write_coco_results",
+    "write_dataset_ground_truth",
     "xywh_to_xyxy",
     "xyxy_to_xywh",
 ]
@@ -239,3 +240,33 @@ def coco_ground_truth_json(path: str | Path, *args: Any, **kwargs: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(coco_ground_truth(*args, **kwargs)))
     return path
+
+
+def write_dataset_ground_truth(
+    path: str | Path,
+    dataset: Any,
+    category_ids: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
+) -> Path:
+    """Write a detection dataset's items as a COCO ground-truth JSON (original coordinates).
+
+    Iterates the items (image_id, orig_size, boxes / scale, labels, iscrowd, area, name), so any
+    detection dataset (synthetic, COCO, VOC) gets the file pycocotools' COCOeval reads next to a
+    results file. category_ids / class_names default to the dataset's own.
+    """
+    ids = list(category_ids if category_ids is not None else dataset.category_ids)
+    names = list(class_names if class_names is not None else dataset.class_names)
+    items = [dataset[i] for i in range(len(dataset))]
+    return coco_ground_truth_json(
+        path,
+        [it["image_id"] for it in items],
+        [it["orig_size"].tolist() for it in items],
+        [it["boxes"] for it in items],
+        [it["labels"] for it in items],
+        ids,
+        names,
+        iscrowd=[it["iscrowd"] for it in items],
+        areas=[it["area"] for it in items],
+        scales=[it["scale"] for it in items],
+        file_names=[it["name"] for it in items],
+    )
