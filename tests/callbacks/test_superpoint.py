@@ -75,7 +75,7 @@ def test_metrics_of_identical_images_under_identity():
         shape_a=(60, 80),
         shape_b=(60, 80),
     )
-    cb._update(outputs, detector=True)
+    cb._update(outputs)
     values = cb.evaluator.compute()
     assert values["all/repeatability"] == pytest.approx(1.0)
     assert values["all/localization_error"] == pytest.approx(0.0)

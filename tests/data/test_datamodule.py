@@ -101,3 +101,11 @@ def test_restrict_keeps_the_given_items_and_unknown_split_is_named():
     assert not dm.has_split("detector_test")
     with pytest.raises(ValueError, match="no split 'tset'"):
         dm.dataset("tset")
+
+
+def test_detector_test_pairs_follow_the_test_pairs_tagged_with_their_split():
+    dm = DataModule(test=lambda: Labels(n=2), detector_test=lambda: Labels(n=3), batch_size=1)
+    splits = [b["split"] for b in dm.test_dataloader()]
+    assert splits == [["test"]] * 2 + [["detector_test"]] * 3
+    with pytest.raises(ValueError, match="data.eval_batch_size=4 must be 1"):
+        DataModule(test=Labels, detector_test=Labels, batch_size=4)

@@ -196,11 +196,16 @@ class TestDataModule:
         assert hydra is not None
         dm = instantiate(cfg.data, _convert_="all")
         assert dm.dataset("test")[0]["image_a"].shape == (1, 480, 640)
-        assert dm.meta("detector_test")()[0]["image_a"].shape == (1, 240, 320)
-        assert (
-            dm.meta("protocol")["top_k"] == 1000
-            and dm.meta("protocol")["repeatability_top_k"] == 300
-        )
+        assert dm.dataset("detector_test")[0]["image_a"].shape == (1, 240, 320)
+        assert dm.info.protocol["top_k"] == 1000 and dm.info.protocol["repeatability_top_k"] == 300
+        # one test loader: the test pairs, then the detector pairs, each tagged with its split
+        loader = dm.test_dataloader()
+        n_test = len(dm.dataset("test"))
+        assert len(loader) == n_test + len(dm.dataset("detector_test"))
+        items = list(loader)
+        assert items[0]["split"] == ["test"] and items[0]["image_a"].shape[-2:] == (480, 640)
+        assert items[n_test]["split"] == ["detector_test"]
+        assert items[n_test]["image_a"].shape[-2:] == (240, 320)
 
 
 class TestLayoutErrors:

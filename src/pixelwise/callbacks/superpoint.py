@@ -28,10 +28,11 @@ class SuperPointEvaluation(L.Callback):
     ``<stage>/<metric>`` (all pairs) and ``<stage>/<split>/<metric>`` (illumination,
     viewpoint; NaN splits are not logged) for the metrics of
     :class:`~pixelwise.metrics.hpatches_protocol.HPatchesEvaluator` (options ``protocol``,
-    default the dataset's ``trainer.datamodule.info.protocol``, else the paper's). At test, when
-    the datamodule has a ``detector_test`` split (HPatches at 240x320), repeatability and
-    localization error are computed there (the paper's protocol; up to ``max_pairs`` pairs) and
-    the test set gives the rest. The classical baselines the task ran on the same test pairs
+    default the dataset's ``trainer.datamodule.info.protocol``, else the paper's). Each step's
+    pairs feed the part of the metrics ``SuperPointPairOutput.part`` names: with a
+    ``detector_test`` split (HPatches at 240x320, the paper's protocol) its pairs give
+    repeatability and localization error and the test pairs the rest. The classical baselines
+    the task ran on the same test pairs
     (``task.baselines``: OpenCV ORB/SIFT, ``SuperPointPairOutput.baselines``) are scored by the
     same metrics and written with the model's row as ``<output_dir>/<filename>.md`` (Table 4
     layout) and ``.json``. Validation: the first ``max_images`` pairs' matches (mutual NN,
@@ -44,7 +45,6 @@ class SuperPointEvaluation(L.Callback):
         model_name: str = "SuperPoint (ours)",
         output_dir: str | None = None,
         filename: str = "hpatches_table",
-        max_pairs: int | None = None,
         every_n_epochs: int = 1,
         max_images: int = 4,
         max_distance: float | None = 0.7,
@@ -56,7 +56,6 @@ class SuperPointEvaluation(L.Callback):
         self.model_name = model_name
         self.output_dir = output_dir
         self.filename = filename
-        self.max_pairs = max_pairs
         self.every_n_epochs = every_n_epochs
         self.max_images = max_images
         self.max_distance = max_distance
@@ -65,7 +64,6 @@ class SuperPointEvaluation(L.Callback):
         self.pictures: list[np.ndarray] = []
         self.results: dict[str, dict[str, float]] = {}
         self._protocol_in_use: dict[str, Any] = {}
-        self._detector_dataset: Any = None
 
     @property
     def evaluator(self) -> HPatchesEvaluator:
@@ -91,15 +89,22 @@ class SuperPointEvaluation(L.Callback):
         return self.evaluators[name]
 
     @staticmethod
-    def _feed(evaluator: HPatchesEvaluator, outputs: SuperPointPairOutput, detector: bool) -> None:
-        update = evaluator.update if detector else evaluator.update_descriptors
+    def _feed(evaluator: HPatchesEvaluator, outputs: SuperPointPairOutput) -> None:
         for i, (fa, fb) in enumerate(zip(outputs.features_a, outputs.features_b)):
-            update(fa, fb, outputs.homography[i], outputs.kinds[i], outputs.shape_a, outputs.shape_b)
+            evaluator.update(
+                fa,
+                fb,
+                outputs.homography[i],
+                outputs.kinds[i],
+                outputs.shape_a,
+                outputs.shape_b,
+                part=outputs.part,
+            )
 
-    def _update(self, outputs: SuperPointPairOutput, detector: bool) -> None:
-        self._feed(self.evaluator, outputs, detector)
+    def _update(self, outputs: SuperPointPairOutput) -> None:
+        self._feed(self.evaluator, outputs)
         for method, out in outputs.baselines.items():
-            self._feed(self._evaluator(method.upper()), out, detector)
+            self._feed(self._evaluator(method.upper()), out)
 
     def _log(self, pl_module: L.LightningModule, stage: str, values: dict[str, float]) -> None:
         for key, value in values.items():
@@ -120,7 +125,7 @@ class SuperPointEvaluation(L.Callback):
     def on_validation_batch_end(
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
     ) -> None:
-        self._update(outputs, detector=True)
+        self._update(outputs)
         for i in range(len(outputs.features_a)):
             if len(self.pictures) >= self.max_images or not self._due(trainer):
                 break
@@ -153,55 +158,15 @@ class SuperPointEvaluation(L.Callback):
 
     # -- test -----------------------------------------------------------------------------------
 
-    @staticmethod
-    def _detector_test(trainer: L.Trainer) -> Any:
-        dm = getattr(trainer, "datamodule", None)
-        has = getattr(dm, "has_split", None)
-        return dm.dataset("detector_test") if has is not None and has("detector_test") else None
-
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start(trainer)
-        self._detector_dataset = self._detector_test(trainer)
 
     def on_test_batch_end(
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
     ) -> None:
-        self._update(outputs, detector=self._detector_dataset is None)
-
-    def _detector_pass(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """The paper's repeatability at another resolution (240x320, 300 points), model and baselines.
-
-        Each pair on one rank (the metrics sum over ranks); extraction through the task's own
-        ``extract`` / ``baselines``. Not yet a loop of the trainer (item 2 of issue 12).
-        """
-        dataset = self._detector_dataset
-        n = len(dataset) if self.max_pairs is None else min(len(dataset), self.max_pairs)
-        e = pl_module.extraction
-        extractors = {
-            self.model_name: lambda image: pl_module.extract(
-                image,
-                max_keypoints=e.top_k,
-                nms_radius=e.nms_radius,
-                threshold=e.threshold,
-                border=e.border,
-            )[0],
-            **{m.upper(): f for m, f in pl_module.baselines.items()},
-        }
-        for idx in range(trainer.global_rank, n, trainer.world_size):
-            item = dataset[idx]
-            for name, extract in extractors.items():
-                self._evaluator(name).update_detector(
-                    extract(item["image_a"]),
-                    extract(item["image_b"]),
-                    item["homography"],
-                    item["kind"],
-                    tuple(item["image_a"].shape[-2:]),
-                    tuple(item["image_b"].shape[-2:]),
-                )
+        self._update(outputs)
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._detector_dataset is not None:
-            self._detector_pass(trainer, pl_module)
         self.results = {name: ev.compute() for name, ev in self.evaluators.items()}
         self._log(pl_module, "test", self.results[self.model_name])
         if len(self.results) == 1 or not trainer.is_global_zero:

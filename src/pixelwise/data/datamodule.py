@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -34,12 +35,34 @@ _ARGUMENTS = (*SPLITS, "batch_size", "eval_batch_size", "num_workers", "pin_memo
               "persistent_workers", "list_keys", "info")
 
 
+class TaggedSplits(Dataset):
+    """The items of several splits one after the other, each dict item with ``"split"``: its split's name."""
+
+    def __init__(self, parts: Sequence[tuple[str, Dataset]]) -> None:
+        self.parts = list(parts)
+        self.ends = list(np.cumsum([len(dataset) for _, dataset in self.parts]))
+
+    def __len__(self) -> int:
+        return int(self.ends[-1]) if self.ends else 0
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        part = bisect.bisect_right(self.ends, index)
+        name, dataset = self.parts[part]
+        start = int(self.ends[part - 1]) if part else 0
+        return {**dataset[index - start], "split": name}
+
+
 class DataModule(L.LightningDataModule):
     """Train/val/test/predict loaders over datasets built lazily by `setup`.
 
     Each split is a zero-argument factory (Hydra `_partial_: true`), so `setup("fit")` never
     touches the test set. Validation, test and predict loaders use a sampler that neither
     pads nor drops under DDP, so metrics reduced by sum equal the single-process value.
+    ``detector_test``: a second test split for an evaluation protocol that scores the detector
+    at another resolution (HPatches at 240x320); the test loader then gives the ``test`` pairs,
+    then the ``detector_test`` pairs, each item tagged ``"split": "test" | "detector_test"``
+    (needs ``eval_batch_size=1``: the two come in different sizes). What the data declares about
+    itself is :attr:`info` (a :class:`~pixelwise.data.info.DatasetInfo`).
     """
 
     def __init__(
@@ -63,6 +86,11 @@ class DataModule(L.LightningDataModule):
             raise ValueError(f"data.batch_size={batch_size}: expected a positive integer")
         if num_workers < 0:
             raise ValueError(f"data.num_workers={num_workers}: expected >= 0")
+        if detector_test is not None and (eval_batch_size or batch_size) != 1:
+            raise ValueError(
+                f"data.detector_test is set, so data.eval_batch_size={eval_batch_size or batch_size} "
+                "must be 1: its pairs follow the test pairs in the test loader, in another size"
+            )
         for key in CONFIG_VARIABLES:
             facts.pop(key, None)
         unknown = sorted(set(facts) - set(DatasetInfo.config_keys()))
@@ -180,8 +208,10 @@ class DataModule(L.LightningDataModule):
     def train_dataset(self) -> Dataset:
         return self.dataset("train")
 
-    def _loader(self, split: str, shuffle: bool, drop_last: bool) -> DataLoader:
-        dataset = self.dataset(split)
+    def _loader(
+        self, split: str, shuffle: bool, drop_last: bool, dataset: Dataset | None = None
+    ) -> DataLoader:
+        dataset = self.dataset(split) if dataset is None else dataset
         sampler = None
         batch_size = self.batch_size if split == "train" else self.eval_batch_size
         trainer = getattr(self, "trainer", None)
@@ -210,7 +240,10 @@ class DataModule(L.LightningDataModule):
         return self._loader("val", shuffle=False, drop_last=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False, drop_last=False)
+        if not self.has_split("detector_test"):
+            return self._loader("test", shuffle=False, drop_last=False)
+        parts = [(split, self.dataset(split)) for split in ("test", "detector_test")]
+        return self._loader("test", shuffle=False, drop_last=False, dataset=TaggedSplits(parts))
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("predict", shuffle=False, drop_last=False)

@@ -60,7 +60,9 @@ class DatasetInfo:
         tupled("class_to_category", int)
         tupled("category_names", str)
         tupled("category_ids", int)
-        if self.image_size is not None:
+        if isinstance(self.image_size, int):
+            object.__setattr__(self, "image_size", (self.image_size, self.image_size))
+        elif self.image_size is not None:
             tupled("image_size", int)
         if self.palette is not None:
             object.__setattr__(self, "palette", np.asarray(self.palette, dtype=np.uint8))

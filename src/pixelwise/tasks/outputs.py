@@ -192,8 +192,9 @@ class SuperPointPairOutput:
     descriptors [N,D] L2-normalised); homography float [B,3,3] (a -> b); kinds: per pair "i"
     (illumination) / "v" (viewpoint) / None; shape_a / shape_b (H, W); loss: scalar when the
     batch has labels (None on HPatches); baselines: {method: SuperPointPairOutput} of classical
-    features (ORB, SIFT) on the same pairs (test only); detector: True when these pairs are the
-    detector-protocol split (repeatability at another resolution), not the descriptor split.
+    features (ORB, SIFT) on the same pairs (test only); part: which metrics of the HPatches
+    protocol these pairs are for: "both", or, when the data has a detector-protocol split at
+    another resolution, "descriptors" (the test pairs) or "detector" (the detector_test pairs).
     """
 
     features_a: list[Features]
@@ -204,7 +205,7 @@ class SuperPointPairOutput:
     shape_b: tuple[int, int]
     loss: torch.Tensor | None = None
     baselines: dict[str, SuperPointPairOutput] = field(default_factory=dict)
-    detector: bool = False
+    part: str = "both"
 
 
 @dataclass

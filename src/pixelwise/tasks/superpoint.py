@@ -27,6 +27,8 @@ from pixelwise.tasks.outputs import FeatureOutput, Features, SuperPointPairOutpu
 __all__ = ["SuperPointTask"]
 
 _DEFAULT = SUPERPOINT_EXTRACTION
+# The HPatches-protocol metrics each split of a datamodule with a detector_test split is for.
+_PARTS = {"test": "descriptors", "detector_test": "detector"}
 
 
 class SuperPointTask(PixelwiseTask):
@@ -40,8 +42,8 @@ class SuperPointTask(PixelwiseTask):
     extracted with ``max_keypoints``, ``nms_radius``, ``detection_threshold``, ``border``: by
     default :data:`~pixelwise.geometry.keypoints.SUPERPOINT_EXTRACTION`); at test it also carries
     the ``baselines`` (OpenCV ORB/SIFT, :class:`~pixelwise.nets.ClassicalFeatures`) on the same pairs.
-    A test batch with ``"detector": True`` items (the detector-protocol split, e.g. HPatches at
-    240x320) is marked so (``SuperPointPairOutput.detector``).
+    Test batches tagged ``"split"`` (a datamodule with a ``detector_test`` split: HPatches at
+    480x640 for the descriptors, at 240x320 for the detector) say so in ``SuperPointPairOutput.part``.
     ``net`` may be None when ``net_config`` (stored in the checkpoint's hparams) rebuilds it, so
     ``SuperPointTask.load_from_checkpoint(path)`` needs no net. The official
     ``superpoint_v1.pth`` loads into the net (``model.pretrained``); ``detector_weights`` a MagicPoint
@@ -257,7 +259,9 @@ class SuperPointTask(PixelwiseTask):
         loss: torch.Tensor | None = None,
     ) -> SuperPointPairOutput:
         n = batch["image_a"].shape[0]
-        detector = batch.get("detector")
+        splits = set(batch.get("split") or ())
+        if len(splits) > 1:
+            raise ValueError(f"a test batch mixes the splits {sorted(splits)}")
         return SuperPointPairOutput(
             features_a=features_a,
             features_b=features_b,
@@ -266,7 +270,7 @@ class SuperPointTask(PixelwiseTask):
             shape_a=tuple(batch["image_a"].shape[-2:]),
             shape_b=tuple(batch["image_b"].shape[-2:]),
             loss=loss,
-            detector=bool(detector is not None and bool(torch.as_tensor(detector).any())),
+            part=_PARTS[splits.pop()] if splits else "both",
         )
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> FeatureOutput:
