@@ -87,13 +87,14 @@ class TorchvisionDetector(nn.Module):
             )
         if not any(k.startswith("model.") for k in state):
             state = {f"model.{k}": v for k, v in state.items()}
-        missing, unexpected = self.load_state_dict(state, strict=False)
-        if missing or unexpected:
+        try:
+            self.load_state_dict(state)
+        except RuntimeError as err:  # missing/unexpected keys or a shape mismatch
+            detail = str(err).split("\n\t", 1)[-1].splitlines()[0]
             raise ValueError(
                 f"model.pretrained={path} does not fit {self.architecture} with "
-                f"{self.num_classes} classes: {len(missing)} missing keys (e.g. {missing[:3]}), "
-                f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})"
-            )
+                f"{self.num_classes} classes: {detail}"
+            ) from None
 
     @staticmethod
     def _shifted(targets: Sequence[dict[str, torch.Tensor]]) -> list[dict[str, torch.Tensor]]:

@@ -154,9 +154,7 @@ class PairDetections:
 
     def select(self, keep: Sequence[int]) -> PairDetections:
         """The pairs with the given batch indices."""
-        return PairDetections(
-            *([getattr(self, name)[i] for i in keep] for name in _PAIR_FIELDS)
-        )
+        return PairDetections(*([getattr(self, name)[i] for i in keep] for name in _PAIR_FIELDS))
 
 
 _PAIR_FIELDS = ("keypoints_a", "scores_a", "keypoints_b", "scores_b")
