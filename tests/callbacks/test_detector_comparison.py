@@ -118,7 +118,13 @@ def test_bad_method_missing_baseline_and_name_clash(tmp_path):
         DetectorComparison(model_name="harris", methods=["harris"])
     batch, corners = square_batch()
     with pytest.raises(ValueError, match="add them to task.baselines"):
-        run(DetectorComparison(methods=["fast"]), Module(), tmp_path, model_output(batch, corners, []), batch)
+        run(
+            DetectorComparison(methods=["fast"]),
+            Module(),
+            tmp_path,
+            model_output(batch, corners, []),
+            batch,
+        )
 
 
 def test_comparison_table_formats_nan_as_dash():

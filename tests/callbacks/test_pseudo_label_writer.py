@@ -41,7 +41,9 @@ class Fixed(L.LightningModule):
         values = batch["image"][:, 0, 0, 0]
         kps = [torch.tensor([[v, 0.0], [0.0, v]]) for v in values.tolist()]
         return KeypointOutput(
-            keypoints=kps, scores=[torch.tensor([0.9, 0.5]) for _ in kps], heatmap=batch["image"] / 10
+            keypoints=kps,
+            scores=[torch.tensor([0.9, 0.5]) for _ in kps],
+            heatmap=batch["image"] / 10,
         )
 
 

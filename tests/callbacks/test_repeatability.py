@@ -27,7 +27,9 @@ def dets(a, b):
 
 
 def outputs(student, teacher=None, ok=True, shape=(64, 64)):
-    detections = {"student": student} if teacher is None else {"student": student, "teacher": teacher}
+    detections = (
+        {"student": student} if teacher is None else {"student": student, "teacher": teacher}
+    )
     return AdaptationOutput(
         homography=torch.eye(3)[None],
         shape=shape,

@@ -6,6 +6,7 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from pixelwise.callbacks.segmentation import SegmentationMetrics
+from pixelwise.data.info import DatasetInfo
 from pixelwise.metrics import InstanceIoU
 from pixelwise.tasks.outputs import SegmentationOutput
 
@@ -160,7 +161,7 @@ class FakeWandb(WandbLogger):
 
 
 def fake_trainer(facts=None, loggers=()):
-    dm = SimpleNamespace(meta=lambda name, default=None: (facts or {}).get(name, default))
+    dm = SimpleNamespace(info=DatasetInfo(**(facts or {})))
     return SimpleNamespace(
         sanity_checking=False,
         datamodule=dm,

@@ -104,10 +104,7 @@ class TestEdgesTaskLoss:
         out = model.validation_step(batch, 0)
         fused = model(batch["image"])[-1][:, 0].sigmoid()
         assert out.preds.shape == (2, 8, 8) and torch.allclose(out.preds, fused)
-        assert (
-            out.sides.shape == (2, 3, 8, 8)
-            and 0 <= out.sides.min() <= out.sides.max() <= 1
-        )
+        assert out.sides.shape == (2, 3, 8, 8) and 0 <= out.sides.min() <= out.sides.max() <= 1
         assert out.edges is batch["edges"]
 
     def test_bad_options(self):

@@ -11,8 +11,7 @@ import torch.nn.functional as F
 from pixelwise.geometry.cells import keypoints_to_cell_labels
 from pixelwise.losses.cell_cross_entropy import cell_cross_entropy
 from pixelwise.losses.descriptor_hinge import descriptor_hinge_loss
-from pixelwise.nets.superpoint import SuperPointNet
-from pixelwise.nets.superpoint import sample_descriptors, superpoint_net_config
+from pixelwise.nets.superpoint import SuperPointNet, sample_descriptors, superpoint_net_config
 from pixelwise.tasks.superpoint import SuperPointTask
 from tests.checkpoints import save_lightning_checkpoint
 

@@ -208,9 +208,7 @@ class EdgePanels(L.Callback):
             return
         n = min(self.max_images, batch["image"].shape[0])
         self.panels = [
-            edge_panel(
-                batch["image"][i], outputs.edges[i], outputs.sides[i], outputs.preds[i]
-            )
+            edge_panel(batch["image"][i], outputs.edges[i], outputs.sides[i], outputs.preds[i])
             for i in range(n)
         ]
 

@@ -48,7 +48,7 @@ class SegmentationMetrics(L.Callback):
     ground truth; iIoU when no ground-truth instance was seen) is not logged.
 
     Dataset facts (`instance_classes`, `class_to_category`, `category_names`,
-    `mean_instance_size`) left None here come from `trainer.datamodule.meta(name)` (the data
+    `mean_instance_size`) left None here come from `trainer.datamodule.info` (the data
     config, else the dataset's attributes); pass an empty list to switch one off, and
     `mean_instance_size="observed"` to measure N̄_c on the evaluated data.
 
@@ -104,12 +104,12 @@ class SegmentationMetrics(L.Callback):
     # ---- configuration -------------------------------------------------------------------
 
     def resolve_facts(self, trainer: Any) -> dict[str, Any]:
-        """The dataset facts in use: this callback's arguments, else `trainer.datamodule.meta(name)`; validated."""
-        datamodule = getattr(trainer, "datamodule", None)
+        """The dataset facts in use: this callback's arguments, else `trainer.datamodule.info`; validated."""
+        info = getattr(getattr(trainer, "datamodule", None), "info", None)
         raw = {}
         for name, value in self.given.items():
-            if value is None and datamodule is not None and hasattr(datamodule, "meta"):
-                value = datamodule.meta(name)
+            if value is None and info is not None:
+                value = getattr(info, name)
             raw[name] = value
         where = "(SegmentationMetrics argument, else data.{0} or the dataset's attribute)"
         k = self.num_classes

@@ -20,6 +20,7 @@ from pixelwise.tasks.outputs import SuperPointPairOutput
 # draw_matches and ransac_inliers lived here; their homes are pixelwise.drawing and pixelwise.geometry.
 __all__ = ["SuperPointEvaluation", "draw_matches", "ransac_inliers"]
 
+
 class SuperPointEvaluation(L.Callback):
     """HPatches-protocol metrics of the task's features on validation and test pairs; pictures; baselines table.
 

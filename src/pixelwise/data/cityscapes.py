@@ -22,6 +22,7 @@ from pixelwise.data.cityscapes_labels import (
     PALETTE,
     trainid_to_labelid,
 )
+from pixelwise.data.info import DatasetInfo
 from pixelwise.data.label_io import (
     DatasetLayoutError,
     Transform,
@@ -93,6 +94,20 @@ class CityscapesLabelled(Dataset):
 
     items: list[tuple[Path, Path, Path]]
     transform: Transform | None
+
+    @property
+    def info(self) -> DatasetInfo:
+        """The label facts above, as ``DataModule.info`` reads them."""
+        return DatasetInfo(
+            num_classes=self.num_classes,
+            class_names=self.class_names,
+            ignore_index=self.ignore_index,
+            palette=self.palette,
+            instance_classes=self.instance_classes,
+            class_to_category=self.class_to_category,
+            category_names=self.category_names,
+            mean_instance_size=self.mean_instance_size,
+        )
 
     def decode_instances(self, raw: np.ndarray, path: Path) -> np.ndarray:
         """The instance PNG's values [H, W] -> ids 1..K int32 [H, W] on evaluated instance classes."""

@@ -31,8 +31,16 @@ CONFIG_VARIABLES = (
     "with_masks",
 )
 SPLITS = ("train", "val", "test", "predict", "detector_test")
-_ARGUMENTS = (*SPLITS, "batch_size", "eval_batch_size", "num_workers", "pin_memory",
-              "persistent_workers", "list_keys", "info")
+_ARGUMENTS = (
+    *SPLITS,
+    "batch_size",
+    "eval_batch_size",
+    "num_workers",
+    "pin_memory",
+    "persistent_workers",
+    "list_keys",
+    "info",
+)
 
 
 class TaggedSplits(Dataset):
@@ -103,7 +111,11 @@ class DataModule(L.LightningDataModule):
             )
         declared = DatasetInfo.from_config(facts)
         if info is not None:
-            given = info if isinstance(info, DatasetInfo) else DatasetInfo.from_config(info, "data.info")
+            given = (
+                info
+                if isinstance(info, DatasetInfo)
+                else DatasetInfo.from_config(info, "data.info")
+            )
             declared = declared.merged(given)
         self._declared = declared
         self.factories = {

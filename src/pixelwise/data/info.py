@@ -9,7 +9,7 @@ fields the config leaves unset, from a dataset's own ``info`` attribute (a ``Dat
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,4 +130,3 @@ def info_of(dataset: Any) -> DatasetInfo | None:
     """A dataset's declared ``info`` (a :class:`DatasetInfo`), None when it declares none."""
     info = getattr(dataset, "info", None)
     return info if isinstance(info, DatasetInfo) else None
-

@@ -52,7 +52,9 @@ def ransac_inliers(
     """Points [N,2], [M,2] and matches [K,2] (index_a, index_b) -> (H [3,3] a -> b or None, inlier bool [K]) as numpy."""
     matches = matches.long().cpu()
     h, inliers = ransac_homography(
-        keypoints_a.detach().cpu()[matches[:, 0]], keypoints_b.detach().cpu()[matches[:, 1]], threshold
+        keypoints_a.detach().cpu()[matches[:, 0]],
+        keypoints_b.detach().cpu()[matches[:, 1]],
+        threshold,
     )
     return (None if h is None else h.numpy()), inliers.numpy()
 

@@ -184,36 +184,42 @@ class HPatchesEvaluator(Metric):
         self.thresholds = tuple(float(t) for t in thresholds)
         # No compute cache: the 'all' instances are copies merged after a split may have been computed.
         plain = {"compute_with_cache": False}
-        self.metrics = nn.ModuleDict({
-            kind: nn.ModuleDict({
-                "detector": Repeatability(
-                    distance=repeatability_distance,
-                    top_k=repeatability_top_k,
-                    localization_error=True,
-                    **plain,
-                ),
-                "homography": HomographyAccuracy(
-                    thresholds=self.thresholds, ransac_threshold=ransac_threshold, **plain
-                ),
-                "descriptors": DescriptorMetrics(
-                    distance=correct_distance,
-                    top_k=top_k,
-                    recall_base=recall_base,
-                    mutual_matching_score=mutual_matching_score,
-                    **plain,
-                ),
-            })
-            for kind in SPLIT_NAMES
-        })
+        self.metrics = nn.ModuleDict(
+            {
+                kind: nn.ModuleDict(
+                    {
+                        "detector": Repeatability(
+                            distance=repeatability_distance,
+                            top_k=repeatability_top_k,
+                            localization_error=True,
+                            **plain,
+                        ),
+                        "homography": HomographyAccuracy(
+                            thresholds=self.thresholds, ransac_threshold=ransac_threshold, **plain
+                        ),
+                        "descriptors": DescriptorMetrics(
+                            distance=correct_distance,
+                            top_k=top_k,
+                            recall_base=recall_base,
+                            mutual_matching_score=mutual_matching_score,
+                            **plain,
+                        ),
+                    }
+                )
+                for kind in SPLIT_NAMES
+            }
+        )
         self.counts = self._new_counts()
 
     @staticmethod
     def _new_counts() -> nn.ModuleDict:
         """Pair counters per kind and part, metrics themselves so that they are summed over DDP ranks."""
-        counts = nn.ModuleDict({
-            kind: nn.ModuleDict({"detector": SumMetric(), "descriptors": SumMetric()})
-            for kind in SPLIT_NAMES
-        })
+        counts = nn.ModuleDict(
+            {
+                kind: nn.ModuleDict({"detector": SumMetric(), "descriptors": SumMetric()})
+                for kind in SPLIT_NAMES
+            }
+        )
         for parts in counts.values():
             for counter in parts.values():
                 counter.update(0.0)  # defined on every rank, even one that never sees a pair

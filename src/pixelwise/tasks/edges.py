@@ -143,7 +143,9 @@ class EdgesTask(PixelwiseTask):
             reduction=self.reduction,
         )
 
-    def _losses(self, outputs: list[torch.Tensor], batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    def _losses(
+        self, outputs: list[torch.Tensor], batch: dict[str, Any]
+    ) -> dict[str, torch.Tensor]:
         loss, parts = self._loss(outputs, batch)
         return {"loss": loss, "loss_fused": parts[-1]}
 
