@@ -154,3 +154,34 @@ class TestRepeatability:
             metric.update([torch.zeros(2, 3)], sc, kp, sc, torch.eye(3)[None], SHAPE)
         with pytest.raises(ValueError, match="top_k"):
             Repeatability(top_k=0)
+
+
+class TestRepeatabilityGain:
+    def test_two_models_on_the_same_pairs_and_the_gain(self):
+        from pixelwise.metrics.repeatability import RepeatabilityGain
+
+        def pts(*p):
+            return torch.tensor(p, dtype=torch.float32)
+
+        def dets(a, b):
+            return ([a], [torch.ones(len(a))], [b], [torch.ones(len(b))])
+
+        metric = RepeatabilityGain(["student", "teacher"], distance=3.0, top_k=None)
+        # student: both points repeat -> 1; teacher: only (10,10) repeats, both ways -> 2 / 4
+        metric.update(
+            {
+                "student": dets(pts([10, 10], [20, 20]), pts([10, 10], [21, 20])),
+                "teacher": dets(pts([10, 10], [20, 20]), pts([10, 10], [50, 50])),
+            },
+            torch.eye(3)[None],
+            (64, 64),
+        )
+        out = metric.compute()
+        assert float(out["student/repeatability"]) == pytest.approx(1.0)
+        assert float(out["student/localization_error"]) == pytest.approx(0.5)
+        assert float(out["teacher/repeatability"]) == pytest.approx(0.5)
+        assert float(out["gain"]) == pytest.approx(1.0)  # 1 / 0.5 - 1
+        metric.reset()
+        assert float(metric.compute()["gain"]) == 0.0  # no pairs: a reference of 0 gives 0
+        with pytest.raises(KeyError, match="teacher"):
+            metric.update({"student": dets(pts([1, 1]), pts([1, 1]))}, torch.eye(3)[None], (8, 8))

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
+from torch import nn
 from torchmetrics import Metric
 
 from pixelwise.geometry.homography import warp_points
 from pixelwise.metrics.pair_batches import check_pair_batch, pair_shapes
 
-__all__ = ["Repeatability", "pair_repeatability", "relative_gain", "top_k_for_area"]
+__all__ = [
+    "Repeatability",
+    "RepeatabilityGain",
+    "pair_repeatability",
+    "relative_gain",
+    "top_k_for_area",
+]
 
 
 def _inside(points: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
@@ -188,3 +195,70 @@ class Repeatability(Metric):
             return rep.float()
         loc = self.error_sum / self.localized_pairs.clamp_min(1)
         return {"repeatability": rep.float(), "localization_error": loc.float()}
+
+
+class RepeatabilityGain(Metric):
+    """Repeatability of several models on the same pairs, and the first's gain over the second.
+
+    One :class:`Repeatability` (with localization error) per name in ``models`` (child metrics,
+    each DDP-reduced). ``update(detections, homography, shape)`` takes ``{name: (keypoints_a,
+    scores_a, keypoints_b, scores_b)}`` (lists over the batch) for every model. ``compute()`` ->
+    ``{"<name>/repeatability", "<name>/localization_error"}`` per model and, with two or more
+    models, ``"gain"`` = :func:`relative_gain` of the first over the second (the paper's "+21%").
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(
+        self,
+        models: Sequence[str],
+        distance: float = 3.0,
+        top_k: int | None = 300,
+        top_k_size: Sequence[int] | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**{"compute_with_cache": False, **kwargs})
+        if not models:
+            raise ValueError("RepeatabilityGain: models must name at least one model")
+        self.models = tuple(str(m) for m in models)
+        self.per_model = nn.ModuleDict(
+            {
+                m: Repeatability(
+                    distance, top_k, localization_error=True, top_k_size=top_k_size, **kwargs
+                )
+                for m in self.models
+            }
+        )
+
+    def update(
+        self,
+        detections: Mapping[str, Sequence[Sequence[torch.Tensor]]],
+        homography: torch.Tensor,
+        shape: tuple[int, int],
+    ) -> None:
+        """{model: (keypoints_a, scores_a, keypoints_b, scores_b)} lists over B pairs, H [B,3,3] (a -> b), (H, W)."""
+        missing = [m for m in self.models if m not in detections]
+        if missing:
+            raise KeyError(
+                f"RepeatabilityGain: no detections of {missing} (got {sorted(detections)})"
+            )
+        for m in self.models:
+            self.per_model[m].update(*detections[m], homography, shape)
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for m in self.models:
+            values = self.per_model[m].compute()
+            out[f"{m}/repeatability"] = values["repeatability"]
+            out[f"{m}/localization_error"] = values["localization_error"]
+        if len(self.models) > 1:
+            first, second = (float(out[f"{m}/repeatability"]) for m in self.models[:2])
+            out["gain"] = torch.tensor(relative_gain(first, second))
+        return out
+
+    def reset(self) -> None:
+        super().reset()
+        for metric in self.per_model.values():
+            metric.reset()
