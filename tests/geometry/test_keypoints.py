@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from pixelwise.geometry.keypoints import extract_keypoints, nms_heatmap
+from pixelwise.geometry.keypoints import (
+    MAGICPOINT_EVAL_EXTRACTION,
+    SUPERPOINT_EXTRACTION,
+    Extraction,
+    extract_keypoints,
+    nms_heatmap,
+)
 
 
 def greedy_nms_reference(heat: np.ndarray, threshold: float, radius: int) -> set[tuple[int, int]]:
@@ -147,3 +153,50 @@ def test_round_trip_labels_logits_heatmap_keypoints():
     assert got == sorted(
         (float(np.floor(x + 0.5)), float(np.floor(y + 0.5))) for x, y in pts.tolist()
     )
+
+
+class TestExtraction:
+    def test_call_is_extract_keypoints_with_its_settings(self):
+        torch.manual_seed(0)
+        heat = torch.rand(2, 1, 20, 30).double()
+        settings = Extraction(threshold=0.3, nms_radius=2, border=3, top_k=7)
+        got = settings(heat)
+        expected = extract_keypoints(heat.float(), threshold=0.3, nms_radius=2, border=3, top_k=7)
+        for g, e in zip(got, expected):
+            assert torch.equal(g["keypoints"], e["keypoints"]) and len(g["keypoints"]) == 7
+            assert torch.equal(g["scores"], e["scores"])
+
+    def test_the_named_defaults(self):
+        assert SUPERPOINT_EXTRACTION == Extraction(0.015, 4, 4, 1000)  # the official demo
+        assert MAGICPOINT_EVAL_EXTRACTION == Extraction(0.001, 4, 0, None)  # rpautrat's eval
+
+    @pytest.mark.parametrize(
+        ("values", "keys", "match"),
+        [
+            ((1.5, 4, 0, None), None, r"task.detection_threshold=1.5: expected a probability"),
+            ((0.1, -1, 0, None), None, "task.nms_radius=-1"),
+            ((0.1, 4, -2, None), None, "task.border=-2"),
+            ((0.1, 4, 0, 0), None, r"task.top_k=0: expected null"),
+            ((0.1, 4, 0, 0), {"top_k": "max_keypoints"}, "task.max_keypoints=0"),
+        ],
+    )
+    def test_checked_names_the_config_key(self, values, keys, match):
+        with pytest.raises(ValueError, match=match):
+            Extraction.checked(*values, keys=keys)
+        assert Extraction.checked(0.1, 4, 0, None) == Extraction(0.1, 4, 0, None)
+
+
+def test_task_configs_use_the_named_extraction_defaults():
+    """The YAML defaults that matter say what the code's named defaults say."""
+    from omegaconf import OmegaConf
+
+    from pixelwise.cli import CONFIG_DIR
+
+    def extraction(name, top_k_key="top_k"):
+        task = OmegaConf.load(f"{CONFIG_DIR}/task/{name}.yaml").task
+        return Extraction(task.detection_threshold, task.nms_radius, task.border, task[top_k_key])
+
+    assert extraction("magicpoint") == MAGICPOINT_EVAL_EXTRACTION
+    assert extraction("superpoint", "max_keypoints") == SUPERPOINT_EXTRACTION
+    adaptation = extraction("homographic_adaptation")
+    assert adaptation == Extraction(**{**SUPERPOINT_EXTRACTION.__dict__, "top_k": None})

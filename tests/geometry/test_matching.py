@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from pixelwise.geometry.matching import match_descriptors
+from pixelwise.geometry.matching import match_descriptors, ransac_homography, ransac_inliers
 
 
 def brute_force(desc_a, desc_b, mutual, max_distance):
@@ -71,3 +71,40 @@ class TestMatchDescriptors:
             match_descriptors(torch.zeros(2, 3), torch.zeros(2, 4))
         with pytest.raises(ValueError, match="max_distance"):
             match_descriptors(torch.zeros(2, 3), torch.zeros(2, 3), max_distance=-1.0)
+
+
+class TestRansacHomography:
+    H = torch.tensor([[1.1, 0.05, 3.0], [-0.02, 0.95, -2.0], [1e-4, 0.0, 1.0]], dtype=torch.float64)
+
+    def points(self, n=40):
+        g = torch.Generator().manual_seed(0)
+        a = torch.rand(n, 2, generator=g, dtype=torch.float64) * 200
+        ah = torch.cat([a, torch.ones(n, 1, dtype=torch.float64)], 1) @ self.H.T
+        return a, ah[:, :2] / ah[:, 2:]
+
+    def test_recovers_a_known_homography_and_flags_wrong_matches(self):
+        a, b = self.points()
+        b[:5] += 50.0
+        h, inliers = ransac_homography(a, b, threshold=1.0)
+        assert inliers.tolist() == [False] * 5 + [True] * 35
+        torch.testing.assert_close(h / h[2, 2], self.H, atol=1e-4, rtol=0)
+
+    def test_too_few_or_degenerate_matches_give_none(self):
+        a, b = self.points(3)
+        h, inliers = ransac_homography(a, b)
+        assert h is None and inliers.tolist() == [False] * 3
+        same = torch.zeros(6, 2, dtype=torch.float64)
+        assert ransac_homography(same, same)[0] is None
+
+    def test_bad_shapes_are_errors(self):
+        with pytest.raises(ValueError, match="matched row by row"):
+            ransac_homography(torch.zeros(5, 2), torch.zeros(6, 2))
+        with pytest.raises(ValueError, match=r"points_b must be \[K, 2\]"):
+            ransac_homography(torch.zeros(5, 2), torch.zeros(5, 3))
+
+    def test_ransac_inliers_indexes_the_matches(self):
+        a, b = self.points()
+        perm = torch.randperm(40, generator=torch.Generator().manual_seed(1))
+        matches = torch.stack([torch.arange(40), perm.argsort()], 1)  # a_i <-> b_perm^-1
+        h, inliers = ransac_inliers(a, b[perm], matches, threshold=1.0)
+        assert inliers.all() and abs(h[0, 0] / h[2, 2] - 1.1) < 1e-4

@@ -17,8 +17,7 @@ from pixelwise.geometry.matching import match_descriptors, ransac_inliers
 from pixelwise.metrics.hpatches_protocol import HPatchesEvaluator, format_table
 from pixelwise.tasks.outputs import SuperPointPairOutput
 
-# draw_matches and ransac_inliers lived here; their homes are pixelwise.drawing and pixelwise.geometry.
-__all__ = ["SuperPointEvaluation", "draw_matches", "ransac_inliers"]
+__all__ = ["SuperPointEvaluation"]
 
 
 class SuperPointEvaluation(L.Callback):
