@@ -1,4 +1,4 @@
-"""Pictures of keypoint matches, for notebooks, match.py and the SuperPoint callback (no Lightning)."""
+"""Pictures for notebooks, match.py and the callbacks: images as uint8 RGB, keypoint matches (no Lightning)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,14 @@ import cv2
 import numpy as np
 import torch
 
-from pixelwise.callbacks.overlays import to_uint8_image
+__all__ = ["draw_matches", "to_uint8_image"]
 
-__all__ = ["draw_matches"]
+
+def to_uint8_image(image: torch.Tensor) -> np.ndarray:
+    """Float image [C,H,W] in [0,1] -> uint8 RGB [H,W,3] (grayscale repeated)."""
+    array = (image.detach().float().clamp(0, 1) * 255).round().byte().cpu().numpy()
+    array = np.transpose(array, (1, 2, 0))
+    return np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array[..., :3]
 
 
 def draw_matches(

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
-from pixelwise.callbacks.overlays import to_uint8_image
+from pixelwise.drawing import to_uint8_image
 from pixelwise.tasks.outputs import AdaptationOutput
 
 __all__ = ["AdaptationMedia", "heatmap_panel"]

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
-from pixelwise.callbacks.overlays import to_uint8_image
+from pixelwise.drawing import to_uint8_image
 from pixelwise.metrics.boundary_f import BoundaryF
 from pixelwise.tasks.outputs import EdgeOutput
 

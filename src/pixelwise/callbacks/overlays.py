@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from pixelwise.drawing import to_uint8_image
+
 
 def default_palette(num_classes: int) -> np.ndarray:
     """A fixed, well-spread uint8 palette [num_classes,3] (bit-interleaved, as VOC's)."""
@@ -27,13 +29,6 @@ def colorize(labels: np.ndarray, palette: np.ndarray, ignore_index: int = 255) -
     valid = (labels >= 0) & (labels < len(palette)) & (labels != ignore_index)
     out[valid] = palette[labels[valid]]
     return out
-
-
-def to_uint8_image(image: torch.Tensor) -> np.ndarray:
-    """Float image [C,H,W] in [0,1] -> uint8 RGB [H,W,3] (grayscale repeated)."""
-    array = (image.detach().float().clamp(0, 1) * 255).round().byte().cpu().numpy()
-    array = np.transpose(array, (1, 2, 0))
-    return np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array[..., :3]
 
 
 def segmentation_panel(
