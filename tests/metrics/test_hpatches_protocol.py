@@ -8,15 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from pixelwise.hpatches_report import PAPER_TABLE4, evaluate_features, format_table
 from pixelwise.metrics.descriptor_metrics import pair_descriptor_scores
 from pixelwise.metrics.homography_accuracy import corner_error, estimate_homography
-from pixelwise.metrics.hpatches_protocol import (
-    PAPER_TABLE4,
-    HPatchesEvaluator,
-    evaluate_features,
-    format_table,
-    shared_mutual_matches,
-)
+from pixelwise.metrics.hpatches_protocol import HPatchesEvaluator, shared_mutual_matches
 from pixelwise.metrics.repeatability import pair_repeatability
 
 SHAPE = (48, 64)

@@ -9,8 +9,8 @@ import torch
 
 from pixelwise.data.hpatches import HPatches
 from pixelwise.geometry.matching import match_descriptors
+from pixelwise.hpatches_report import evaluate_features
 from pixelwise.metrics.descriptor_metrics import descriptor_distances
-from pixelwise.metrics.hpatches_protocol import evaluate_features
 from pixelwise.nets.classical_features import ClassicalFeatures, pack_orb, unpack_orb
 
 

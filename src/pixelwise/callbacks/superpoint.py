@@ -14,7 +14,8 @@ from lightning.pytorch.loggers import WandbLogger
 
 from pixelwise.drawing import draw_matches
 from pixelwise.geometry.matching import match_descriptors, ransac_inliers
-from pixelwise.metrics.hpatches_protocol import HPatchesEvaluator, format_table
+from pixelwise.hpatches_report import format_table
+from pixelwise.metrics.hpatches_protocol import HPatchesEvaluator
 from pixelwise.tasks.outputs import SuperPointPairOutput
 
 __all__ = ["SuperPointEvaluation"]

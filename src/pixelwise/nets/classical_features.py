@@ -2,7 +2,7 @@
 
 ``ClassicalFeatures(method)(image) -> {"keypoints": [N,2] (x, y), "scores": [N], "descriptors": [N,D]}``,
 the format of ``SuperPointTask.extract``, so the same evaluation code
-(:func:`pixelwise.metrics.hpatches_protocol.evaluate_features`) scores all of them. As rpautrat's
+(:func:`pixelwise.hpatches_report.evaluate_features`) scores all of them. As rpautrat's
 ``classical_detectors_descriptors.py`` (the ORB/SIFT rows of the paper's Table 4):
 ``cv2.SIFT_create(nfeatures=max_keypoints)`` / ``cv2.ORB_create(nfeatures=max_keypoints)`` with
 OpenCV's other defaults, ``detectAndCompute`` on the 8-bit gray image, score = ``KeyPoint.response``.
