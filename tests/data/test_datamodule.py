@@ -79,9 +79,6 @@ def test_info_comes_from_config_then_from_datasets():
     assert dm.info.ignore_index == 0  # the config left the default: the dataset's own value
     assert dm.info.labels_path == "pseudo/dir"  # data.labels
     assert dm.info.mean_instance_size is None
-    # the deprecated view keeps its old shape (lists, defaults)
-    assert dm.meta("category_names") == ["from config"]
-    assert dm.meta("mean_instance_size", {}) == {}
 
 
 def test_info_fields_as_attributes_and_unknown_keys():

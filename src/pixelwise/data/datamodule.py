@@ -168,18 +168,8 @@ class DataModule(L.LightningDataModule):
 
     @property
     def palette(self) -> np.ndarray | None:
-        """uint8 [K,3] colours: ``info.palette``, else a built dataset's ``palette`` attribute."""
-        if self.info.palette is not None:
-            return self.info.palette
-        for dataset in self.datasets.values():
-            if getattr(dataset, "palette", None) is not None:
-                return np.asarray(dataset.palette, dtype=np.uint8)
-        return None
-
-    def meta(self, name: str, default: Any = None) -> Any:
-        """Deprecated: ``info.<name>`` (sequences as lists); read ``trainer.datamodule.info`` instead."""
-        value = self.info.get(name, default)
-        return list(value) if isinstance(value, tuple) else value
+        """``info.palette``: uint8 [K,3] colours (kept as an attribute for the writers that read it)."""
+        return self.info.palette
 
     _STAGE_SPLITS = {
         "fit": ("train", "val"),

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from pixelwise.data.info import DatasetInfo
 from pixelwise.data.scene_render import (
     SCENE_CLASSES,
     SCENE_PALETTE,
@@ -63,6 +64,10 @@ class SyntheticScenes(Dataset):
     class_names: tuple[str, ...] = SCENE_CLASSES
     palette: np.ndarray = SCENE_PALETTE
     ignore_index: int = 255
+    # What DataModule.info reads (the config's data.* keys win where they are set).
+    info = DatasetInfo(
+        num_classes=len(SCENE_CLASSES), class_names=SCENE_CLASSES, palette=SCENE_PALETTE
+    )
 
     def __init__(
         self,

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from pixelwise.data.info import DatasetInfo
 from pixelwise.data.label_io import (
     DatasetLayoutError,
     Transform,
@@ -107,6 +108,14 @@ class VOCSegmentation(Dataset):
     instance_classes: tuple[int, ...] = tuple(range(1, len(VOC_CLASS_NAMES)))
     class_to_category: tuple[int, ...] | None = None
     category_names: tuple[str, ...] | None = None
+    # What DataModule.info reads (the config's data.* keys win where they are set).
+    info = DatasetInfo(
+        num_classes=len(VOC_CLASS_NAMES),
+        class_names=VOC_CLASS_NAMES,
+        ignore_index=VOC_IGNORE_INDEX,
+        palette=VOC_PALETTE,
+        instance_classes=tuple(range(1, len(VOC_CLASS_NAMES))),
+    )
 
     def __init__(
         self,
