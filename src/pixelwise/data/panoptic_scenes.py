@@ -1,0 +1,251 @@
+"""Panoptic datasets: synthetic street scenes and the Cityscapes panoptic format (``createPanopticImgs``).
+
+Every item is a dict: image float32 [3,H,W] in [0,1]; mask long [H,W] (class per pixel, 255 =
+void); instances long [H,W] (1..M on the non-crowd thing segments, 0 elsewhere); panoptic long
+[H,W] (segment ids, 0 = void); segments long [N,3] (segment id, class index, iscrowd), one row
+per segment present in ``panoptic``; image_id str (the panoptic JSON's ``image_id``).
+``segments`` varies in length: data configs list it in ``list_keys``.
+
+Things and stuff: a dataset's ``instance_classes`` are its things, every other class is stuff.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from pixelwise.data.cityscapes_labels import CITYSCAPES_LABELS, CLASS_NAMES, INSTANCE_CLASSES, PALETTE
+from pixelwise.data.info import DatasetInfo
+from pixelwise.data.label_io import (
+    DatasetLayoutError,
+    check_transform,
+    image_tensor,
+    read_rgb,
+    require,
+)
+from pixelwise.data.panoptic_format import (
+    PanopticFormatError,
+    check_panoptic,
+    labels_from_panoptic,
+    panoptic_from_labels,
+    read_panoptic_png,
+    segments_from_info,
+)
+from pixelwise.data.scene_render import SCENE_CLASSES, SCENE_PALETTE, THING_CLASSES
+from pixelwise.data.synthetic_scenes import SyntheticScenes
+
+__all__ = [
+    "CITYSCAPES_PANOPTIC_TREE",
+    "CityscapesPanoptic",
+    "SYNTHETIC_CATEGORY_IDS",
+    "SyntheticPanopticScenes",
+    "panoptic_item",
+]
+
+# Category ids of the synthetic classes in panoptic files: class index + 1 (0 is void in the format).
+SYNTHETIC_CATEGORY_IDS: tuple[int, ...] = tuple(range(1, len(SCENE_CLASSES) + 1))
+# Cityscapes: the label id of each of the 19 trainIds (the panoptic JSON's category ids).
+CITYSCAPES_CATEGORY_IDS: tuple[int, ...] = tuple(
+    next(lab.id for lab in CITYSCAPES_LABELS if lab.train_id == t) for t in range(len(CLASS_NAMES))
+)
+
+CITYSCAPES_PANOPTIC_TREE = """\
+<root>/
+├── leftImg8bit/{split}/{city}/{city}_{seq}_{frame}_leftImg8bit.png
+└── gtFine/cityscapes_panoptic_{split}.json
+    gtFine/cityscapes_panoptic_{split}/{city}_{seq}_{frame}_gtFine_panoptic.png"""
+
+
+def panoptic_item(
+    image: np.ndarray,
+    panoptic: np.ndarray,
+    segments: np.ndarray,
+    thing_classes: Sequence[int],
+    image_id: str,
+    transform: Callable[..., dict[str, Any]] | None = None,
+    ignore_index: int = 255,
+) -> dict[str, Any]:
+    """The item dict from image uint8 [H,W,3], panoptic ids [H,W] and segments [N,3].
+
+    The albumentations transform sees ``image`` and ``masks=[panoptic int32]``; segments no
+    longer present afterwards are dropped (pad/crop), and mask/instances follow the panoptic map.
+    """
+    if transform is not None:
+        out = transform(image=image, masks=[panoptic.astype(np.int32)])
+        image, panoptic = out["image"], np.asarray(out["masks"][0]).astype(np.int64)
+        segments = segments[np.isin(segments[:, 0], np.unique(panoptic))]
+    mask, instances = labels_from_panoptic(panoptic, segments, thing_classes, ignore_index)
+    return {
+        "image": image_tensor(image),
+        "mask": torch.from_numpy(mask),
+        "instances": torch.from_numpy(instances),
+        "panoptic": torch.from_numpy(np.ascontiguousarray(panoptic, dtype=np.int64)),
+        "segments": torch.from_numpy(np.ascontiguousarray(segments, dtype=np.int64)),
+        "image_id": image_id,
+    }
+
+
+class SyntheticPanopticScenes(SyntheticScenes):
+    """Synthetic street scenes as panoptic targets (the keys of the module docstring).
+
+    Things: car, truck, pedestrian (their instances); stuff: unknown (street clutter: a real
+    class of the scenes, so stuff, not void), sky, road, sidewalk, building, vegetation. Segment
+    ids follow Cityscapes (stuff: category id; things: category id * 1000 + n) with category
+    id = class index + 1. Scenes have no crowd regions and no void. ``image_id`` is
+    ``synthetic_{split id:06d}_{index:06d}`` (Cityscapes' ``{city}_{seq}_{frame}`` shape).
+    """
+
+    thing_classes: tuple[int, ...] = THING_CLASSES
+    category_ids: tuple[int, ...] = SYNTHETIC_CATEGORY_IDS
+
+    @property
+    def info(self) -> DatasetInfo:
+        return DatasetInfo(
+            num_classes=self.num_classes,
+            class_names=self.class_names,
+            palette=SCENE_PALETTE,
+            instance_classes=self.thing_classes,
+            category_ids=self.category_ids,
+        )
+
+    def image_id(self, index: int) -> str:
+        """The panoptic ``image_id`` of scene ``index``."""
+        split_id = {"train": 0, "val": 1, "test": 2}[self.split]
+        return f"synthetic_{split_id:06d}_{self._index(index):06d}"
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.render(index)
+        image, mask, inst = item["image"], item["mask"], item["instances"]
+        if self.transform is not None:
+            out = self.transform(image=image, masks=[mask, inst])
+            image, (mask, inst) = out["image"], out["masks"]
+        pan, segments = panoptic_from_labels(
+            np.asarray(mask), np.asarray(inst), self.thing_classes, self.category_ids, self.ignore_index
+        )
+        return panoptic_item(image, pan, segments, self.thing_classes, self.image_id(index))
+
+
+class CityscapesPanoptic(Dataset):
+    """The Cityscapes panoptic format under ``root`` (see :data:`CITYSCAPES_PANOPTIC_TREE`).
+
+    ``gtFine/cityscapes_panoptic_{split}.json`` lists images (read from
+    ``leftImg8bit/{split}/{city}/{image_id}_leftImg8bit.png``, city = the image id's first
+    ``_`` field), annotations (``file_name`` of the PNG in ``cityscapes_panoptic_{split}/``,
+    ``segments_info``) and categories. ``category_ids`` [K] gives the file's category id of each
+    class index (default: Cityscapes' label ids of the 19 trainIds); ``instance_classes`` the
+    things (default: Cityscapes'). Every item is checked: PNG ids vs segments_info both ways,
+    areas, categories, sizes.
+    """
+
+    ignore_index: int = 255
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "val",
+        transform: Callable[..., dict[str, Any]] | None = None,
+        category_ids: Sequence[int] | None = None,
+        class_names: Sequence[str] | None = None,
+        instance_classes: Sequence[int] | None = None,
+        palette: Any = None,
+    ) -> None:
+        name = "CityscapesPanoptic"
+        check_transform(transform, name)
+        self.root = Path(root)
+        self.split = split
+        self.transform = transform
+        self.category_ids = tuple(int(c) for c in (category_ids or CITYSCAPES_CATEGORY_IDS))
+        default_names = CLASS_NAMES if category_ids is None else [str(c) for c in self.category_ids]
+        self.class_names = tuple(class_names or default_names)
+        self.thing_classes = tuple(
+            int(c) for c in (INSTANCE_CLASSES if instance_classes is None else instance_classes)
+        )
+        self.palette = (
+            np.asarray(palette, dtype=np.uint8)
+            if palette is not None
+            else (PALETTE if category_ids is None else None)
+        )
+        if len(self.class_names) != len(self.category_ids):
+            raise ValueError(
+                f"{name}: {len(self.class_names)} class names for {len(self.category_ids)} category ids"
+            )
+        self.category_to_class = {c: i for i, c in enumerate(self.category_ids)}
+        require(self.root, name, self.root, CITYSCAPES_PANOPTIC_TREE)
+        self.json_path = require(
+            self.root / "gtFine" / f"cityscapes_panoptic_{split}.json",
+            name, self.root, CITYSCAPES_PANOPTIC_TREE, kind="file",
+        )
+        self.png_dir = require(
+            self.root / "gtFine" / f"cityscapes_panoptic_{split}", name, self.root, CITYSCAPES_PANOPTIC_TREE
+        )
+        image_dir = require(self.root / "leftImg8bit" / split, name, self.root, CITYSCAPES_PANOPTIC_TREE)
+        doc = json.loads(self.json_path.read_text())
+        for key in ("images", "annotations", "categories"):
+            if key not in doc:
+                raise PanopticFormatError(f"{self.json_path}: no {key!r} key; expected images, annotations, categories")
+        for cat in doc["categories"]:
+            if int(cat["id"]) not in self.category_to_class:
+                raise PanopticFormatError(
+                    f"{self.json_path}: category id {cat['id']} ({cat.get('name')}) is not in "
+                    f"data.category_ids {list(self.category_ids)}"
+                )
+        images = {im["id"]: im for im in doc["images"]}
+        self.items: list[tuple[Path, Path, dict[str, Any], dict[str, Any]]] = []
+        for ann in doc["annotations"]:
+            image_id = ann["image_id"]
+            if image_id not in images:
+                raise PanopticFormatError(
+                    f"{self.json_path}: annotation {ann.get('file_name')} has image_id {image_id!r} "
+                    "that is not in 'images'"
+                )
+            im = images[image_id]
+            city = str(image_id).split("_")[0]
+            # createPanopticImgs writes images[].file_name as "*_gtFine_leftImg8bit.png", a name no
+            # Cityscapes image has: the image is found by its image_id, as the evaluation does.
+            image_path = image_dir / city / f"{image_id}_leftImg8bit.png"
+            png = self.png_dir / ann["file_name"]
+            for path, what in ((image_path, "image"), (png, "panoptic PNG")):
+                if not path.is_file():
+                    raise DatasetLayoutError(f"{name}: {what} of image_id {image_id!r} is missing; expected {path}")
+            self.items.append((image_path, png, ann, im))
+        if not self.items:
+            raise DatasetLayoutError(f"{name}: {self.json_path} has no annotations")
+
+    @property
+    def info(self) -> DatasetInfo:
+        return DatasetInfo(
+            num_classes=len(self.category_ids),
+            class_names=self.class_names,
+            palette=self.palette,
+            instance_classes=self.thing_classes,
+            category_ids=self.category_ids,
+        )
+
+    def __len__(self) -> int:
+        """Number of annotated images."""
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        image_path, png, ann, im = self.items[index]
+        image = read_rgb(image_path)
+        pan = read_panoptic_png(png)
+        h, w = image.shape[:2]
+        if pan.shape != (h, w) or (int(im.get("height", h)), int(im.get("width", w))) != (h, w):
+            raise PanopticFormatError(
+                f"{png}: panoptic PNG is {pan.shape[1]}x{pan.shape[0]} (WxH), image {image_path} is "
+                f"{w}x{h}, JSON says {im.get('width')}x{im.get('height')}; expected all equal"
+            )
+        where = f"{png} (image_id {ann['image_id']!r})"
+        segments = segments_from_info(ann["segments_info"], self.category_to_class, where)
+        check_panoptic(pan, ann["segments_info"], where)
+        item = panoptic_item(
+            image, pan, segments, self.thing_classes, str(ann["image_id"]), self.transform, self.ignore_index
+        )
+        item["path"] = str(image_path)
+        return item
