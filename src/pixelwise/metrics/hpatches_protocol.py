@@ -196,61 +196,6 @@ class HPatchesEvaluator(Metric):
             )
         return kind
 
-    def _update_detector(
-        self,
-        features_a: Features,
-        features_b: Features,
-        homography: torch.Tensor,
-        kind: str,
-        shape_a: tuple[int, int],
-        shape_b: tuple[int, int],
-    ) -> None:
-        """One pair's keypoints [N,2] and scores [N] in a and b, H [3,3] (a -> b), kind "i"/"v", image shapes (H, W)."""
-        kind = self._kind(kind)
-        _check_features(features_a, "HPatchesEvaluator.update_detector: image a", False)
-        _check_features(features_b, "HPatchesEvaluator.update_detector: image b", False)
-        self.metrics[kind]["detector"].update(
-            [features_a["keypoints"].detach().cpu()],
-            [features_a["scores"].detach().cpu()],
-            [features_b["keypoints"].detach().cpu()],
-            [features_b["scores"].detach().cpu()],
-            homography.detach().cpu().double()[None],
-            tuple(shape_a),
-            tuple(shape_b),
-        )
-        self.counts[kind]["detector"].update(1.0)
-
-    def _update_descriptors(
-        self,
-        features_a: Features,
-        features_b: Features,
-        homography: torch.Tensor,
-        kind: str,
-        shape_a: tuple[int, int],
-        shape_b: tuple[int, int],
-    ) -> None:
-        """One pair's keypoints, scores and descriptors [N,D] in a and b, H [3,3] (a -> b), kind, image shapes (H, W)."""
-        kind = self._kind(kind)
-        _check_features(features_a, "HPatchesEvaluator.update_descriptors: image a", True)
-        _check_features(features_b, "HPatchesEvaluator.update_descriptors: image b", True)
-        h = homography.detach().cpu().double()
-        points_a, points_b = shared_mutual_matches(
-            features_a, features_b, h, shape_a, shape_b, self.top_k
-        )
-        self.metrics[kind]["homography"].update([points_a], [points_b], h[None], tuple(shape_a))
-        self.metrics[kind]["descriptors"].update(
-            [features_a["keypoints"].detach().cpu()],
-            [features_a["scores"].detach().cpu()],
-            [features_a["descriptors"].detach().cpu()],
-            [features_b["keypoints"].detach().cpu()],
-            [features_b["scores"].detach().cpu()],
-            [features_b["descriptors"].detach().cpu()],
-            h[None],
-            tuple(shape_a),
-            tuple(shape_b),
-        )
-        self.counts[kind]["descriptors"].update(1.0)
-
     def update(
         self,
         features_a: Features,
@@ -261,14 +206,47 @@ class HPatchesEvaluator(Metric):
         shape_b: tuple[int, int],
         part: str = "both",
     ) -> None:
-        """One pair: features of a and b, H [3,3] (a -> b), kind "i"/"v", image shapes (H, W); ``part`` of the metrics."""
+        """One pair: features of a and b, H [3,3] (a -> b), kind "i"/"v", image shapes (H, W); ``part`` of the metrics.
+
+        ``part="detector"`` needs keypoints [N,2] and scores [N] only; the other parts need
+        descriptors [N,D] too.
+        """
         if part not in PARTS:
             raise ValueError(f"HPatchesEvaluator: part={part!r}: expected one of {list(PARTS)}")
-        args = (features_a, features_b, homography, kind, shape_a, shape_b)
+        kind = self._kind(kind)
+        need_descriptors = part != "detector"
+        for side, features in (("a", features_a), ("b", features_b)):
+            _check_features(features, f"HPatchesEvaluator ({part}): image {side}", need_descriptors)
+        a = {k: v.detach().cpu() for k, v in features_a.items()}
+        b = {k: v.detach().cpu() for k, v in features_b.items()}
+        h = homography.detach().cpu().double()
+        shape_a, shape_b = tuple(shape_a), tuple(shape_b)
         if part in ("both", "detector"):
-            self._update_detector(*args)
+            self.metrics[kind]["detector"].update(
+                [a["keypoints"]],
+                [a["scores"]],
+                [b["keypoints"]],
+                [b["scores"]],
+                h[None],
+                shape_a,
+                shape_b,
+            )
+            self.counts[kind]["detector"].update(1.0)
         if part in ("both", "descriptors"):
-            self._update_descriptors(*args)
+            points_a, points_b = shared_mutual_matches(a, b, h, shape_a, shape_b, self.top_k)
+            self.metrics[kind]["homography"].update([points_a], [points_b], h[None], shape_a)
+            self.metrics[kind]["descriptors"].update(
+                [a["keypoints"]],
+                [a["scores"]],
+                [a["descriptors"]],
+                [b["keypoints"]],
+                [b["scores"]],
+                [b["descriptors"]],
+                h[None],
+                shape_a,
+                shape_b,
+            )
+            self.counts[kind]["descriptors"].update(1.0)
 
     def update_detector(self, *args: Any) -> None:
         """:meth:`update` with ``part="detector"`` (keypoints [N,2] and scores [N] suffice)."""
