@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import sys
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -135,8 +136,120 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if torch.as_tensor(v).numel() == 1}
 
 
+def _checkpoint_safe_globals() -> list[Any]:
+    """The non-primitive types a Lightning checkpoint may hold, allowed in a weights-only load.
+
+    Plain data only: tensors, dicts, lists, numbers and strings need nothing; these are the
+    containers a hyper-parameter section can be (omegaconf's, argparse's, Lightning's) and paths.
+    Nothing here can run code when unpickled.
+    """
+    import argparse
+    import collections
+    import pathlib
+
+    from lightning.fabric.utilities.data import AttributeDict
+    from omegaconf import ListConfig
+    from omegaconf.base import ContainerMetadata, Metadata
+    from omegaconf.nodes import AnyNode
+
+    return [
+        DictConfig,
+        ListConfig,
+        ContainerMetadata,
+        Metadata,
+        AnyNode,
+        Any,
+        # omegaconf's pickled metadata names these types (ref_type / key_type / element_type).
+        dict,
+        list,
+        int,
+        AttributeDict,
+        argparse.Namespace,
+        collections.defaultdict,
+        pathlib.PosixPath,
+        pathlib.WindowsPath,
+        pathlib.PurePosixPath,
+        pathlib.PureWindowsPath,
+    ]
+
+
+def _pickle_imports(file: Path) -> list[str]:
+    """``module.name`` of each global the checkpoint's pickle imports, read without unpickling.
+
+    A ``torch.save`` zip archive is scanned in its ``data.pkl``, any other file as one pickle
+    stream; a file that is no pickle gives ``[]``.
+    """
+    import pickletools
+    import zipfile
+
+    if zipfile.is_zipfile(file):
+        with zipfile.ZipFile(file) as archive:
+            names = [n for n in archive.namelist() if n.endswith("data.pkl")]
+            data = archive.read(names[0]) if names else b""
+    else:
+        data = file.read_bytes()
+    imports: list[str] = []
+    strings: list[str | None] = []
+    memo: dict[int, str | None] = {}
+    last: str | None = None
+    try:
+        for op, arg, _ in pickletools.genops(data):
+            name = op.name
+            if name == "GLOBAL":
+                imports.append(str(arg).replace(" ", "."))
+            elif name == "STACK_GLOBAL" and len(strings) >= 2:
+                imports.append(f"{strings[-2]}.{strings[-1]}")
+            if imports and imports[-1].startswith("__builtin__."):  # protocol 2's name
+                imports[-1] = "builtins." + imports[-1].removeprefix("__builtin__.")
+            if isinstance(arg, str) and ("UNICODE" in name or "STRING" in name):
+                last = arg
+                strings.append(arg)
+            elif name == "MEMOIZE":
+                memo[len(memo)] = last
+            elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                memo[int(arg)] = last
+            elif name in ("GET", "BINGET", "LONG_BINGET"):
+                last = memo.get(int(arg))
+                strings.append(last)
+            elif name not in ("FRAME", "PROTO"):
+                last = None
+    except Exception:  # noqa: BLE001 — the stream ended or is no pickle: what was read so far
+        pass
+    return imports
+
+
+def _unsafe_imports(file: Path) -> list[str]:
+    """The imports of the checkpoint's pickle that a weights-only load does not allow."""
+    allowed = {
+        f"{g.__module__}.{getattr(g, '__qualname__', g)}" for g in _checkpoint_safe_globals()
+    }
+    allowed |= {"collections.OrderedDict", "typing.Any"}
+    unsafe = [
+        name
+        for name in _pickle_imports(file)
+        if name not in allowed and not name.startswith(("torch.", "_codecs.", "numpy."))
+    ]
+    return list(dict.fromkeys(unsafe))
+
+
+def _first_reason(err: Exception) -> str:
+    """The informative line of a (possibly many-line) torch.load error."""
+    text = str(err)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error:" in line:
+            rest = line.split("WeightsUnpickler error:", 1)[1].strip()
+            return rest or (lines[i + 1] if i + 1 < len(lines) else line)
+    return lines[0] if lines else type(err).__name__
+
+
 def _check_ckpt(path: str | None, key: str) -> str | None:
-    """A readable checkpoint path, or a one-line UserError."""
+    """A readable checkpoint path, or a one-line UserError.
+
+    The file is read with ``torch.load(weights_only=True)`` plus the globals a Lightning
+    checkpoint needs (:func:`_checkpoint_safe_globals`): a pickle that would import anything
+    else (a function to call, a class with a ``__reduce__``) is refused before any of it runs.
+    """
     if path is None:
         return None
     file = Path(path)
@@ -145,9 +258,24 @@ def _check_ckpt(path: str | None, key: str) -> str | None:
     try:
         with file.open("rb") as f:
             f.read(1)
-        ckpt = torch.load(file, map_location="cpu", weights_only=False)
+        with (
+            torch.serialization.safe_globals(_checkpoint_safe_globals()),
+            warnings.catch_warnings(),
+        ):
+            # "Detected pickle protocol 4": the refusal below says what matters.
+            warnings.simplefilter("ignore", UserWarning)
+            ckpt = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 — any failure means "not a checkpoint"
-        raise UserError(f"{key}={path}: cannot read a Lightning checkpoint ({err})") from None
+        unsafe = _unsafe_imports(file)
+        if unsafe:
+            raise UserError(
+                f"{key}={path}: refused to load: its pickle would import {', '.join(unsafe)}, "
+                "which a Lightning checkpoint never needs (only tensors and plain data are "
+                "loaded, with torch.load(weights_only=True))"
+            ) from None
+        raise UserError(
+            f"{key}={path}: cannot read a Lightning checkpoint ({_first_reason(err)})"
+        ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise UserError(f"{key}={path}: not a Lightning checkpoint (no 'state_dict')")
     return str(file)
