@@ -38,7 +38,7 @@ def _trainer(tmp_path):
         world_size=1,
         current_epoch=0,
         sanity_checking=False,
-        datamodule=SimpleNamespace(category_ids=CATEGORY_IDS),
+        datamodule=SimpleNamespace(info=SimpleNamespace(category_ids=CATEGORY_IDS)),
     )
 
 

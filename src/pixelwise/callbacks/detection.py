@@ -238,8 +238,8 @@ class DetectionResultsWriter(L.Callback):
     """Write test detections as a COCO results file (``detections.json``: image_id, category_id,
     bbox [x, y, w, h] in original image pixels, score), gathered from every rank.
 
-    Category ids come from ``trainer.datamodule.category_ids`` (contiguous label -> dataset id),
-    else ``label + 1``; image ids from the batch's ``image_id``.
+    Category ids come from the data contract, ``trainer.datamodule.info.category_ids``
+    (contiguous label -> dataset id), else ``label + 1``; image ids from the batch's ``image_id``.
     """
 
     def __init__(self, dirpath: str, filename: str = "detections.json") -> None:
@@ -254,7 +254,8 @@ class DetectionResultsWriter(L.Callback):
             raise KeyError(
                 "DetectionResultsWriter: the batch has no 'image_id'; COCO results need one per image"
             )
-        category_ids = getattr(trainer.datamodule, "category_ids", None) or list(
+        info = getattr(trainer.datamodule, "info", None)
+        category_ids = (info.category_ids if info is not None else None) or list(
             range(1, pl_module.num_classes + 1)
         )
         self._rows += coco_results(
