@@ -41,3 +41,16 @@ def test_initial_class_probability_is_the_prior():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         FCOSNet(**kwargs)
+
+
+def test_pretrained_round_trip_and_errors(tmp_path):
+    net = FCOSNet(num_classes=2, base_channels=4, fpn_channels=8)
+    path = tmp_path / "fcos.pt"
+    torch.save(net.state_dict(), path)
+    again = FCOSNet(num_classes=2, base_channels=4, fpn_channels=8, pretrained=str(path))
+    for (k, a), b in zip(net.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), k
+    with pytest.raises(ValueError, match="does not fit this FCOSNet"):
+        FCOSNet(num_classes=3, base_channels=4, fpn_channels=8, pretrained=str(path))
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        FCOSNet(num_classes=2, pretrained=str(tmp_path / "missing.pt"))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -62,6 +63,7 @@ class FCOSNet(nn.Module):
         head_convs: int = 2,
         norm: str = "batch",
         prior_probability: float = 0.01,
+        pretrained: str | None = None,
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -96,6 +98,27 @@ class FCOSNet(nn.Module):
             nn.init.normal_(conv.weight, std=0.01)
             nn.init.zeros_(conv.bias)
         nn.init.constant_(self.cls_logits.bias, -math.log((1 - prior_probability) / prior_probability))
+        if pretrained:
+            self.load_pretrained(pretrained)
+
+    def load_pretrained(self, path: str) -> None:
+        """Load a state dict file of this net (e.g. the shipped weights/fcos_synthetic.pt)."""
+        file = Path(path)
+        if not file.is_file():
+            raise FileNotFoundError(f"model.pretrained={path}: no such file")
+        state = torch.load(file, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "state_dict" in state:
+            raise ValueError(
+                f"model.pretrained={path} is a Lightning checkpoint; pass it as ckpt_path= instead"
+            )
+        try:
+            self.load_state_dict(state)
+        except RuntimeError as err:  # missing/unexpected keys or a shape mismatch
+            detail = str(err).split("\n\t", 1)[-1].splitlines()[0]
+            raise ValueError(
+                f"model.pretrained={path} does not fit this FCOSNet (num_classes="
+                f"{self.num_classes}, strides {self.strides}): {detail}"
+            ) from None
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
         """Zero-pad [B,C,H,W] bottom/right to a multiple of the coarsest stride."""
