@@ -21,8 +21,10 @@ __all__ = [
     "EdgeOutput",
     "FeatureOutput",
     "Features",
+    "InstanceOutput",
     "KeypointOutput",
     "PairDetections",
+    "PanopticOutput",
     "SegmentationOutput",
     "SuperPointPairOutput",
 ]
@@ -211,3 +213,56 @@ class FeatureOutput:
     """Features of a batch of single images (SuperPoint's predict): per image :class:`Features`."""
 
     features: list[Features]
+
+
+@dataclass
+class PanopticOutput:
+    """Panoptic segmentation of a batch.
+
+    panoptic long [B,H,W]: segment ids, 0 = void; a model's ids are ``(class + 1) *
+    label_divisor`` (stuff) and ``(class + 1) * label_divisor + n`` (thing instance n);
+    segments: per image long [N_i,3] (segment id, class index, iscrowd); semantic long [B,H,W]
+    (the semantic head's classes); heatmap float [B,1,H,W] (instance-centre heatmap) and
+    offsets float [B,2,H,W] ((dx, dy) to the centre), None for a model without them; loss:
+    scalar (None in predict).
+    """
+
+    panoptic: torch.Tensor
+    segments: list[torch.Tensor]
+    semantic: torch.Tensor | None = None
+    heatmap: torch.Tensor | None = None
+    offsets: torch.Tensor | None = None
+    loss: torch.Tensor | None = None
+    label_divisor: int = 1000
+
+    def instances(self, thing_classes: Sequence[int]) -> list[dict[str, torch.Tensor]]:
+        """The thing segments as instance segmentation, per image {"masks" bool [N,H,W], "labels" [N], "scores" [N]}.
+
+        A segment's score is the heatmap's maximum over its pixels (1 without a heatmap).
+        """
+        things = torch.as_tensor(list(thing_classes), dtype=torch.long)
+        out = []
+        for i, seg in enumerate(self.segments):
+            seg = seg[torch.isin(seg[:, 1], things.to(seg.device)) & (seg[:, 2] == 0)]
+            masks = self.panoptic[i].unsqueeze(0) == seg[:, 0].view(-1, 1, 1)
+            if self.heatmap is not None and len(seg):
+                hm = self.heatmap[i, 0].unsqueeze(0).expand_as(masks)
+                scores = torch.where(masks, hm, torch.full_like(hm, -1.0)).flatten(1).amax(1).clamp(0, 1)
+            else:
+                scores = torch.ones(len(seg), device=self.panoptic.device)
+            out.append({"masks": masks, "labels": seg[:, 1], "scores": scores.float()})
+        return out
+
+
+@dataclass
+class InstanceOutput(DetectionOutput):
+    """Instance segmentation of a batch: :class:`DetectionOutput` + masks, per image bool [N_i,H,W]."""
+
+    masks: list[torch.Tensor] = field(default_factory=list)
+
+    def as_torchmetrics(self) -> list[dict[str, torch.Tensor]]:
+        """``preds`` of MeanAveragePrecision(iou_type=("bbox", "segm")): boxes, scores, labels, masks."""
+        return [
+            {"boxes": b, "scores": s, "labels": lab, "masks": m}
+            for b, s, lab, m in zip(self.boxes, self.scores, self.labels, self.masks)
+        ]
