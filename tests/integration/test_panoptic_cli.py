@@ -1,0 +1,92 @@
+"""task=panoptic end to end: train briefly, export synthetic scenes in the Cityscapes panoptic format,
+evaluate the checkpoint on them with data=cityscapes_panoptic and save_predictions=true, and check
+metrics.json against cityscapesScripts' panoptic evaluation run on the written files."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import pytest
+
+from pixelwise.data.panoptic_export import export_panoptic
+from tests.integration.conftest import read_metrics, run_script
+
+TINY = [
+    "task=panoptic",
+    "data.size=[48,64]",
+    "data.train.length=48",
+    "data.val.length=4",
+    "data.test.length=4",
+    "data.batch_size=8",
+    "data.num_workers=0",
+    "model.base_channels=8",
+    "model.depth=2",
+    "model.head_channels=8",
+    "trainer.max_epochs=3",
+    "task.optimizer.lr=0.01",
+    "logger=csv",
+]
+SYNTHETIC_AS_CITYSCAPES = [
+    "data=cityscapes_panoptic",
+    "data.num_classes=9",
+    "data.class_names=[unknown,sky,road,sidewalk,building,vegetation,car,truck,pedestrian]",
+    "data.category_ids=[1,2,3,4,5,6,7,8,9]",
+    "data.instance_classes=[6,7,8]",
+    "data.palette=null",
+    "data.num_workers=0",
+    "data.eval_batch_size=3",
+]
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    root = tmp_path_factory.mktemp("panoptic")
+    run_script("train.py", [*TINY, f"hydra.run.dir={root / 'train'}"], root)
+    export_panoptic(root / "cs", "val", count=7, size=(48, 64))
+    out = root / "eval"
+    run_script(
+        "evaluate.py",
+        [
+            "task=panoptic",
+            *SYNTHETIC_AS_CITYSCAPES,
+            f"data.root={root / 'cs'}",
+            "model.base_channels=8",
+            "model.depth=2",
+            "model.head_channels=8",
+            "logger=csv",
+            "save_predictions=true",
+            f"ckpt_path={root / 'train' / 'checkpoints' / 'last.ckpt'}",
+            f"hydra.run.dir={out}",
+        ],
+        root,
+    )
+    return root, out
+
+
+def test_metrics_json_equals_cityscapes_evaluation(evaluated):
+    ev = pytest.importorskip("cityscapesscripts.evaluation.evalPanopticSemanticLabeling")
+    root, out = evaluated
+    metrics = read_metrics(out)
+    pred_json = out / "predictions" / "cityscapes_panoptic_val.json"
+    doc = json.loads(pred_json.read_text())
+    assert len(doc["annotations"]) == 7
+    with contextlib.redirect_stdout(io.StringIO()):
+        ref = ev.evaluatePanoptic(
+            str(root / "cs" / "gtFine" / "cityscapes_panoptic_val.json"),
+            str(root / "cs" / "gtFine" / "cityscapes_panoptic_val"),
+            str(pred_json),
+            str(out / "predictions" / "cityscapes_panoptic_val"),
+            str(out / "official.json"),
+        )
+    assert ref["All"]["n"] > 0
+    for name, key in (("All", ""), ("Things", "_things"), ("Stuff", "_stuff")):
+        if ref[name]["n"] == 0:
+            continue
+        for q in ("pq", "sq", "rq"):
+            assert metrics[f"test/{q}{key}"] == pytest.approx(ref[name][q], abs=1e-6), (name, q)
+    # The ground truth the writer wrote from the batches is the exported ground truth.
+    gt = json.loads((out / "predictions" / "cityscapes_panoptic_val_gt.json").read_text())
+    exported = json.loads((root / "cs" / "gtFine" / "cityscapes_panoptic_val.json").read_text())
+    assert [a["segments_info"] for a in gt["annotations"]] == [a["segments_info"] for a in exported["annotations"]]
