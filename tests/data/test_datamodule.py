@@ -106,3 +106,23 @@ def test_detector_test_pairs_follow_the_test_pairs_tagged_with_their_split():
     assert splits == [["test"]] * 2 + [["detector_test"]] * 3
     with pytest.raises(ValueError, match="data.eval_batch_size=4 must be 1"):
         DataModule(test=Labels, detector_test=Labels, batch_size=4)
+
+
+def test_every_shipped_data_config_uses_known_keys():
+    """A new data config's top-level key must be a DataModule argument, a DatasetInfo fact or a
+    declared config variable (otherwise instantiating it fails with the list of the three)."""
+    import inspect
+
+    from omegaconf import OmegaConf
+
+    from pixelwise.cli import CONFIG_DIR
+    from pixelwise.data.datamodule import CONFIG_VARIABLES
+
+    arguments = set(inspect.signature(DataModule).parameters) - {"facts"}
+    known = arguments | set(DatasetInfo.config_keys()) | set(CONFIG_VARIABLES)
+    known |= {"_target_", "defaults"}
+    from pathlib import Path
+
+    for path in sorted(Path(CONFIG_DIR, "data").glob("*.yaml")):
+        keys = set(OmegaConf.load(path).keys())
+        assert keys <= known, f"{path.name}: unknown keys {sorted(keys - known)}"
