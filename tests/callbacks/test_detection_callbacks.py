@@ -123,3 +123,33 @@ def test_writer_needs_image_ids(tmp_path):
 def test_bad_option():
     with pytest.raises(ValueError, match="images_every_n_epochs"):
         DetectionMetrics(images_every_n_epochs=0)
+
+
+def test_wandb_gets_box_images_tables_and_pr_curves(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    import wandb
+    from lightning.pytorch.loggers import WandbLogger
+
+    logger = WandbLogger(save_dir=str(tmp_path), offline=True)
+    trainer = SimpleNamespace(
+        loggers=[logger], is_global_zero=True, current_epoch=0, sanity_checking=False,
+        global_step=3, world_size=1,
+    )
+    images = make_case(seed=5, n_images=4)
+    cb, module = DetectionMetrics(max_images=2, image_score_threshold=0.0), FakeModule()
+    cb.on_validation_epoch_start(trainer, module)
+    for i, (out, batch) in enumerate(_batches(images)):
+        batch["image"] = torch.rand(len(batch["boxes"]), 3, 32, 32)
+        cb.on_validation_batch_end(trainer, module, out, batch, i)
+    cb.on_validation_epoch_end(trainer, module)
+    cb.on_test_epoch_start(trainer, module)
+    for i, (out, batch) in enumerate(_batches(images)):
+        cb.on_test_batch_end(trainer, module, out, batch, i)
+    cb.on_test_epoch_end(trainer, module)
+    wandb.finish()
+    media = tmp_path / "wandb"
+    assert list(media.rglob("media/images/val/detections_*.png"))  # W&B tiles a list into one file
+    assert list(media.rglob("media/table/test/per_class_*.table.json"))
+    curve = next(media.rglob("media/table/test/pr_curve_iou50_table_*.table.json"))
+    assert set(json.loads(curve.read_text())["columns"]) >= {"lineKey", "lineVal", "step"}

@@ -152,7 +152,8 @@ class DetectionMetrics(L.Callback):
         self._finish("val", trainer, pl_module)
         if self._images and not trainer.sanity_checking:
             for logger in _wandb_loggers(trainer):
-                logger.experiment.log({"val/detections": self._images}, commit=False)
+                # Through Lightning's step, so W&B's history stays monotonic.
+                logger.log_metrics({"val/detections": self._images}, step=trainer.global_step)
         self._images = []
 
     # -- test ---------------------------------------------------------------------------------
@@ -231,7 +232,7 @@ class DetectionMetrics(L.Callback):
                 xs=recall, ys=list(curves.values()), keys=list(curves), title="precision-recall at IoU 0.5", xname="recall"
             )
         for logger in _wandb_loggers(trainer):
-            logger.experiment.log(payload, commit=False)
+            logger.log_metrics(payload, step=trainer.global_step)
 
 
 class DetectionResultsWriter(L.Callback):
