@@ -122,26 +122,35 @@ def group_pixels(
     """Each pixel to the nearest centre of its predicted centre ``p + offset``.
 
     offsets [B,2,H,W], centres [B,K,2] (x, y), valid bool [B,K] -> slot long [B,H,W] in 0..K-1
-    (-1 where an image has no valid centre). Pixels are processed in chunks of ``chunk`` so the
-    [B,chunk,K] distance block bounds memory.
+    (-1 where an image has no valid centre). Only the first ``max valid per image`` slots are
+    compared (``find_centers`` sorts valid centres first); the squared distance is computed as
+    ``|c|² - 2 t·c`` (``|t|²`` is the same for every centre) by a batched matmul, over chunks
+    of ``chunk`` pixels so the [B,chunk,K] block bounds memory.
     """
     b, _, h, w = offsets.shape
-    k = centres.shape[1]
+    k = int(valid.sum(dim=1).max()) if valid.numel() else 0
     if k == 0:
         return torch.full((b, h, w), -1, dtype=torch.long, device=offsets.device)
+    # Keep the valid slots (first k of each row after a stable sort putting valid first).
+    order = torch.argsort((~valid).to(torch.int8), dim=1, stable=True)[:, :k]
+    c = torch.gather(centres, 1, order.unsqueeze(-1).expand(-1, -1, 2)).to(offsets.dtype)
+    ok = torch.gather(valid, 1, order)
     ys, xs = torch.meshgrid(
         torch.arange(h, device=offsets.device, dtype=offsets.dtype),
         torch.arange(w, device=offsets.device, dtype=offsets.dtype),
         indexing="ij",
     )
-    target = (torch.stack([xs, ys]).unsqueeze(0) + offsets).flatten(2).transpose(1, 2)  # [B,HW,2]
-    penalty = torch.where(valid, 0.0, float("inf")).to(offsets.dtype).unsqueeze(1)  # [B,1,K]
+    target = (torch.stack([xs, ys]).unsqueeze(0) + offsets).flatten(2)  # [B,2,HW]
+    # score[b, p, j] = |c_j|² - 2 t_p·c_j (+inf for invalid slots); argmin over j.
+    weights = torch.cat([-2.0 * c, c.square().sum(-1, keepdim=True)], dim=2)  # [B,k,3]
+    weights[..., 2] = torch.where(ok, weights[..., 2], torch.full_like(weights[..., 2], float("inf")))
+    ones = torch.ones(b, 1, h * w, dtype=offsets.dtype, device=offsets.device)
+    homog = torch.cat([target, ones], dim=1).transpose(1, 2)  # [B,HW,3]
+    wt = weights.transpose(1, 2).contiguous()  # [B,3,k]
     out = torch.empty(b, h * w, dtype=torch.long, device=offsets.device)
-    c = centres.to(offsets.dtype)
     for start in range(0, h * w, chunk):
-        t = target[:, start : start + chunk]
-        d = (t.unsqueeze(2) - c.unsqueeze(1)).square().sum(-1) + penalty
-        out[:, start : start + chunk] = d.argmin(dim=2)
+        score = torch.bmm(homog[:, start : start + chunk], wt)  # [B,chunk,k]: argmin on the last dim
+        out[:, start : start + chunk] = torch.gather(order, 1, score.argmin(dim=2))
     out = torch.where(valid.any(dim=1, keepdim=True), out, torch.full_like(out, -1))
     return out.view(b, h, w)
 

@@ -36,24 +36,29 @@ def _compact(
         raise ValueError(f"PanopticQuality: {what} segments repeat a segment id: {ids.tolist()}")
     if (ids == 0).any():
         raise ValueError(f"PanopticQuality: {what} segments contain id 0, which is void")
-    order = torch.argsort(ids)
-    sorted_ids = ids[order]
     flat = pan.reshape(-1)
-    if ids.numel() == 0:
-        idx = torch.zeros_like(flat)
-        known = torch.zeros_like(flat, dtype=torch.bool)
+    top = max(int(flat.max()) if flat.numel() else 0, int(ids.max()) if ids.numel() else 0)
+    if flat.numel() and int(flat.min()) < 0:
+        raise ValueError(f"PanopticQuality: {what} map has negative segment ids")
+    if top < (1 << 22):  # a lookup table: one gather (ids of real data stay below 2^22)
+        lut = torch.full((top + 1,), -1, dtype=torch.long, device=pan.device)
+        lut[0] = 0
+        lut[ids] = torch.arange(1, len(ids) + 1, device=pan.device)
+        idx = lut[flat]  # -1: an id not in the table
+    elif ids.numel() == 0:
+        idx = torch.where(flat == 0, 0, -1)
     else:
+        order = torch.argsort(ids)
+        sorted_ids = ids[order]
         pos = torch.searchsorted(sorted_ids, flat).clamp(max=len(ids) - 1)
-        known = sorted_ids[pos] == flat
-        idx = order[pos] + 1
-    unknown = ~known & (flat != 0)
-    if unknown.any():
-        bad = torch.unique(flat[unknown])[:10].tolist()
+        idx = torch.where(sorted_ids[pos] == flat, order[pos] + 1, torch.where(flat == 0, 0, -1))
+    if bool((idx < 0).any()):
+        bad = torch.unique(flat[idx < 0])[:10].tolist()
         raise ValueError(
             f"PanopticQuality: {what} map has segment id(s) {bad} that are not in its segments; "
             "expected every non-zero id listed (0 = void)"
         )
-    return torch.where(known, idx, torch.zeros_like(idx)), segments
+    return idx, segments
 
 
 def panoptic_quality_stats(
