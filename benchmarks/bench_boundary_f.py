@@ -1,12 +1,20 @@
-"""Boundary benchmark speed and agreement: pixelwise's BoundaryF pipeline vs a reference-style dense matcher.
+"""BoundaryF vs pyEdgeEval (the BSDS benchmark's correspondPixels C++ code), same images, same run.
 
-The reference does per threshold what the BSDS code does: threshold, thin (skimage's thin, the
-replica of MATLAB's bwmorph thin), and per annotator one dense min-cost assignment over
-correspondPixels' graph (matchable pixels + outlier nodes, costs rint(100 * distance), outlier
-cost ceil(100 * 100 * maxDist)), solved with scipy's linear_sum_assignment. At 321x481 it is
-timed on a sample of thresholds (those whose dense matrix fits in memory) and extrapolated to 99.
+1. Time per image at 99 thresholds, 5 annotators, BSDS size (321x481), for moderate and for
+   heavy false-edge texture: our whole per-image pipeline (threshold, thin, match, count) and
+   pyEdgeEval's ``evaluate_boundaries_threshold_multiple_gts`` with its defaults (max_dist
+   0.0075, thinning on), both in this process on the same arrays. The ratio is pyEdgeEval's
+   CPU time over ours.
+2. Agreement on those images: ODS / OIS / AP from our counts and from pyEdgeEval's counts of
+   the timed run, summarised by the same function. (pyEdgeEval thins with a lookup table that
+   differs from MATLAB's bwmorph on a few pixels, and its matcher's random outlier edges move
+   a few matches between runs: tests/metrics/test_boundary_f_pyedgeeval.py.)
+3. The first ``BoundaryF.update`` in a fresh process: with numba's on-disk cache, and with an
+   empty cache (what the first process after an install does: compile every kernel).
 
-Run: .venv/bin/python benchmarks/bench_boundary_f.py [--quick]
+Run: .venv/bin/python benchmarks/bench_boundary_f.py [--quick] [--size H W]
+(--quick: 96x128, for checking the code paths; the BSDS-size run takes pyEdgeEval minutes
+per image.)
 """
 
 from __future__ import annotations
@@ -14,21 +22,19 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
 from _machine import machine_line
 from scipy import ndimage as ndi
-from scipy.optimize import linear_sum_assignment
-from skimage.morphology import thin as sk_thin
 
 from pixelwise.metrics.boundary_f import boundary_counts, bsds_thresholds, summarize_boundary_counts
-from pixelwise.metrics.boundary_matching import tie_break
 
-# The reference C++/MATLAB benchmark's time per image at 99 thresholds, as quoted in issue 4
-# (not measured here: no MATLAB on this machine).
-QUOTED_SECONDS = {(121, 161): 9.0, (321, 481): 40.0}
-MAX_DENSE_NODES = 7000  # dense reference matrices above this (392 MB) are not built
+ANNOTATORS = 5
+TEXTURES = {"moderate": 0.3, "heavy": 1.0}
 
 
 # ---------------------------------------------------------------------------- synthetic data
@@ -75,193 +81,140 @@ def synthetic_image(
     return np.round(soft * 255) / 255, gts
 
 
-# ---------------------------------------------------------------------------- dense reference
+# ---------------------------------------------------------------------------- the two sides
 
 
-def dense_correspond(pred: np.ndarray, gt: np.ndarray, max_dist: float, annotator: int, ties: bool):
-    """Matched pred mask and #matched gt of one dense assignment of correspondPixels' graph (None if too big)."""
-    h, w = pred.shape
-    md = max_dist * math.sqrt(h * h + w * w)
-    # match.cc keeps only matchable pixels (some pixel of the other map within maxDist)
-    near_g = ndi.distance_transform_edt(~gt) <= md if gt.any() else np.zeros_like(gt)
-    near_p = ndi.distance_transform_edt(~pred) <= md if pred.any() else np.zeros_like(pred)
-    P, G = np.flatnonzero(pred & near_g), np.flatnonzero(gt & near_p)
-    matched = np.zeros(h * w, bool)
-    if P.size == 0 or G.size == 0:
-        return matched.reshape(h, w), 0
-    n = P.size + G.size
-    if n > MAX_DENSE_NODES:
-        return None
-    py, px = np.divmod(P, w)
-    gy, gx = np.divmod(G, w)
-    d2 = (py[:, None] - gy[None]) ** 2 + (px[:, None] - gx[None]) ** 2
-    ok = ~(d2.astype(np.float64) > md * md)
-    ow = math.ceil(100 * md * 100)
-    scale = float(2**20 * (n + 1)) if ties else 1.0
-    cost = np.full((n, n), ow * scale)
-    real = np.rint(np.sqrt(d2) * 100) * scale
-    if ties:
-        real += tie_break(annotator, np.repeat(P, G.size), np.tile(G, P.size)).reshape(
-            P.size, G.size
-        )
-    cost[: P.size, : G.size] = np.where(ok, real, 4.0 * ow * scale)
-    rows, cols = linear_sum_assignment(cost)
-    pairs = (rows < P.size) & (cols < G.size)
-    pairs[pairs] = ok[rows[pairs], cols[pairs]]
-    matched[P[rows[pairs]]] = True
-    return matched.reshape(h, w), int(pairs.sum())
+def pyedgeeval_counts(soft: np.ndarray, gts: np.ndarray, thr: np.ndarray) -> np.ndarray:
+    """int64 [T, 4] (cntR, sumR, cntP, sumP) from pyEdgeEval's multiple-annotator evaluation."""
+    if not hasattr(np, "in1d"):  # pyEdgeEval 0.2.8 under numpy >= 2.4 (numpy's replacement)
+        np.in1d = lambda a, b, **kw: np.isin(a, b, **kw).ravel()  # type: ignore[attr-defined]
+    from pyEdgeEval.common.binary_label.evaluate_boundaries import (
+        evaluate_boundaries_threshold_multiple_gts,
+    )
+
+    cnt_r, sum_r, cnt_p, sum_p = evaluate_boundaries_threshold_multiple_gts(
+        thr, soft, gts, max_dist=0.0075, apply_thinning=True
+    )
+    return np.stack([cnt_r, sum_r, cnt_p, sum_p], axis=1).astype(np.int64)
 
 
-def dense_counts_at(soft, gts, t, max_dist, ties):
-    """(cntR, sumR, cntP, sumP) at one threshold, or None if a dense matrix would be too big."""
-    b = sk_thin(soft >= t)
-    acc = np.zeros_like(b)
-    cnt_r = 0
-    for k, g in enumerate(gts):
-        res = dense_correspond(b, g, max_dist, k, ties)
-        if res is None:
-            return None
-        acc |= res[0]
-        cnt_r += res[1]
-    return np.array([cnt_r, int(gts.sum()), int(acc.sum()), int(b.sum())])
-
-
-# ---------------------------------------------------------------------------- timing
-
-
-def time_ours(soft, gts, thr, approximate=False, num_threads=1, repeat=3):
-    """Best of ``repeat`` (CPU seconds, wall seconds) of the whole per-image pipeline."""
-    best_cpu, best_wall = math.inf, math.inf
+def cpu_time(repeat: int, fn, *args, **kwargs) -> tuple[float, float, object]:
+    """Best of ``repeat`` (CPU seconds of the process, wall seconds) of fn(*args, **kwargs), and its last result."""
+    best_cpu, best_wall, out = math.inf, math.inf, None
     for _ in range(repeat):
         c0, w0 = time.process_time(), time.perf_counter()
-        boundary_counts(soft, gts, thr, approximate=approximate, num_threads=num_threads)
+        out = fn(*args, **kwargs)
         best_cpu = min(best_cpu, time.process_time() - c0)
         best_wall = min(best_wall, time.perf_counter() - w0)
-    return best_cpu, best_wall
+    return best_cpu, best_wall, out
 
 
-def time_reference(soft, gts, thr, indices, n_annotators):
-    """CPU seconds per threshold (all annotators) of the dense reference, estimated on ``thr[indices]``.
+FIRST_CALL = """
+import time
+t0 = time.perf_counter()
+import numpy as np, torch
+from pixelwise.metrics import BoundaryF
+t1 = time.perf_counter()
+rng = np.random.default_rng(0)
+pred = torch.as_tensor(rng.random((1, 60, 80)))
+gts = torch.as_tensor(rng.random((1, 2, 60, 80)) > 0.95)
+metric = BoundaryF(99)
+t2 = time.perf_counter()
+metric.update(pred, gts)
+t3 = time.perf_counter()
+metric.update(pred, gts)
+t4 = time.perf_counter()
+print(t1 - t0, t3 - t2, t4 - t3)
+"""
 
-    Only the first ``n_annotators`` are run and the time is scaled to all of them. Thresholds
-    whose dense matrix would not fit are skipped; returns (seconds per threshold, #timed).
-    """
-    spent, timed = 0.0, 0
-    sub = gts[:n_annotators]
-    for i in indices:
-        c0 = time.process_time()
-        res = dense_counts_at(soft, sub, thr[i], 0.0075, ties=False)
-        if res is not None:
-            spent += (time.process_time() - c0) * len(gts) / len(sub)
-            timed += 1
-    return spent / max(timed, 1), timed
+
+def first_call(cache_dir: str | None) -> tuple[float, float, float]:
+    """(import s, first update s, second update s) of BoundaryF in a fresh Python process."""
+    env = dict(os.environ)
+    if cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = cache_dir
+    out = subprocess.run(
+        [sys.executable, "-c", FIRST_CALL], env=env, capture_output=True, text=True, check=True
+    )
+    a, b, c = (float(v) for v in out.stdout.split())
+    return a, b, c
+
+
+# ---------------------------------------------------------------------------- main
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument(
-        "--quick", action="store_true", help="fewer images and sampled thresholds (< 60 s)"
-    )
+    ap.add_argument("--quick", action="store_true", help="96x128 images, one repeat")
+    ap.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="image size")
     args = ap.parse_args()
+    h, w = args.size or ((96, 128) if args.quick else (321, 481))
+    repeat = 1 if args.quick else 3
     thr = bsds_thresholds(99)
     cores = (
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     )
 
-    # warm up the numba kernels (compiled once, cached on disk)
+    # Section 3 first, while no kernel is loaded in this process (it runs in children anyway).
+    warm = first_call(None)
+    warm = first_call(None)  # the first child may have (re)written the cache
+    with tempfile.TemporaryDirectory() as empty:
+        cold = first_call(empty)
+
+    # Warm our kernels up in this process (the first call is measured above, not here).
     s0, g0 = synthetic_image(40, 50, 3, 0)
     for approx in (False, True):
-        boundary_counts(s0, g0, thr, approximate=approx, num_threads=2)
+        boundary_counts(s0, g0, thr, approximate=approx, num_threads=cores)
         boundary_counts(s0, g0, thr, approximate=approx)
 
-    print("## Boundary benchmark: time per image at 99 thresholds, 5 annotators\n")
     print(
-        "| image (texture) | ours exact, 1 thread: CPU s | ours exact, "
-        f"{cores} threads: wall s | ours approx.: CPU s | dense reference: CPU s "
-        "| speed-up vs dense (same run) | speed-up vs quoted C++ |"
+        f"## Boundary benchmark: time per image, {h}x{w}, 99 thresholds, {ANNOTATORS} annotators\n"
     )
-    print("|---|---|---|---|---|---|---|")
-    cases = [((121, 161), 0.3), ((321, 481), 0.3), ((321, 481), 1.0)]
-    n_img = 1 if args.quick else 3
-    # 121x161: a spread of thresholds. 321x481: the dense matrices of low thresholds do not fit
-    # in memory, so only high ones (the cheapest) are timed: a lower bound of the reference.
-    sample = {
-        (121, 161): np.linspace(0, 98, 5 if args.quick else 11).round().astype(int)[1:-1],
-        (321, 481): np.array([89] if args.quick else [89, 94, 98]),
-    }
-    ref_annotators = {(121, 161): 5, (321, 481): 1 if args.quick else 5}
-    notes = []
-    for (h, w), texture in cases:
-        if args.quick and texture > 0.5:
-            continue
-        for j in range(n_img):
-            soft, gts = synthetic_image(h, w, 5, 10 + j, texture=texture)
-            repeat = 2 if args.quick else 3
-            cpu, _ = time_ours(soft, gts, thr, repeat=repeat)
-            _, wall_mt = time_ours(soft, gts, thr, num_threads=cores, repeat=repeat)
-            cpu_a, _ = time_ours(soft, gts, thr, approximate=True, repeat=repeat)
-            idx = sample[(h, w)]
-            per_thr, timed = time_reference(soft, gts, thr, idx, ref_annotators[(h, w)])
-            ref = per_thr * len(thr)
-            quoted = QUOTED_SECONDS[(h, w)]
-            at = ", ".join(f"{thr[i]:.2f}" for i in idx)
-            bound = ">= " if h > 200 else ""
-            ref_txt = f"{bound}{ref:.1f} (t = {at})" if timed else "n/a (too big)"
-            ratio = f"{bound}{ref / cpu:.0f}x" if timed else "n/a"
-            print(
-                f"| {h}x{w} #{j} ({texture:.0%}) | {cpu:.3f} | {wall_mt:.3f} | {cpu_a:.3f} | {ref_txt} "
-                f"| {ratio} | {quoted / cpu:.0f}x (of {quoted:.0f} s) |"
-            )
-            if timed < len(idx):
-                notes.append(
-                    f"{h}x{w} #{j}: {len(idx) - timed} sampled thresholds not timed (dense matrix > "
-                    f"{MAX_DENSE_NODES} nodes)."
-                )
-    for n in notes:
-        print(f"\n{n}")
     print(
-        "\nThe reference is timed per threshold on the thresholds listed and multiplied by 99 (at"
-        " 321x481 only high thresholds fit in memory and they are the cheapest: a lower bound;"
-        " with --quick it runs one annotator there and is scaled to five)."
-        " 'Ours' is the whole per-image pipeline (threshold, thin, match, count), best of 3;"
-        " CPU seconds are the process's (all threads). The C++ reference times are those quoted in"
-        " issue 4 (9 s for 121x161, 40 s for a 321x481 BSDS image), not measured here."
-        " Texture: share of the image covered by false-edge texture in the synthetic prediction."
+        "| texture | ours exact, 1 thread: CPU s | ours exact, "
+        f"{cores} threads: wall s | ours approx.: CPU s | baseline, measured in this run: "
+        "pyEdgeEval (correspondPixels C++): CPU s | pyEdgeEval / ours (1 thread) |"
     )
-
-    # ---- agreement on a small synthetic set, all 99 thresholds
-    n_set = 1 if args.quick else 6
-    hw = (121, 161)
-    print(
-        f"\n## Agreement on {n_set} synthetic images {hw[0]}x{hw[1]} (3-5 annotators, 99 thresholds,"
-        " max_dist 0.0075)\n"
-    )
-    ours, ref_scipy, ref_tie = [], [], []
-    for j in range(n_set):
-        soft, gts = synthetic_image(*hw, 3 + j % 3, 100 + j)
-        ours.append(boundary_counts(soft, gts, thr))
-        ref_scipy.append(np.stack([dense_counts_at(soft, gts, t, 0.0075, ties=False) for t in thr]))
-        if not args.quick:
-            ref_tie.append(
-                np.stack([dense_counts_at(soft, gts, t, 0.0075, ties=True) for t in thr])
-            )
-    rows = [
-        ("pixelwise BoundaryF", np.stack(ours)),
-        ("dense reference, scipy's tie-breaking", np.stack(ref_scipy)),
-    ]
-    if ref_tie:
-        rows.append(("dense reference, our tie-break stream", np.stack(ref_tie)))
-    base = summarize_boundary_counts(rows[0][1], thr)
-    print("| matcher | ODS | OIS | AP | R50 | abs. diff ODS / OIS / AP | identical count rows |")
-    print("|---|---|---|---|---|---|---|")
-    for name, c in rows:
-        s = summarize_boundary_counts(c, thr)
-        diff = " / ".join(f"{abs(s[k] - base[k]):.4f}" for k in ("ods", "ois", "ap"))
-        same = int((c == rows[0][1]).all(axis=2).sum())
+    print("|---|---:|---:|---:|---:|---:|")
+    agreement = []
+    for name, texture in TEXTURES.items():
+        soft, gts = synthetic_image(h, w, ANNOTATORS, 10, texture=texture)
+        cpu, _, ours = cpu_time(repeat, boundary_counts, soft, gts, thr)
+        _, wall_mt, _ = cpu_time(repeat, boundary_counts, soft, gts, thr, num_threads=cores)
+        cpu_a, _, _ = cpu_time(repeat, boundary_counts, soft, gts, thr, approximate=True)
+        ref_cpu, _, ref = cpu_time(1, pyedgeeval_counts, soft, gts, thr)
         print(
-            f"| {name} | {s['ods']:.4f} | {s['ois']:.4f} | {s['ap']:.4f} | {s['r50']:.4f} | {diff} "
-            f"| {same}/{c.shape[0] * c.shape[1]} |"
+            f"| {name} ({texture:.0%}) | {cpu:.3f} | {wall_mt:.3f} | {cpu_a:.3f} | {ref_cpu:.1f} "
+            f"| {ref_cpu / cpu:.0f}x |"
         )
+        agreement.append((name, ours, ref))
+
+    print(
+        "\nOurs: best of the repeats; pyEdgeEval: one run. CPU seconds are the process's (all"
+        " threads). Texture: share of the image covered by false edges in the synthetic"
+        " prediction.\n"
+    )
+    print("## Agreement on the same images (counts of the timed runs)\n")
+    print(
+        "| texture | ODS ours / pyEdgeEval | OIS ours / pyEdgeEval | AP ours / pyEdgeEval | identical count rows |"
+    )
+    print("|---|---|---|---|---:|")
+    for name, ours, ref in agreement:
+        a = summarize_boundary_counts(ours[None], thr)
+        b = summarize_boundary_counts(ref[None], thr)
+        same = int((ours == ref).all(axis=1).sum())
+        cells = " | ".join(f"{a[k]:.4f} / {b[k]:.4f}" for k in ("ods", "ois", "ap"))
+        print(f"| {name} | {cells} | {same}/{len(thr)} |")
+
+    print("\n## First BoundaryF.update in a fresh process (60x80 image, 2 annotators)\n")
+    print("| numba cache | import pixelwise.metrics (s) | first update (s) | second update (s) |")
+    print("|---|---:|---:|---:|")
+    print(
+        f"| on disk (every process after the first) | {warm[0]:.2f} | {warm[1]:.2f} | {warm[2]:.3f} |"
+    )
+    print(
+        f"| empty (the first process after an install) | {cold[0]:.2f} | {cold[1]:.2f} | {cold[2]:.3f} |"
+    )
     print(f"\n{machine_line()}")
 
 
