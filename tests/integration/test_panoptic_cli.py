@@ -16,7 +16,7 @@ from tests.integration.conftest import read_metrics, run_script
 TINY = [
     "task=panoptic",
     "data.size=[48,64]",
-    "data.train.length=48",
+    "data.train.length=240",
     "data.val.length=4",
     "data.test.length=4",
     "data.batch_size=8",
@@ -80,7 +80,7 @@ def test_metrics_json_equals_cityscapes_evaluation(evaluated):
             str(out / "predictions" / "cityscapes_panoptic_val"),
             str(out / "official.json"),
         )
-    assert ref["All"]["n"] > 0
+    assert ref["All"]["n"] > 0 and ref["Stuff"]["pq"] > 0  # the trained model matches some segments
     for name, key in (("All", ""), ("Things", "_things"), ("Stuff", "_stuff")):
         if ref[name]["n"] == 0:
             continue
