@@ -90,6 +90,11 @@ def _output_dir(cfg: DictConfig) -> Path:
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Datamodule, task (with its net), and trainer with callbacks and loggers, from a config."""
+    from pixelwise.devices import device_problem
+
+    problem = device_problem(cfg.trainer.get("accelerator"), cfg.trainer.get("devices"))
+    if problem:
+        raise UserError(problem)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
@@ -348,8 +353,34 @@ def _run(fn, cfg: DictConfig) -> Any:
         return fn(cfg)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
+        _remove_empty_run_dir(cfg)
         # SystemExit passes through Hydra without a traceback.
         raise SystemExit(2) from None
+
+
+# What Hydra (and build) put into a run directory before anything ran.
+_BOOKKEEPING = {".hydra", "train.log", "evaluate.log", "config.yaml"}
+
+
+def _remove_empty_run_dir(cfg: DictConfig) -> None:
+    """A run refused before it started leaves no directory behind (only Hydra's bookkeeping)."""
+    try:
+        out = _output_dir(cfg)
+    except Exception:  # noqa: BLE001 — no Hydra runtime (called as a library): nothing to remove
+        return
+    if out.is_dir() and {p.name for p in out.iterdir()} <= _BOOKKEEPING:
+        import shutil
+
+        logging.shutdown()  # release train.log before removing it
+        shutil.rmtree(out, ignore_errors=True)
+        cwd = Path.cwd().resolve()
+        for parent in out.resolve().parents:  # outputs/<task>/ too, when nothing else is there
+            if parent == cwd or cwd not in parent.parents:
+                break
+            try:
+                parent.rmdir()
+            except OSError:
+                break
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
