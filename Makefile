@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: install train test test-full lint format bench clean
+.PHONY: install train test test-full lint ci format bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ test-full: install
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks train.py evaluate.py match.py
 	$(VENV)/bin/ruff format --check src tests benchmarks train.py evaluate.py match.py
+
+# What .ci/run runs: lint, then the whole suite (slow tests included; `make test` is the quick loop).
+ci: lint test-full
 
 format: install
 	$(VENV)/bin/ruff format src tests benchmarks train.py evaluate.py match.py
