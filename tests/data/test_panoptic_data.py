@@ -177,3 +177,38 @@ class TestCityscapesPanoptic:
     def test_missing_layout(self, tmp_path: Path) -> None:
         with pytest.raises(FileNotFoundError, match="cityscapes_panoptic_val.json"):
             CityscapesPanoptic(tmp_path, "val")
+
+
+class TestCOCOPanoptic:
+    def test_reads_coco_layout(self, tmp_path: Path) -> None:
+        from pixelwise.data.panoptic_scenes import COCOPanoptic
+
+        # COCO ids are arbitrary 24-bit values; categories person 1, car 3 (things), tree 184 (stuff).
+        pan = np.array([[3226956, 3226956, 0], [1450, 6587345, 6587345]])
+        info = [
+            {"id": 3226956, "category_id": 184, "iscrowd": 0, "area": 2, "bbox": [0, 0, 2, 1]},
+            {"id": 1450, "category_id": 1, "iscrowd": 1, "area": 1, "bbox": [0, 1, 1, 1]},
+            {"id": 6587345, "category_id": 3, "iscrowd": 0, "area": 2, "bbox": [1, 1, 2, 1]},
+        ]
+        (tmp_path / "val2017").mkdir()
+        Image.fromarray(np.zeros((2, 3, 3), dtype=np.uint8)).save(tmp_path / "val2017" / "000000000139.jpg")
+        write_panoptic_png(tmp_path / "annotations" / "panoptic_val2017" / "000000000139.png", pan)
+        doc = {
+            "images": [{"id": 139, "file_name": "000000000139.jpg", "height": 2, "width": 3}],
+            "annotations": [{"image_id": 139, "file_name": "000000000139.png", "segments_info": info}],
+            "categories": [
+                {"id": 184, "name": "tree-merged", "isthing": 0, "color": [1, 2, 3]},
+                {"id": 1, "name": "person", "isthing": 1, "color": [4, 5, 6]},
+                {"id": 3, "name": "car", "isthing": 1, "color": [7, 8, 9]},
+            ],
+        }
+        (tmp_path / "annotations" / "panoptic_val2017.json").write_text(json.dumps(doc))
+        ds = COCOPanoptic(tmp_path, "val")
+        assert ds.category_ids == (1, 3, 184) and ds.class_names == ("person", "car", "tree-merged")
+        assert ds.thing_classes == (0, 1) and ds.palette.tolist() == [[4, 5, 6], [7, 8, 9], [1, 2, 3]]
+        item = ds[0]
+        assert item["image_id"] == "139"
+        assert item["mask"].tolist() == [[2, 2, 255], [0, 1, 1]]
+        assert item["instances"].tolist() == [[0, 0, 0], [0, 1, 1]]  # the crowd person has no instance
+        assert item["segments"].tolist() == [[3226956, 2, 0], [1450, 0, 1], [6587345, 1, 0]]
+        assert np.array_equal(item["panoptic"].numpy(), pan)

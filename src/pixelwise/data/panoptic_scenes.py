@@ -42,6 +42,7 @@ from pixelwise.data.synthetic_scenes import SyntheticScenes
 
 __all__ = [
     "CITYSCAPES_PANOPTIC_TREE",
+    "COCOPanoptic",
     "CityscapesPanoptic",
     "SYNTHETIC_CATEGORY_IDS",
     "SyntheticPanopticScenes",
@@ -144,6 +145,8 @@ class CityscapesPanoptic(Dataset):
     """
 
     ignore_index: int = 255
+    name: str = "CityscapesPanoptic"
+    tree: str = CITYSCAPES_PANOPTIC_TREE
 
     def __init__(
         self,
@@ -155,40 +158,35 @@ class CityscapesPanoptic(Dataset):
         instance_classes: Sequence[int] | None = None,
         palette: Any = None,
     ) -> None:
-        name = "CityscapesPanoptic"
+        name = self.name
         check_transform(transform, name)
         self.root = Path(root)
         self.split = split
         self.transform = transform
-        self.category_ids = tuple(int(c) for c in (category_ids or CITYSCAPES_CATEGORY_IDS))
-        default_names = CLASS_NAMES if category_ids is None else [str(c) for c in self.category_ids]
+        require(self.root, name, self.root, self.tree)
+        json_path, png_dir, image_dir = self.layout(split)
+        self.json_path = require(json_path, name, self.root, self.tree, kind="file")
+        self.png_dir = require(png_dir, name, self.root, self.tree)
+        image_dir = require(image_dir, name, self.root, self.tree)
+        doc = json.loads(self.json_path.read_text())
+        for key in ("images", "annotations", "categories"):
+            if key not in doc:
+                raise PanopticFormatError(f"{self.json_path}: no {key!r} key; expected images, annotations, categories")
+        ids, names, things, colours = self.default_classes(doc)
+        self.category_ids = tuple(int(c) for c in (category_ids or ids))
+        default_names = names if category_ids is None else [str(c) for c in self.category_ids]
         self.class_names = tuple(class_names or default_names)
-        self.thing_classes = tuple(
-            int(c) for c in (INSTANCE_CLASSES if instance_classes is None else instance_classes)
-        )
+        self.thing_classes = tuple(int(c) for c in (things if instance_classes is None else instance_classes))
         self.palette = (
             np.asarray(palette, dtype=np.uint8)
             if palette is not None
-            else (PALETTE if category_ids is None else None)
+            else (colours if category_ids is None else None)
         )
         if len(self.class_names) != len(self.category_ids):
             raise ValueError(
                 f"{name}: {len(self.class_names)} class names for {len(self.category_ids)} category ids"
             )
         self.category_to_class = {c: i for i, c in enumerate(self.category_ids)}
-        require(self.root, name, self.root, CITYSCAPES_PANOPTIC_TREE)
-        self.json_path = require(
-            self.root / "gtFine" / f"cityscapes_panoptic_{split}.json",
-            name, self.root, CITYSCAPES_PANOPTIC_TREE, kind="file",
-        )
-        self.png_dir = require(
-            self.root / "gtFine" / f"cityscapes_panoptic_{split}", name, self.root, CITYSCAPES_PANOPTIC_TREE
-        )
-        image_dir = require(self.root / "leftImg8bit" / split, name, self.root, CITYSCAPES_PANOPTIC_TREE)
-        doc = json.loads(self.json_path.read_text())
-        for key in ("images", "annotations", "categories"):
-            if key not in doc:
-                raise PanopticFormatError(f"{self.json_path}: no {key!r} key; expected images, annotations, categories")
         for cat in doc["categories"]:
             if int(cat["id"]) not in self.category_to_class:
                 raise PanopticFormatError(
@@ -205,10 +203,7 @@ class CityscapesPanoptic(Dataset):
                     "that is not in 'images'"
                 )
             im = images[image_id]
-            city = str(image_id).split("_")[0]
-            # createPanopticImgs writes images[].file_name as "*_gtFine_leftImg8bit.png", a name no
-            # Cityscapes image has: the image is found by its image_id, as the evaluation does.
-            image_path = image_dir / city / f"{image_id}_leftImg8bit.png"
+            image_path = self.image_path(image_dir, image_id, im)
             png = self.png_dir / ann["file_name"]
             for path, what in ((image_path, "image"), (png, "panoptic PNG")):
                 if not path.is_file():
@@ -216,6 +211,23 @@ class CityscapesPanoptic(Dataset):
             self.items.append((image_path, png, ann, im))
         if not self.items:
             raise DatasetLayoutError(f"{name}: {self.json_path} has no annotations")
+
+    def layout(self, split: str) -> tuple[Path, Path, Path]:
+        """(panoptic JSON, PNG folder, image folder) of a split."""
+        gt = self.root / "gtFine"
+        return gt / f"cityscapes_panoptic_{split}.json", gt / f"cityscapes_panoptic_{split}", self.root / "leftImg8bit" / split
+
+    def image_path(self, image_dir: Path, image_id: Any, im: dict[str, Any]) -> Path:
+        """The image of an annotation: ``{city}/{image_id}_leftImg8bit.png`` (city = first ``_`` field).
+
+        createPanopticImgs writes images[].file_name as "*_gtFine_leftImg8bit.png", a name no
+        Cityscapes image has: the image is found by its image_id, as the evaluation does.
+        """
+        return image_dir / str(image_id).split("_")[0] / f"{image_id}_leftImg8bit.png"
+
+    def default_classes(self, doc: dict[str, Any]) -> tuple[Sequence[int], Sequence[str], Sequence[int], Any]:
+        """(category ids, class names, thing classes, palette) when the config gives none: Cityscapes' 19 classes."""
+        return CITYSCAPES_CATEGORY_IDS, CLASS_NAMES, INSTANCE_CLASSES, PALETTE
 
     @property
     def info(self) -> DatasetInfo:
@@ -249,3 +261,43 @@ class CityscapesPanoptic(Dataset):
         )
         item["path"] = str(image_path)
         return item
+
+
+COCO_PANOPTIC_TREE = """\
+<root>/
+├── {split}2017/{image file_name}.jpg
+└── annotations/panoptic_{split}2017.json
+    annotations/panoptic_{split}2017/{image id:012d}.png"""
+
+
+class COCOPanoptic(CityscapesPanoptic):
+    """COCO panoptic (``annotations/panoptic_{split}2017.json`` + PNG folder, images ``{split}2017/``).
+
+    Without ``category_ids`` the classes are the JSON's categories in id order (133 for COCO
+    2017: the 80 things first), names and things (``isthing``) from the JSON; the palette from
+    the categories' ``color``. Same item keys and checks as :class:`CityscapesPanoptic`.
+    """
+
+    name = "COCOPanoptic"
+    tree = COCO_PANOPTIC_TREE
+
+    def __init__(self, root: str | Path, split: str = "val", year: int = 2017, **kwargs: Any) -> None:
+        self.year = year
+        super().__init__(root, split, **kwargs)
+
+    def layout(self, split: str) -> tuple[Path, Path, Path]:
+        ann = self.root / "annotations"
+        return ann / f"panoptic_{split}{self.year}.json", ann / f"panoptic_{split}{self.year}", self.root / f"{split}{self.year}"
+
+    def image_path(self, image_dir: Path, image_id: Any, im: dict[str, Any]) -> Path:
+        return image_dir / im["file_name"]
+
+    def default_classes(self, doc: dict[str, Any]) -> tuple[Sequence[int], Sequence[str], Sequence[int], Any]:
+        cats = sorted(doc["categories"], key=lambda c: int(c["id"]))
+        palette = np.asarray([c.get("color", [0, 0, 0]) for c in cats], dtype=np.uint8)
+        return (
+            [int(c["id"]) for c in cats],
+            [str(c.get("name", c["id"])) for c in cats],
+            [i for i, c in enumerate(cats) if int(c.get("isthing", 0))],
+            palette,
+        )
