@@ -150,7 +150,9 @@ def main() -> None:
     t_pycoco = timed(lambda: run_metric("pycocotools", targets, preds), repeats)
     print(machine_line())
     print(f"COCO box mAP, {n} images x 50 detections, {K} classes (mAP {ref:.4f} in all three)")
-    print(f"{'':44s} {'s':>7s} {'ms/image':>9s} {'vs COCOeval':>12s}")
+    print(
+        f"{'':44s} {'s':>7s} {'ms/image':>9s} {'vs COCOeval (baseline, measured in this run)':>12s}"
+    )
     for name, t in (
         ("pycocotools COCOeval (loadRes+eval+acc+sum)", t_cocoeval),
         ("MeanAveragePrecision faster_coco_eval", t_fast),

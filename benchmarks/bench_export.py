@@ -157,13 +157,15 @@ def main() -> None:
     print("| run | time (s) | net forwards/s | source images/s |")
     print("|---|---:|---:|---:|")
     print(
-        f"| bare teacher forward of the same {m * n} images | {tb:.2f} | {m * n / tb:.1f} | {m / tb:.4f} |"
+        f"| baseline, measured in this run: bare teacher forward of the same {m * n} images | {tb:.2f} | {m * n / tb:.1f} | {m / tb:.4f} |"
     )
     print(
         f"| export: load + adaptation + NMS + write .npz, {m} images | {te:.2f} | {m * n / te:.1f} | "
         f"**{rate:.4f}** |"
     )
-    print(f"\n**ratio export / bare forward: {te / tb:.3f}** (median of {repeats})")
+    print(
+        f"\n**ratio export / bare forward: {te / tb:.3f}** (both measured in this run; median of {repeats})"
+    )
     days = COCO_TRAIN2014 / rate / 86400
     print(
         f"\nCOCO train2014 ({COCO_TRAIN2014} images) at this rate: {days:.1f} days on this machine "

@@ -55,7 +55,9 @@ def main() -> None:
     args = parser.parse_args()
     cv2.setNumThreads(0)
     aug = A.Compose([A.HorizontalFlip(p=0.5), A.RandomBrightnessContrast(p=0.5)])
-    print("| size | mode | scenes/s wall | scenes/s CPU | ratio vs render (CPU) | x target |")
+    print(
+        "| size | mode | scenes/s wall | scenes/s CPU | ratio vs render (CPU; baseline measured in this run) | x target |"
+    )
     print("|---|---|---:|---:|---:|---:|")
     for size, n in (
         ((96, 128), 150 if args.quick else 1000),

@@ -90,7 +90,9 @@ def main() -> None:
         f"MagicPoint training step, batch {args.batch}, {h}x{w}, AdamW, {args.threads} threads "
         f"({'quick' if args.quick else 'full'}: median of {len(results['channels_last'])} steps)\n"
     )
-    print("| memory format | s / step (median) | min | images / s | speed-up vs default |")
+    print(
+        "| memory format | s / step (median) | min | images / s | speed-up vs default (baseline measured in this run) |"
+    )
     print("|---|---|---|---|---|")
     for name, ts in results.items():
         med = statistics.median(ts)
