@@ -51,13 +51,18 @@ def postprocess_ratio(h: int, w: int, repeat: int, base: int) -> tuple[float, fl
     inst = torch.zeros(1, h, w, dtype=torch.long)
     g = torch.Generator().manual_seed(0)
     for k in range(1, 31):
-        y0, x0 = torch.randint(0, h - 40, (1,), generator=g).item(), torch.randint(0, w - 40, (1,), generator=g).item()
+        y0, x0 = (
+            torch.randint(0, h - 40, (1,), generator=g).item(),
+            torch.randint(0, w - 40, (1,), generator=g).item(),
+        )
         inst[0, y0 : y0 + 40, x0 : x0 + 30] = k
     heat, off, _ = panoptic_targets(inst, sigma=8.0)
     sem = torch.where(inst > 0, 13, 0)
     with torch.no_grad():
         fwd = best(lambda: net(x), repeat)
-        post = best(lambda: panoptic_postprocess(sem, heat, off, range(11, 19), 19, top_k=200), repeat)
+        post = best(
+            lambda: panoptic_postprocess(sem, heat, off, range(11, 19), 19, top_k=200), repeat
+        )
     pan = panoptic_postprocess(sem, heat, off, range(11, 19), 19, top_k=200)
     return fwd, post, int((pan.unique() > 13000).sum())
 
@@ -110,13 +115,17 @@ def main() -> None:
     print("post-processing vs forward (batch 1, 1 thread):")
     for (h, w), base in (((96, 128), 16), ((512, 1024), 16)):
         fwd, post, n = postprocess_ratio(h, w, repeat, base)
-        print(f"  {h}x{w}: forward {fwd * 1e3:.1f} ms, post-processing {post * 1e3:.1f} ms "
-              f"= {100 * post / fwd:.1f}% of the forward ({n} instances)")
+        print(
+            f"  {h}x{w}: forward {fwd * 1e3:.1f} ms, post-processing {post * 1e3:.1f} ms "
+            f"= {100 * post / fwd:.1f}% of the forward ({n} instances)"
+        )
     n = 4 if args.quick else 12
     ours, official, reading = pq_ratio(n, 512, 1024)
-    print(f"PQ per 512x1024 image: ours update+compute {ours * 1e3:.1f} ms, official "
-          f"{official * 1e3:.1f} ms ({reading * 1e3:.1f} ms of it PNG decoding): "
-          f"{official / ours:.1f}x ({(official - reading) / ours:.1f}x without decoding)")
+    print(
+        f"PQ per 512x1024 image: ours update+compute {ours * 1e3:.1f} ms, official "
+        f"{official * 1e3:.1f} ms ({reading * 1e3:.1f} ms of it PNG decoding): "
+        f"{official / ours:.1f}x ({(official - reading) / ours:.1f}x without decoding)"
+    )
 
 
 if __name__ == "__main__":

@@ -55,7 +55,9 @@ def test_logs_pq_and_mask_ap() -> None:
     v = module.logged
     # road: 4 / 5 (pred 5 px, gt 4 px, inter 4); car 2001 vs 1001: 3 / 3 = 1 -> TP; 1002 FN.
     assert v["val/pq/road"] == pytest.approx(0.8) and v["val/sq_things"] == pytest.approx(1.0)
-    assert v["val/rq_things"] == pytest.approx(1 / 1.5) and v["val/pq"] == pytest.approx((0.8 + 1 / 1.5) / 2)
+    assert v["val/rq_things"] == pytest.approx(1 / 1.5) and v["val/pq"] == pytest.approx(
+        (0.8 + 1 / 1.5) / 2
+    )
     # the car as an instance: one of two cars found with IoU 1 -> precision 1 up to recall 0.5:
     # COCO's 101-point AP = 51 / 101 at every IoU threshold.
     assert v["val/mask_map_50"] == pytest.approx(51 / 101, abs=1e-6)
@@ -64,10 +66,19 @@ def test_logs_pq_and_mask_ap() -> None:
 
 def test_missing_batch_keys_and_things() -> None:
     cb = PanopticMetrics(2)
-    out = PanopticOutput(panoptic=torch.zeros(1, 2, 2, dtype=torch.long), segments=[torch.zeros(0, 3, dtype=torch.long)])
+    out = PanopticOutput(
+        panoptic=torch.zeros(1, 2, 2, dtype=torch.long),
+        segments=[torch.zeros(0, 3, dtype=torch.long)],
+    )
     cb.on_validation_epoch_start(FakeTrainer(), FakeModule())
     with pytest.raises(KeyError, match="segments"):
-        cb.on_validation_batch_end(FakeTrainer(), FakeModule(), out, {"image": torch.zeros(1, 3, 2, 2), "panoptic": out.panoptic}, 0)
+        cb.on_validation_batch_end(
+            FakeTrainer(),
+            FakeModule(),
+            out,
+            {"image": torch.zeros(1, 3, 2, 2), "panoptic": out.panoptic},
+            0,
+        )
 
     class NoThings(FakeTrainer):
         class datamodule:  # noqa: N801
@@ -82,8 +93,12 @@ def test_dataset_ids_and_targets() -> None:
     seg = np.array([[1000, 0, 0], [2003, 1, 0], [3001, 2, 0]])
     new, nseg = dataset_segment_ids(pan, seg, [7, 26, 24])
     assert new.tolist() == [[7, 26003], [24001, 0]] and nseg[:, 0].tolist() == [7, 26003, 24001]
-    t = target_instances(torch.tensor([[5, 6], [7, 0]]), torch.tensor([[5, 0, 0], [6, 1, 0], [7, 1, 1]]), [1])
-    assert t["labels"].tolist() == [1, 1] and t["iscrowd"].tolist() == [0, 1] and t["masks"].sum() == 2
+    t = target_instances(
+        torch.tensor([[5, 6], [7, 0]]), torch.tensor([[5, 0, 0], [6, 1, 0], [7, 1, 1]]), [1]
+    )
+    assert (
+        t["labels"].tolist() == [1, 1] and t["iscrowd"].tolist() == [0, 1] and t["masks"].sum() == 2
+    )
 
 
 def test_panel_shapes_and_colours() -> None:
@@ -92,5 +107,13 @@ def test_panel_shapes_and_colours() -> None:
     col = panoptic_colors(pan, seg, pal, [1])
     assert col[0, 0].tolist() == [10, 20, 30] and col[1, 1].tolist() == [0, 0, 0]
     assert col[0, 1].tolist() != col[1, 0].tolist()  # two instances of one class, two colours
-    panel = panoptic_panel(torch.rand(3, 2, 2), (pan, seg), (pan, seg), pal, [1], torch.rand(1, 2, 2), torch.rand(2, 2, 2))
+    panel = panoptic_panel(
+        torch.rand(3, 2, 2),
+        (pan, seg),
+        (pan, seg),
+        pal,
+        [1],
+        torch.rand(1, 2, 2),
+        torch.rand(2, 2, 2),
+    )
     assert panel.shape == (2, 10, 3) and panel.dtype == np.uint8

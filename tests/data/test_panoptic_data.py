@@ -50,8 +50,19 @@ class TestPanopticFromLabels:
         pan, seg = panoptic_from_labels(mask, inst, [1, 2], [7, 26, 24])
         # car instances 5, 9 -> 26001, 26002; person: instance 3 -> 24001, 4 -> 24002; pixel (1,3)
         # is a person without instance -> crowd 24.
-        assert pan.tolist() == [[7, 7, 26001, 26001], [0, 26002, 26002, 24], [24001, 24001, 7, 24002]]
-        assert seg.tolist() == [[7, 0, 0], [24, 2, 1], [24001, 2, 0], [24002, 2, 0], [26001, 1, 0], [26002, 1, 0]]
+        assert pan.tolist() == [
+            [7, 7, 26001, 26001],
+            [0, 26002, 26002, 24],
+            [24001, 24001, 7, 24002],
+        ]
+        assert seg.tolist() == [
+            [7, 0, 0],
+            [24, 2, 1],
+            [24001, 2, 0],
+            [24002, 2, 0],
+            [26001, 1, 0],
+            [26002, 1, 0],
+        ]
         sem, ins = labels_from_panoptic(pan, seg, [1, 2])
         assert np.array_equal(sem, mask)
         # instances numbered in the order of the segment table, crowd and stuff 0.
@@ -85,7 +96,9 @@ def write_cityscapes_instance_ids(root: Path, split: str, stem: str, raw: np.nda
     city = stem.split("_")[0]
     (root / "gtFine" / split / city).mkdir(parents=True, exist_ok=True)
     (root / "leftImg8bit" / split / city).mkdir(parents=True, exist_ok=True)
-    Image.fromarray(raw.astype(np.uint16)).save(root / "gtFine" / split / city / f"{stem}_gtFine_instanceIds.png")
+    Image.fromarray(raw.astype(np.uint16)).save(
+        root / "gtFine" / split / city / f"{stem}_gtFine_instanceIds.png"
+    )
     rgb = np.random.default_rng(0).integers(0, 255, (*raw.shape, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png")
 
@@ -110,9 +123,20 @@ class TestCityscapesPanoptic:
         # The official ids are the instanceIds values; 4 (static) is ignoreInEval -> void.
         expected_pan = np.where(np.isin(raw, [0, 4]), 0, raw)
         assert np.array_equal(item["panoptic"].numpy(), expected_pan)
-        assert item["mask"].tolist() == [[0, 0, 13, 13, 10], [255, 13, 13, 13, 10], [11, 11, 0, 13, 255]]
+        assert item["mask"].tolist() == [
+            [0, 0, 13, 13, 10],
+            [255, 13, 13, 13, 10],
+            [11, 11, 0, 13, 255],
+        ]
         seg = {tuple(r) for r in item["segments"].tolist()}
-        assert seg == {(7, 0, 0), (23, 10, 0), (24000, 11, 0), (26, 13, 1), (26000, 13, 0), (26001, 13, 0)}
+        assert seg == {
+            (7, 0, 0),
+            (23, 10, 0),
+            (24000, 11, 0),
+            (26, 13, 1),
+            (26000, 13, 0),
+            (26001, 13, 0),
+        }
         ins = item["instances"].numpy()
         # three instances (person, two cars), crowd car and stuff are 0.
         assert len(np.unique(ins[ins > 0])) == 3 and ins[1, 3] == 0 and ins[0, 0] == 0
@@ -142,21 +166,31 @@ class TestCityscapesPanoptic:
                 s for s in doc["annotations"][0]["segments_info"] if s["id"] != 3
             ]
 
-        with pytest.raises(PanopticFormatError, match=r"gtFine_panoptic.png.*segment id 3 .*in the PNG but not in segments_info"):
+        with pytest.raises(
+            PanopticFormatError,
+            match=r"gtFine_panoptic.png.*segment id 3 .*in the PNG but not in segments_info",
+        ):
             self._broken(tmp_path, edit)[0]
 
     def test_json_id_missing_from_png(self, tmp_path: Path) -> None:
         def edit(doc, root):
-            doc["annotations"][0]["segments_info"].append({"id": 7099, "category_id": 7, "iscrowd": 0})
+            doc["annotations"][0]["segments_info"].append(
+                {"id": 7099, "category_id": 7, "iscrowd": 0}
+            )
 
-        with pytest.raises(PanopticFormatError, match="segment id 7099 is in segments_info but has no pixel"):
+        with pytest.raises(
+            PanopticFormatError, match="segment id 7099 is in segments_info but has no pixel"
+        ):
             self._broken(tmp_path, edit)[0]
 
     def test_unknown_category(self, tmp_path: Path) -> None:
         def edit(doc, root):
             doc["annotations"][0]["segments_info"][0]["category_id"] = 42
 
-        with pytest.raises(PanopticFormatError, match=r"segment id \d+ has unknown category_id 42; expected one of \[1, 2"):
+        with pytest.raises(
+            PanopticFormatError,
+            match=r"segment id \d+ has unknown category_id 42; expected one of \[1, 2",
+        ):
             self._broken(tmp_path, edit)[0]
 
     def test_wrong_area_and_duplicate(self, tmp_path: Path) -> None:
@@ -171,7 +205,9 @@ class TestCityscapesPanoptic:
             png = next((root / "gtFine" / "cityscapes_panoptic_val").glob("*.png"))
             write_panoptic_png(png, np.ones((10, 10), dtype=np.int64))
 
-        with pytest.raises(PanopticFormatError, match=r"panoptic PNG is 10x10 \(WxH\), image .* is 64x48"):
+        with pytest.raises(
+            PanopticFormatError, match=r"panoptic PNG is 10x10 \(WxH\), image .* is 64x48"
+        ):
             self._broken(tmp_path, edit)[0]
 
     def test_missing_layout(self, tmp_path: Path) -> None:
@@ -191,11 +227,15 @@ class TestCOCOPanoptic:
             {"id": 6587345, "category_id": 3, "iscrowd": 0, "area": 2, "bbox": [1, 1, 2, 1]},
         ]
         (tmp_path / "val2017").mkdir()
-        Image.fromarray(np.zeros((2, 3, 3), dtype=np.uint8)).save(tmp_path / "val2017" / "000000000139.jpg")
+        Image.fromarray(np.zeros((2, 3, 3), dtype=np.uint8)).save(
+            tmp_path / "val2017" / "000000000139.jpg"
+        )
         write_panoptic_png(tmp_path / "annotations" / "panoptic_val2017" / "000000000139.png", pan)
         doc = {
             "images": [{"id": 139, "file_name": "000000000139.jpg", "height": 2, "width": 3}],
-            "annotations": [{"image_id": 139, "file_name": "000000000139.png", "segments_info": info}],
+            "annotations": [
+                {"image_id": 139, "file_name": "000000000139.png", "segments_info": info}
+            ],
             "categories": [
                 {"id": 184, "name": "tree-merged", "isthing": 0, "color": [1, 2, 3]},
                 {"id": 1, "name": "person", "isthing": 1, "color": [4, 5, 6]},
@@ -205,10 +245,17 @@ class TestCOCOPanoptic:
         (tmp_path / "annotations" / "panoptic_val2017.json").write_text(json.dumps(doc))
         ds = COCOPanoptic(tmp_path, "val")
         assert ds.category_ids == (1, 3, 184) and ds.class_names == ("person", "car", "tree-merged")
-        assert ds.thing_classes == (0, 1) and ds.palette.tolist() == [[4, 5, 6], [7, 8, 9], [1, 2, 3]]
+        assert ds.thing_classes == (0, 1) and ds.palette.tolist() == [
+            [4, 5, 6],
+            [7, 8, 9],
+            [1, 2, 3],
+        ]
         item = ds[0]
         assert item["image_id"] == "139"
         assert item["mask"].tolist() == [[2, 2, 255], [0, 1, 1]]
-        assert item["instances"].tolist() == [[0, 0, 0], [0, 1, 1]]  # the crowd person has no instance
+        assert item["instances"].tolist() == [
+            [0, 0, 0],
+            [0, 1, 1],
+        ]  # the crowd person has no instance
         assert item["segments"].tolist() == [[3226956, 2, 0], [1450, 0, 1], [6587345, 1, 0]]
         assert np.array_equal(item["panoptic"].numpy(), pan)

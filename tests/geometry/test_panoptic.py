@@ -92,7 +92,9 @@ class TestCenters:
         off[0, 0, 0, 3] = -3.0  # pixel x=3 points to x=0
         centres = torch.tensor([[[0.0, 0.0], [3.0, 0.0], [1.0, 0.0]]])
         slot = group_pixels(off, centres, torch.tensor([[True, True, False]]), chunk=3)
-        assert slot.tolist() == [[[0, 0, 1, 0]]]  # x=1 is nearest (0,0) (slot 2 invalid), x=2 -> (3,0)
+        assert slot.tolist() == [
+            [[0, 0, 1, 0]]
+        ]  # x=1 is nearest (0,0) (slot 2 invalid), x=2 -> (3,0)
         none = group_pixels(off, centres, torch.zeros(1, 3, dtype=torch.bool))
         assert (none == -1).all()
 
@@ -113,7 +115,9 @@ class TestPostprocess:
         seg = panoptic_segments(pan)
         assert seg[0].tolist() == [[1000, 0, 0], [3001, 2, 0], [4002, 3, 0]]
         # small segments void: instance 2 has 2 pixels, stuff 1.
-        pan = panoptic_postprocess(sem, hm, off, [2, 3], 4, nms_kernel=3, min_thing_area=3, min_stuff_area=2)
+        pan = panoptic_postprocess(
+            sem, hm, off, [2, 3], 4, nms_kernel=3, min_thing_area=3, min_stuff_area=2
+        )
         assert pan.tolist() == [[[0, 3001, 3001, 3001, 0, 0]]]
 
     def test_no_centre_and_batch(self) -> None:
@@ -125,4 +129,10 @@ class TestPostprocess:
 
     def test_shape_error(self) -> None:
         with pytest.raises(ValueError, match="expected"):
-            panoptic_postprocess(torch.zeros(1, 2, 2, dtype=torch.long), torch.zeros(1, 1, 2, 3), torch.zeros(1, 2, 2, 2), [1], 2)
+            panoptic_postprocess(
+                torch.zeros(1, 2, 2, dtype=torch.long),
+                torch.zeros(1, 1, 2, 3),
+                torch.zeros(1, 2, 2, 2),
+                [1],
+                2,
+            )

@@ -89,4 +89,6 @@ def test_metrics_json_equals_cityscapes_evaluation(evaluated):
     # The ground truth the writer wrote from the batches is the exported ground truth.
     gt = json.loads((out / "predictions" / "cityscapes_panoptic_val_gt.json").read_text())
     exported = json.loads((root / "cs" / "gtFine" / "cityscapes_panoptic_val.json").read_text())
-    assert [a["segments_info"] for a in gt["annotations"]] == [a["segments_info"] for a in exported["annotations"]]
+    assert [a["segments_info"] for a in gt["annotations"]] == [
+        a["segments_info"] for a in exported["annotations"]
+    ]

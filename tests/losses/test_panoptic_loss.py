@@ -21,7 +21,18 @@ def test_values_by_hand() -> None:
     wt = torch.zeros(1, 1, 2, 2, dtype=torch.bool)
     wt[0, 0, 0, 0] = True
     valid = torch.tensor([[[[True, True], [True, False]]]])
-    out = panoptic_loss(logits, hm, off, mask, ht, ot, wt, heatmap_valid=valid, center_weight=2.0, offset_loss_weight=0.5)
+    out = panoptic_loss(
+        logits,
+        hm,
+        off,
+        mask,
+        ht,
+        ot,
+        wt,
+        heatmap_valid=valid,
+        center_weight=2.0,
+        offset_loss_weight=0.5,
+    )
     ce = F.cross_entropy(logits, mask, ignore_index=255)
     assert torch.isclose(out["semantic"], ce)
     assert torch.isclose(out["center"], torch.tensor(0.25 / 3))

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelwise.data.panoptic_format import categories_json, segments_info, write_panoptic_json, write_panoptic_png
+from pixelwise.data.panoptic_format import (
+    categories_json,
+    segments_info,
+    write_panoptic_json,
+    write_panoptic_png,
+)
 
 NUM_CLASSES = 6
 THINGS = (3, 4, 5)
@@ -40,7 +45,11 @@ def random_pair(rng: np.random.Generator, h: int = 48, w: int = 64):
     gt[thing_pix] = (cls[thing_pix] + 1) * 1000 + inst[thing_pix]
     gt[(cls >= 3) & (inst == 0)] = cls[(cls >= 3) & (inst == 0)] + 1  # crowd: the category id
     gt[void] = 0
-    gt_seg = table(gt, lambda i: (i // 1000 - 1) if i >= 1000 else i - 1, lambda i: int(i < 1000 and i - 1 >= 3))
+    gt_seg = table(
+        gt,
+        lambda i: (i // 1000 - 1) if i >= 1000 else i - 1,
+        lambda i: int(i < 1000 and i - 1 >= 3),
+    )
     # Prediction: the ground truth shifted, with noise blocks, relabelled ids, some void.
     pred_cls = np.roll(np.where(void, cls, cls), rng.integers(-2, 3), axis=int(rng.integers(0, 2)))
     pred_inst = np.roll(inst, rng.integers(-2, 3), axis=1)
@@ -75,9 +84,28 @@ def write_official(root: Path, pairs) -> tuple[Path, Path, Path, Path]:
         name = f"{image_id}_panoptic.png"
         write_panoptic_png(gt_dir / name, gt)
         write_panoptic_png(pred_dir / name, pred)
-        images.append({"id": image_id, "file_name": f"{image_id}_leftImg8bit.png", "height": gt.shape[0], "width": gt.shape[1]})
-        gt_anns.append({"image_id": image_id, "file_name": name, "segments_info": segments_info(gt, gt_seg, CATEGORY_IDS)})
-        pred_anns.append({"image_id": image_id, "file_name": name, "segments_info": segments_info(pred, pred_seg, CATEGORY_IDS)})
+        images.append(
+            {
+                "id": image_id,
+                "file_name": f"{image_id}_leftImg8bit.png",
+                "height": gt.shape[0],
+                "width": gt.shape[1],
+            }
+        )
+        gt_anns.append(
+            {
+                "image_id": image_id,
+                "file_name": name,
+                "segments_info": segments_info(gt, gt_seg, CATEGORY_IDS),
+            }
+        )
+        pred_anns.append(
+            {
+                "image_id": image_id,
+                "file_name": name,
+                "segments_info": segments_info(pred, pred_seg, CATEGORY_IDS),
+            }
+        )
     cats = categories_json(NAMES, CATEGORY_IDS, THINGS)
     gt_json = write_panoptic_json(root / "gt.json", gt_anns, cats, images)
     pred_json = write_panoptic_json(root / "pred.json", pred_anns, cats, images)

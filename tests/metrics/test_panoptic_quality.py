@@ -31,9 +31,13 @@ class TestHandCases:
         r = m.compute()
         # stuff: IoU = 6 / (7 + 6 - 6 - 1) = 1 -> PQ 1. thing 7 vs 1001: 3 / (3 + 4 - 3) = 0.75 -> TP;
         # 9 vs 1002: 1 / (2 + 2 - 1) = 1/3 -> FP 9, FN 1002. PQ_thing = 0.75 / (1 + 0.5 + 0.5).
-        assert r["tp"].tolist() == [1, 1] and r["fp"].tolist() == [0, 1] and r["fn"].tolist() == [0, 1]
+        assert (
+            r["tp"].tolist() == [1, 1] and r["fp"].tolist() == [0, 1] and r["fn"].tolist() == [0, 1]
+        )
         assert r["pq_per_class"].tolist() == pytest.approx([1.0, 0.375])
-        assert r["sq_things"].item() == pytest.approx(0.75) and r["rq_things"].item() == pytest.approx(0.5)
+        assert r["sq_things"].item() == pytest.approx(0.75) and r[
+            "rq_things"
+        ].item() == pytest.approx(0.5)
         assert r["pq"].item() == pytest.approx((1 + 0.375) / 2) and r["n"] == 2
 
     def test_crowd_and_void_ignore_a_prediction(self) -> None:
@@ -46,7 +50,9 @@ class TestHandCases:
         m.update(pr, pseg, gt, gseg)
         r = m.compute()
         # crowd: no FN; pred 8: (1 void + 3 crowd) / 5 > 0.5 -> not FP. stuff 1 vs 4: 1 / (1 + 2 - 1) = 0.5 -> not > 0.5.
-        assert r["tp"].tolist() == [0, 0] and r["fp"].tolist() == [1, 0] and r["fn"].tolist() == [1, 0]
+        assert (
+            r["tp"].tolist() == [0, 0] and r["fp"].tolist() == [1, 0] and r["fn"].tolist() == [1, 0]
+        )
         assert torch.isnan(r["pq_things"]) and r["pq"].item() == 0.0
 
     def test_errors(self) -> None:
@@ -63,7 +69,9 @@ def official(tmp_path: Path, pairs) -> dict:
     ev = pytest.importorskip("cityscapesscripts.evaluation.evalPanopticSemanticLabeling")
     gt_json, gt_dir, pred_json, pred_dir = write_official(tmp_path, pairs)
     with contextlib.redirect_stdout(io.StringIO()):
-        return ev.evaluatePanoptic(str(gt_json), str(gt_dir), str(pred_json), str(pred_dir), str(tmp_path / "r.json"))
+        return ev.evaluatePanoptic(
+            str(gt_json), str(gt_dir), str(pred_json), str(pred_dir), str(tmp_path / "r.json")
+        )
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -83,7 +91,9 @@ def test_equals_cityscapes_scripts(tmp_path: Path, seed: int) -> None:
         assert r[f"n{key}"].item() == ref[name]["n"]
     for c in range(NUM_CLASSES):
         for q in ("pq", "sq", "rq"):
-            assert r[f"{q}_per_class"][c].item() == pytest.approx(ref["per_class"][c + 1][q], abs=1e-9)
+            assert r[f"{q}_per_class"][c].item() == pytest.approx(
+                ref["per_class"][c + 1][q], abs=1e-9
+            )
 
 
 def test_split_states_sum_to_the_whole() -> None:

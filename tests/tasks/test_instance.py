@@ -18,7 +18,9 @@ from pixelwise.tasks.outputs import InstanceOutput
 @pytest.fixture(scope="module")
 def setup():
     torch.manual_seed(0)
-    net = TorchvisionMaskRCNN("maskrcnn_mobilenet_v3_large_fpn", 3, min_size=64, max_size=80, box_detections_per_img=5)
+    net = TorchvisionMaskRCNN(
+        "maskrcnn_mobilenet_v3_large_fpn", 3, min_size=64, max_size=80, box_detections_per_img=5
+    )
     task = InstanceTask(net, functools.partial(torch.optim.SGD, lr=0.01), num_classes=3)
     ds = SyntheticDetectionScenes(split="val", length=2, size=(64, 80), with_masks=True)
     batch = DictCollate(["boxes", "labels", "iscrowd", "area", "masks"])([ds[0], ds[1]])

@@ -33,7 +33,11 @@ def task(**kw) -> PanopticTask:
 def test_perfect_maps_give_pq_one() -> None:
     b = batch(6)
     heat, off, _ = panoptic_targets(b["instances"], sigma=4.0)
-    oracle = {"semantic": F.one_hot(b["mask"], 9).permute(0, 3, 1, 2).float(), "center": heat, "offset": off}
+    oracle = {
+        "semantic": F.one_hot(b["mask"], 9).permute(0, 3, 1, 2).float(),
+        "center": heat,
+        "offset": off,
+    }
     out = task().postprocess(oracle)
     assert isinstance(out, PanopticOutput)
     m = PanopticQuality(9, THINGS)
@@ -62,7 +66,9 @@ def test_evaluation_step_contract_and_errors() -> None:
     with pytest.raises(KeyError, match="instances"):
         t.training_loss({"image": b["image"], "mask": b["mask"]})
     with pytest.raises(ValueError, match="thing_classes"):
-        task_bad = functools.partial(PanopticTask, PanopticUNet(num_classes=9, base_channels=4, depth=1), None)
+        task_bad = functools.partial(
+            PanopticTask, PanopticUNet(num_classes=9, base_channels=4, depth=1), None
+        )
         task_bad(thing_classes=[9])
     with pytest.raises(ValueError, match="model has 5 classes"):
         PanopticTask(PanopticUNet(num_classes=5, base_channels=4, depth=1), None, num_classes=9)

@@ -15,7 +15,15 @@ from pixelwise.tasks.outputs import InstanceOutput
 
 logging.getLogger("faster_coco_eval").setLevel(logging.WARNING)
 
-KEYS: tuple[str, ...] = ("map", "map_50", "map_75", "map_small", "map_medium", "map_large", "mar_100")
+KEYS: tuple[str, ...] = (
+    "map",
+    "map_50",
+    "map_75",
+    "map_small",
+    "map_medium",
+    "map_large",
+    "mar_100",
+)
 
 
 def instance_targets(batch: dict[str, Any]) -> list[dict[str, torch.Tensor]]:
@@ -40,7 +48,9 @@ class InstanceMetrics(L.Callback):
     States are gathered under DDP by torchmetrics; values equal pycocotools' COCOeval (tests).
     """
 
-    def __init__(self, class_names: Sequence[str] | None = None, backend: str | None = None) -> None:
+    def __init__(
+        self, class_names: Sequence[str] | None = None, backend: str | None = None
+    ) -> None:
         self.class_names = list(class_names) if class_names else None
         self.backend = backend
         self.metrics: dict[str, Any] = {}
@@ -75,7 +85,9 @@ class InstanceMetrics(L.Callback):
     def on_validation_epoch_start(self, trainer, pl_module) -> None:
         self._start("val", pl_module)
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
         self._update("val", outputs, batch)
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
@@ -84,7 +96,9 @@ class InstanceMetrics(L.Callback):
     def on_test_epoch_start(self, trainer, pl_module) -> None:
         self._start("test", pl_module)
 
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+    def on_test_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
         self._update("test", outputs, batch)
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:

@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.loggers import WandbLogger
 
-from pixelwise.callbacks.overlays import colorize, default_palette
+from pixelwise.callbacks.overlays import default_palette
 from pixelwise.data.panoptic_format import (
     categories_json,
     segments_info,
@@ -121,9 +121,13 @@ class PanopticMetrics(L.Callback):
         max_images: int = 4,
     ) -> None:
         if images_every_n_epochs < 1:
-            raise ValueError(f"PanopticMetrics.images_every_n_epochs={images_every_n_epochs}: expected >= 1")
+            raise ValueError(
+                f"PanopticMetrics.images_every_n_epochs={images_every_n_epochs}: expected >= 1"
+            )
         self.num_classes = num_classes
-        self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
+        self.class_names = (
+            list(class_names) if class_names else [str(i) for i in range(num_classes)]
+        )
         self.thing_classes = list(thing_classes) if thing_classes is not None else None
         self.mask_ap = mask_ap
         self.backend = backend or DEFAULT_BACKEND
@@ -148,7 +152,11 @@ class PanopticMetrics(L.Callback):
 
     def _palette(self, trainer: L.Trainer) -> np.ndarray:
         palette = getattr(getattr(trainer, "datamodule", None), "palette", None)
-        return np.asarray(palette, dtype=np.uint8) if palette is not None else default_palette(self.num_classes)
+        return (
+            np.asarray(palette, dtype=np.uint8)
+            if palette is not None
+            else default_palette(self.num_classes)
+        )
 
     def _start(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         things = self._things(trainer)
@@ -163,21 +171,29 @@ class PanopticMetrics(L.Callback):
                 rec_thresholds=list(COCO_RECALL_THRESHOLDS),
             ).to(pl_module.device)
 
-    def _update(self, stage: str, trainer: L.Trainer, outputs: PanopticOutput, batch: dict[str, Any]) -> None:
+    def _update(
+        self, stage: str, trainer: L.Trainer, outputs: PanopticOutput, batch: dict[str, Any]
+    ) -> None:
         for key in ("panoptic", "segments"):
             if key not in batch:
                 raise KeyError(
                     f"PanopticMetrics: the batch has no {key!r}; a panoptic dataset gives it "
                     "(data=synthetic_panoptic | cityscapes_panoptic, with segments in data.list_keys)"
                 )
-        self.metrics[stage].update(outputs.panoptic, outputs.segments, batch["panoptic"], list(batch["segments"]))
+        self.metrics[stage].update(
+            outputs.panoptic, outputs.segments, batch["panoptic"], list(batch["segments"])
+        )
         if self.mask_ap:
             things = self._things(trainer)
             preds = outputs.instances(things)
-            targets = [target_instances(p, s, things) for p, s in zip(batch["panoptic"], batch["segments"])]
+            targets = [
+                target_instances(p, s, things) for p, s in zip(batch["panoptic"], batch["segments"])
+            ]
             self.mask_metrics[stage].update(preds, targets)
 
-    def _finish(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, torch.Tensor]:
+    def _finish(
+        self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule
+    ) -> dict[str, torch.Tensor]:
         result = self.metrics[stage].compute()
         self.metrics[stage].reset()
         values: dict[str, float] = {}
@@ -219,7 +235,9 @@ class PanopticMetrics(L.Callback):
         for logger in _wandb_loggers(trainer):
             logger.experiment.log({f"{stage}/pq_table": table}, commit=False)
 
-    def _make_panels(self, trainer: L.Trainer, outputs: PanopticOutput, batch: dict[str, Any]) -> list[np.ndarray]:
+    def _make_panels(
+        self, trainer: L.Trainer, outputs: PanopticOutput, batch: dict[str, Any]
+    ) -> list[np.ndarray]:
         palette, things = self._palette(trainer), self._things(trainer)
         panels = []
         for i in range(min(self.max_images, batch["image"].shape[0])):
@@ -241,7 +259,9 @@ class PanopticMetrics(L.Callback):
         self._start("val", trainer, pl_module)
         self._panels = []
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
         self._update("val", trainer, outputs, batch)
         due = trainer.current_epoch % self.images_every_n_epochs == 0
         if batch_idx == 0 and due and trainer.is_global_zero and _wandb_loggers(trainer):
@@ -257,7 +277,8 @@ class PanopticMetrics(L.Callback):
             caption = "image | ground truth | prediction | centre heatmap | offsets"
             for logger in _wandb_loggers(trainer):
                 logger.experiment.log(
-                    {"val/panoptic": [wandb.Image(p, caption=caption) for p in self._panels]}, commit=False
+                    {"val/panoptic": [wandb.Image(p, caption=caption) for p in self._panels]},
+                    commit=False,
                 )
             self._table(trainer, "val", result)
         self._panels = []
@@ -266,7 +287,9 @@ class PanopticMetrics(L.Callback):
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start("test", trainer, pl_module)
 
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+    def on_test_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
         self._update("test", trainer, outputs, batch)
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -276,7 +299,10 @@ class PanopticMetrics(L.Callback):
 
 
 def dataset_segment_ids(
-    panoptic: np.ndarray, segments: np.ndarray, category_ids: Sequence[int], label_divisor: int = 1000
+    panoptic: np.ndarray,
+    segments: np.ndarray,
+    category_ids: Sequence[int],
+    label_divisor: int = 1000,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A model's ids ``(class+1)·L (+n)`` -> Cityscapes ids ``category_id·1000 (+n)``, stuff ``category_id``.
 
@@ -318,32 +344,54 @@ class PanopticPredictionWriter(L.Callback):
         self._anns: dict[str, list[dict[str, Any]]] = {"pred": [], "gt": []}
         self._images: list[dict[str, Any]] = []
 
-    def _facts(self, trainer: L.Trainer, pl_module: L.LightningModule) -> tuple[list[int], list[str], list[int]]:
+    def _facts(
+        self, trainer: L.Trainer, pl_module: L.LightningModule
+    ) -> tuple[list[int], list[str], list[int]]:
         info = getattr(getattr(trainer, "datamodule", None), "info", None)
         k = pl_module.num_classes
         cats = list(getattr(info, "category_ids", None) or range(1, k + 1))
-        names = list(getattr(info, "class_names", None) or getattr(pl_module, "class_names", range(k)))
-        things = list(getattr(info, "instance_classes", None) or getattr(pl_module, "thing_classes", []))
+        names = list(
+            getattr(info, "class_names", None) or getattr(pl_module, "class_names", range(k))
+        )
+        things = list(
+            getattr(info, "instance_classes", None) or getattr(pl_module, "thing_classes", [])
+        )
         return cats, [str(n) for n in names], things
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._anns = {"pred": [], "gt": []}
         self._images = []
 
-    def _write(self, kind: str, image_id: str, pan: np.ndarray, seg: np.ndarray, cats: Sequence[int], divisor: int) -> None:
+    def _write(
+        self,
+        kind: str,
+        image_id: str,
+        pan: np.ndarray,
+        seg: np.ndarray,
+        cats: Sequence[int],
+        divisor: int,
+    ) -> None:
         pan, seg = dataset_segment_ids(pan, seg, cats, divisor) if kind == "pred" else (pan, seg)
         folder = self.dirpath / (self.name if kind == "pred" else f"{self.name}_gt")
         file_name = f"{image_id}_panoptic.png"
         write_panoptic_png(folder / file_name, pan)
         self._anns[kind].append(
-            {"image_id": image_id, "file_name": file_name, "segments_info": segments_info(pan, seg, cats)}
+            {
+                "image_id": image_id,
+                "file_name": file_name,
+                "segments_info": segments_info(pan, seg, cats),
+            }
         )
 
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+    def on_test_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
         if not self.enabled:
             return
         if "image_id" not in batch:
-            raise KeyError("PanopticPredictionWriter: the batch has no 'image_id'; panoptic files are named by it")
+            raise KeyError(
+                "PanopticPredictionWriter: the batch has no 'image_id'; panoptic files are named by it"
+            )
         cats, _, _ = self._facts(trainer, pl_module)
         for i, image_id in enumerate(batch["image_id"]):
             image_id = str(image_id)
@@ -351,10 +399,22 @@ class PanopticPredictionWriter(L.Callback):
             seg = outputs.segments[i].detach().cpu().numpy()
             self._write("pred", image_id, pan, seg, cats, outputs.label_divisor)
             h, w = pan.shape
-            self._images.append({"id": image_id, "file_name": f"{image_id}_leftImg8bit.png", "height": h, "width": w})
+            self._images.append(
+                {
+                    "id": image_id,
+                    "file_name": f"{image_id}_leftImg8bit.png",
+                    "height": h,
+                    "width": w,
+                }
+            )
             if self.ground_truth:
                 self._write(
-                    "gt", image_id, batch["panoptic"][i].cpu().numpy(), batch["segments"][i].cpu().numpy(), cats, 1
+                    "gt",
+                    image_id,
+                    batch["panoptic"][i].cpu().numpy(),
+                    batch["segments"][i].cpu().numpy(),
+                    cats,
+                    1,
                 )
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -369,7 +429,11 @@ class PanopticPredictionWriter(L.Callback):
             return
         pred, gt, images = parts
         cats, names, things = self._facts(trainer, pl_module)
-        palette = getattr(trainer.datamodule, "palette", None) if getattr(trainer, "datamodule", None) else None
+        palette = (
+            getattr(trainer.datamodule, "palette", None)
+            if getattr(trainer, "datamodule", None)
+            else None
+        )
         categories = categories_json(names, cats, things, palette)
         write_panoptic_json(self.dirpath / f"{self.name}.json", pred, categories, images)
         if self.ground_truth:

@@ -98,7 +98,9 @@ def panoptic_from_labels(
     mask = np.asarray(mask).astype(np.int64)
     instances = np.asarray(instances).astype(np.int64)
     if mask.shape != instances.shape:
-        raise ValueError(f"panoptic_from_labels: mask {mask.shape} and instances {instances.shape} differ")
+        raise ValueError(
+            f"panoptic_from_labels: mask {mask.shape} and instances {instances.shape} differ"
+        )
     cats = np.asarray(category_ids, dtype=np.int64)
     k = len(cats)
     valid = mask != ignore_index
@@ -107,7 +109,9 @@ def panoptic_from_labels(
             f"panoptic_from_labels: class {int(mask[valid].max())} outside [0, {k}) and not {ignore_index}"
         )
     if (cats <= 0).any() or cats.max(initial=0) * LABEL_DIVISOR >= 256**3:
-        raise ValueError(f"panoptic_from_labels: category ids {cats.tolist()} must be in [1, 16777)")
+        raise ValueError(
+            f"panoptic_from_labels: category ids {cats.tolist()} must be in [1, 16777)"
+        )
     is_thing = np.zeros(k, dtype=bool)
     is_thing[list(thing_classes)] = True
     cls = np.where(valid, mask, 0)
@@ -184,7 +188,9 @@ def segments_from_info(
         if sid in seen:
             raise PanopticFormatError(f"{where}: segment id {sid} appears twice in segments_info")
         if sid == VOID:
-            raise PanopticFormatError(f"{where}: segment id 0 is void; expected ids >= 1 in segments_info")
+            raise PanopticFormatError(
+                f"{where}: segment id 0 is void; expected ids >= 1 in segments_info"
+            )
         if cat not in category_to_class:
             raise PanopticFormatError(
                 f"{where}: segment id {sid} has unknown category_id {cat}; "
@@ -195,9 +201,7 @@ def segments_from_info(
     return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
 
 
-def check_panoptic(
-    panoptic: np.ndarray, info: Sequence[Mapping[str, Any]], where: str
-) -> None:
+def check_panoptic(panoptic: np.ndarray, info: Sequence[Mapping[str, Any]], where: str) -> None:
     """Raise if the PNG's ids and the JSON's segments differ (either way) or an ``area`` is wrong."""
     ids, counts = np.unique(panoptic, return_counts=True)
     in_png = {int(i): int(c) for i, c in zip(ids, counts) if i != VOID}

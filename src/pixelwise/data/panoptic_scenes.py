@@ -20,7 +20,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pixelwise.data.cityscapes_labels import CITYSCAPES_LABELS, CLASS_NAMES, INSTANCE_CLASSES, PALETTE
+from pixelwise.data.cityscapes_labels import (
+    CITYSCAPES_LABELS,
+    CLASS_NAMES,
+    INSTANCE_CLASSES,
+    PALETTE,
+)
 from pixelwise.data.info import DatasetInfo
 from pixelwise.data.label_io import (
     DatasetLayoutError,
@@ -127,7 +132,11 @@ class SyntheticPanopticScenes(SyntheticScenes):
             out = self.transform(image=image, masks=[mask, inst])
             image, (mask, inst) = out["image"], out["masks"]
         pan, segments = panoptic_from_labels(
-            np.asarray(mask), np.asarray(inst), self.thing_classes, self.category_ids, self.ignore_index
+            np.asarray(mask),
+            np.asarray(inst),
+            self.thing_classes,
+            self.category_ids,
+            self.ignore_index,
         )
         return panoptic_item(image, pan, segments, self.thing_classes, self.image_id(index))
 
@@ -171,12 +180,16 @@ class CityscapesPanoptic(Dataset):
         doc = json.loads(self.json_path.read_text())
         for key in ("images", "annotations", "categories"):
             if key not in doc:
-                raise PanopticFormatError(f"{self.json_path}: no {key!r} key; expected images, annotations, categories")
+                raise PanopticFormatError(
+                    f"{self.json_path}: no {key!r} key; expected images, annotations, categories"
+                )
         ids, names, things, colours = self.default_classes(doc)
         self.category_ids = tuple(int(c) for c in (category_ids or ids))
         default_names = names if category_ids is None else [str(c) for c in self.category_ids]
         self.class_names = tuple(class_names or default_names)
-        self.thing_classes = tuple(int(c) for c in (things if instance_classes is None else instance_classes))
+        self.thing_classes = tuple(
+            int(c) for c in (things if instance_classes is None else instance_classes)
+        )
         self.palette = (
             np.asarray(palette, dtype=np.uint8)
             if palette is not None
@@ -207,7 +220,9 @@ class CityscapesPanoptic(Dataset):
             png = self.png_dir / ann["file_name"]
             for path, what in ((image_path, "image"), (png, "panoptic PNG")):
                 if not path.is_file():
-                    raise DatasetLayoutError(f"{name}: {what} of image_id {image_id!r} is missing; expected {path}")
+                    raise DatasetLayoutError(
+                        f"{name}: {what} of image_id {image_id!r} is missing; expected {path}"
+                    )
             self.items.append((image_path, png, ann, im))
         if not self.items:
             raise DatasetLayoutError(f"{name}: {self.json_path} has no annotations")
@@ -215,7 +230,11 @@ class CityscapesPanoptic(Dataset):
     def layout(self, split: str) -> tuple[Path, Path, Path]:
         """(panoptic JSON, PNG folder, image folder) of a split."""
         gt = self.root / "gtFine"
-        return gt / f"cityscapes_panoptic_{split}.json", gt / f"cityscapes_panoptic_{split}", self.root / "leftImg8bit" / split
+        return (
+            gt / f"cityscapes_panoptic_{split}.json",
+            gt / f"cityscapes_panoptic_{split}",
+            self.root / "leftImg8bit" / split,
+        )
 
     def image_path(self, image_dir: Path, image_id: Any, im: dict[str, Any]) -> Path:
         """The image of an annotation: ``{city}/{image_id}_leftImg8bit.png`` (city = first ``_`` field).
@@ -225,7 +244,9 @@ class CityscapesPanoptic(Dataset):
         """
         return image_dir / str(image_id).split("_")[0] / f"{image_id}_leftImg8bit.png"
 
-    def default_classes(self, doc: dict[str, Any]) -> tuple[Sequence[int], Sequence[str], Sequence[int], Any]:
+    def default_classes(
+        self, doc: dict[str, Any]
+    ) -> tuple[Sequence[int], Sequence[str], Sequence[int], Any]:
         """(category ids, class names, thing classes, palette) when the config gives none: Cityscapes' 19 classes."""
         return CITYSCAPES_CATEGORY_IDS, CLASS_NAMES, INSTANCE_CLASSES, PALETTE
 
@@ -257,7 +278,13 @@ class CityscapesPanoptic(Dataset):
         segments = segments_from_info(ann["segments_info"], self.category_to_class, where)
         check_panoptic(pan, ann["segments_info"], where)
         item = panoptic_item(
-            image, pan, segments, self.thing_classes, str(ann["image_id"]), self.transform, self.ignore_index
+            image,
+            pan,
+            segments,
+            self.thing_classes,
+            str(ann["image_id"]),
+            self.transform,
+            self.ignore_index,
         )
         item["path"] = str(image_path)
         return item
@@ -281,18 +308,26 @@ class COCOPanoptic(CityscapesPanoptic):
     name = "COCOPanoptic"
     tree = COCO_PANOPTIC_TREE
 
-    def __init__(self, root: str | Path, split: str = "val", year: int = 2017, **kwargs: Any) -> None:
+    def __init__(
+        self, root: str | Path, split: str = "val", year: int = 2017, **kwargs: Any
+    ) -> None:
         self.year = year
         super().__init__(root, split, **kwargs)
 
     def layout(self, split: str) -> tuple[Path, Path, Path]:
         ann = self.root / "annotations"
-        return ann / f"panoptic_{split}{self.year}.json", ann / f"panoptic_{split}{self.year}", self.root / f"{split}{self.year}"
+        return (
+            ann / f"panoptic_{split}{self.year}.json",
+            ann / f"panoptic_{split}{self.year}",
+            self.root / f"{split}{self.year}",
+        )
 
     def image_path(self, image_dir: Path, image_id: Any, im: dict[str, Any]) -> Path:
         return image_dir / im["file_name"]
 
-    def default_classes(self, doc: dict[str, Any]) -> tuple[Sequence[int], Sequence[str], Sequence[int], Any]:
+    def default_classes(
+        self, doc: dict[str, Any]
+    ) -> tuple[Sequence[int], Sequence[str], Sequence[int], Any]:
         cats = sorted(doc["categories"], key=lambda c: int(c["id"]))
         palette = np.asarray([c.get("color", [0, 0, 0]) for c in cats], dtype=np.uint8)
         return (

@@ -5,6 +5,12 @@ two channels ``(dx, dy)``: a pixel at ``p`` points to ``p + offset``, its instan
 
 Panoptic ids made here: ``(class + 1) * label_divisor`` for a stuff segment and
 ``(class + 1) * label_divisor + n`` (1 <= n < label_divisor) for a thing instance; 0 = void.
+
+Cost of :func:`panoptic_postprocess` per image (``benchmarks/bench_panoptic.py``, batch 1, one
+thread, AMD EPYC on a 2-core machine busy with other trainings, 30 instances, top_k 200):
+3.7 ms at 96x128 (4.5% of the PanopticUNet forward, 16 channels, depth 4) and 322 ms at
+512x1024 (6.7% of the forward, 4.8 s). Its memory is O(B·H·W) plus a [B, 65536, K_valid]
+distance block.
 """
 
 from __future__ import annotations
@@ -35,7 +41,9 @@ def instance_centers(instances: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     b, h, w = instances.shape
     m = int(instances.max()) if instances.numel() else 0
     if instances.numel() and int(instances.min()) < 0:
-        raise ValueError("instance_centers: negative instance id; expected 0 (none) or a positive id")
+        raise ValueError(
+            "instance_centers: negative instance id; expected 0 (none) or a positive id"
+        )
     ys, xs = torch.meshgrid(
         torch.arange(h, device=instances.device, dtype=torch.float64),
         torch.arange(w, device=instances.device, dtype=torch.float64),
@@ -143,13 +151,17 @@ def group_pixels(
     target = (torch.stack([xs, ys]).unsqueeze(0) + offsets).flatten(2)  # [B,2,HW]
     # score[b, p, j] = |c_j|² - 2 t_p·c_j (+inf for invalid slots); argmin over j.
     weights = torch.cat([-2.0 * c, c.square().sum(-1, keepdim=True)], dim=2)  # [B,k,3]
-    weights[..., 2] = torch.where(ok, weights[..., 2], torch.full_like(weights[..., 2], float("inf")))
+    weights[..., 2] = torch.where(
+        ok, weights[..., 2], torch.full_like(weights[..., 2], float("inf"))
+    )
     ones = torch.ones(b, 1, h * w, dtype=offsets.dtype, device=offsets.device)
     homog = torch.cat([target, ones], dim=1).transpose(1, 2)  # [B,HW,3]
     wt = weights.transpose(1, 2).contiguous()  # [B,3,k]
     out = torch.empty(b, h * w, dtype=torch.long, device=offsets.device)
     for start in range(0, h * w, chunk):
-        score = torch.bmm(homog[:, start : start + chunk], wt)  # [B,chunk,k]: argmin on the last dim
+        score = torch.bmm(
+            homog[:, start : start + chunk], wt
+        )  # [B,chunk,k]: argmin on the last dim
         out[:, start : start + chunk] = torch.gather(order, 1, score.argmin(dim=2))
     out = torch.where(valid.any(dim=1, keepdim=True), out, torch.full_like(out, -1))
     return out.view(b, h, w)
@@ -184,7 +196,9 @@ def panoptic_postprocess(
             f"offsets {tuple(offsets.shape)}; expected [B,H,W], [B,1,H,W], [B,2,H,W]"
         )
     if top_k >= label_divisor:
-        raise ValueError(f"panoptic_postprocess: top_k={top_k} must be < label_divisor={label_divisor}")
+        raise ValueError(
+            f"panoptic_postprocess: top_k={top_k} must be < label_divisor={label_divisor}"
+        )
     dev = semantic.device
     is_thing = torch.zeros(num_classes, dtype=torch.bool, device=dev)
     is_thing[list(thing_classes)] = True
@@ -194,7 +208,9 @@ def panoptic_postprocess(
     slot = group_pixels(offsets, centres, valid)
     assigned = thing & (slot >= 0)
     # Majority vote: counts[b, slot, class] of the thing pixels.
-    key = (torch.arange(b, device=dev).view(b, 1, 1) * k + slot.clamp(min=0)) * num_classes + semantic
+    key = (
+        torch.arange(b, device=dev).view(b, 1, 1) * k + slot.clamp(min=0)
+    ) * num_classes + semantic
     counts = torch.zeros(b * k * num_classes, dtype=torch.long, device=dev)
     counts.index_add_(0, key[assigned], torch.ones_like(key[assigned]))
     counts = counts.view(b, k, num_classes)

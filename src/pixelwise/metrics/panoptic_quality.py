@@ -11,6 +11,10 @@ mostly on void + crowd of its own class as a false positive. (4) It gives PQ onl
 things/stuff averages need ``return_sq_and_rq`` / per-class post-processing). This metric
 follows the official code line by line; its test checks it against cityscapesScripts to 1e-9.
 
+Speed (``benchmarks/bench_panoptic.py``, same run, busy 2-core machine): update + compute 41 ms per
+512x1024 image against 62 ms for the official ``pq_compute_single_core`` (33 ms of which decode its
+PNGs): 1.5x faster end to end, 0.7x of the official's speed without the decoding.
+
 One difference is deliberate: the official code keeps, per category, only the last crowd segment
 of an image's ``segments_info`` for the false-positive rule; here all crowd segments of the
 category count (identical when an image has at most one crowd segment per category, which is
@@ -74,7 +78,9 @@ def panoptic_quality_stats(
     A predicted segment listed but absent from the map is ignored (it has no pixel).
     """
     if pred.shape != target.shape:
-        raise ValueError(f"PanopticQuality: prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+        raise ValueError(
+            f"PanopticQuality: prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ"
+        )
     dev = pred.device
     p_idx, p_seg = _compact(pred, pred_segments.to(dev).long().reshape(-1, 3), "predicted")
     g_idx, g_seg = _compact(target, target_segments.to(dev).long().reshape(-1, 3), "target")
@@ -144,7 +150,9 @@ class PanopticQuality(Metric):
         is_thing = torch.zeros(num_classes, dtype=torch.bool)
         is_thing[things] = True
         self.register_buffer("is_thing", is_thing, persistent=False)
-        self.add_state("iou_sum", torch.zeros(num_classes, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state(
+            "iou_sum", torch.zeros(num_classes, dtype=torch.float64), dist_reduce_fx="sum"
+        )
         for name in ("tp", "fp", "fn"):
             self.add_state(name, torch.zeros(num_classes, dtype=torch.long), dist_reduce_fx="sum")
 
@@ -179,12 +187,18 @@ class PanopticQuality(Metric):
         sq = torch.where(tp > 0, self.iou_sum / tp.clamp(min=1), torch.zeros_like(tp))
         rq = torch.where(seen, tp / denom.clamp(min=1e-12), torch.zeros_like(denom))
         out: dict[str, torch.Tensor] = {}
-        for suffix, group in (("", torch.ones_like(seen)), ("_things", self.is_thing), ("_stuff", ~self.is_thing)):
+        for suffix, group in (
+            ("", torch.ones_like(seen)),
+            ("_things", self.is_thing),
+            ("_stuff", ~self.is_thing),
+        ):
             use = seen & group
             n = use.sum()
             for name, values in (("pq", pq), ("sq", sq), ("rq", rq)):
                 out[f"{name}{suffix}"] = (
-                    values[use].sum() / n if n > 0 else torch.tensor(float("nan"), dtype=torch.float64)
+                    values[use].sum() / n
+                    if n > 0
+                    else torch.tensor(float("nan"), dtype=torch.float64)
                 )
             out[f"n{suffix}"] = n
         out.update(

@@ -22,10 +22,19 @@ from pixelwise.nets.torchvision_detectors import TorchvisionDetector
 __all__ = ["MASK_ARCHITECTURES", "TorchvisionMaskRCNN"]
 
 
-def maskrcnn_mobilenet_v3_large_fpn(*, weights: Any = None, weights_backbone: Any = None, num_classes: int = 91, trainable_backbone_layers: int = 6, **kwargs: Any) -> detection.MaskRCNN:
+def maskrcnn_mobilenet_v3_large_fpn(
+    *,
+    weights: Any = None,
+    weights_backbone: Any = None,
+    num_classes: int = 91,
+    trainable_backbone_layers: int = 6,
+    **kwargs: Any,
+) -> detection.MaskRCNN:
     """Mask R-CNN with torchvision's MobileNetV3-Large FPN backbone (as fasterrcnn_mobilenet_v3_large_fpn), random init."""
     if weights is not None or weights_backbone is not None:
-        raise ValueError("maskrcnn_mobilenet_v3_large_fpn is built without downloaded weights; use model.pretrained=PATH")
+        raise ValueError(
+            "maskrcnn_mobilenet_v3_large_fpn is built without downloaded weights; use model.pretrained=PATH"
+        )
     backbone = mobilenet_backbone(
         backbone_name="mobilenet_v3_large",
         weights=None,
@@ -36,7 +45,10 @@ def maskrcnn_mobilenet_v3_large_fpn(*, weights: Any = None, weights_backbone: An
     anchor_sizes = ((32, 64, 128, 256, 512),) * 3
     aspect_ratios = ((0.5, 1.0, 2.0),) * len(anchor_sizes)
     return detection.MaskRCNN(
-        backbone, num_classes=num_classes, rpn_anchor_generator=AnchorGenerator(anchor_sizes, aspect_ratios), **kwargs
+        backbone,
+        num_classes=num_classes,
+        rpn_anchor_generator=AnchorGenerator(anchor_sizes, aspect_ratios),
+        **kwargs,
     )
 
 
@@ -66,7 +78,9 @@ class TorchvisionMaskRCNN(TorchvisionDetector):
     ) -> None:
         nn.Module.__init__(self)
         if architecture not in MASK_ARCHITECTURES:
-            raise ValueError(f"model.architecture={architecture!r}: expected one of {sorted(MASK_ARCHITECTURES)}")
+            raise ValueError(
+                f"model.architecture={architecture!r}: expected one of {sorted(MASK_ARCHITECTURES)}"
+            )
         if num_classes < 1:
             raise ValueError(f"model.num_classes={num_classes}: expected >= 1")
         self.architecture = architecture
@@ -82,8 +96,12 @@ class TorchvisionMaskRCNN(TorchvisionDetector):
         if pretrained:
             self.load_pretrained(pretrained)
 
-    def losses(self, images: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    def losses(
+        self, images: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]]
+    ) -> dict[str, torch.Tensor]:
         for i, t in enumerate(targets):
             if "masks" not in t:
-                raise KeyError(f"image {i}: Mask R-CNN targets need 'masks' [N,H,W] (data.with_masks=true)")
+                raise KeyError(
+                    f"image {i}: Mask R-CNN targets need 'masks' [N,H,W] (data.with_masks=true)"
+                )
         return super().losses(images, targets)

@@ -33,13 +33,22 @@ class InstanceTask(DetectionTask):
         mask_threshold: float = 0.5,
         channels_last: bool = False,
     ) -> None:
-        if not getattr(net, "produces_masks", False) or not getattr(net, "computes_own_loss", False):
+        if not getattr(net, "produces_masks", False) or not getattr(
+            net, "computes_own_loss", False
+        ):
             raise TypeError(
                 f"{type(net).__name__} does not produce masks; task=instance needs e.g. model=maskrcnn"
             )
         if not 0.0 < mask_threshold < 1.0:
             raise ValueError(f"task.mask_threshold={mask_threshold}: expected in (0, 1)")
-        super().__init__(net, optimizer, scheduler, num_classes=num_classes, class_names=class_names, channels_last=channels_last)
+        super().__init__(
+            net,
+            optimizer,
+            scheduler,
+            num_classes=num_classes,
+            class_names=class_names,
+            channels_last=channels_last,
+        )
         self.mask_threshold = mask_threshold
 
     def training_loss(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -50,7 +59,9 @@ class InstanceTask(DetectionTask):
             if m.shape[0] != len(b):
                 raise ValueError(f"image {i} of the batch: {m.shape[0]} masks for {len(b)} boxes")
             keep = ~c.bool()
-            targets.append({"boxes": b[keep].float(), "labels": lab[keep], "masks": m[keep].to(torch.uint8)})
+            targets.append(
+                {"boxes": b[keep].float(), "labels": lab[keep], "masks": m[keep].to(torch.uint8)}
+            )
         parts = self.net.losses(self.as_input(batch["image"]), targets)
         return {"loss": sum(parts.values()), **parts}
 
@@ -62,7 +73,9 @@ class InstanceTask(DetectionTask):
             scores=[d["scores"] for d in dets],
             labels=[d["labels"] for d in dets],
             masks=[
-                (d["masks"][:, 0] > self.mask_threshold) if "masks" in d else torch.zeros(0, h, w, dtype=torch.bool)
+                (d["masks"][:, 0] > self.mask_threshold)
+                if "masks" in d
+                else torch.zeros(0, h, w, dtype=torch.bool)
                 for d in dets
             ],
         )

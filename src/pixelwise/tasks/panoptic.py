@@ -74,7 +74,9 @@ class PanopticTask(SegmentationTask):
             channels_last=channels_last,
         )
         self.thing_classes = thing_classes
-        self.register_buffer("is_thing", torch.zeros(num_classes, dtype=torch.bool), persistent=False)
+        self.register_buffer(
+            "is_thing", torch.zeros(num_classes, dtype=torch.bool), persistent=False
+        )
         self.is_thing[thing_classes] = True
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
