@@ -259,3 +259,18 @@ class TestCOCOPanoptic:
         ]  # the crowd person has no instance
         assert item["segments"].tolist() == [[3226956, 2, 0], [1450, 0, 1], [6587345, 1, 0]]
         assert np.array_equal(item["panoptic"].numpy(), pan)
+
+
+def test_with_masks_gives_the_things_as_instances() -> None:
+    ds = SyntheticPanopticScenes(split="val", length=2, with_masks=True)
+    item = ds[1]
+    pan, seg = item["panoptic"], item["segments"]
+    things = seg[seg[:, 1] >= 6]
+    assert item["labels"].tolist() == things[:, 1].tolist()
+    for k, sid in enumerate(things[:, 0].tolist()):
+        m = pan == sid
+        assert torch.equal(item["masks"][k].bool(), m) and item["area"][k] == m.sum()
+        ys, xs = torch.nonzero(m, as_tuple=True)
+        assert item["boxes"][k].tolist() == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+    assert not item["iscrowd"].any()
+    assert "masks" not in SyntheticPanopticScenes(split="val", length=1)[0]

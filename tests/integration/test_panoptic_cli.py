@@ -65,6 +65,7 @@ def evaluated(tmp_path_factory):
     return root, out
 
 
+@pytest.mark.slow
 def test_metrics_json_equals_cityscapes_evaluation(evaluated):
     ev = pytest.importorskip("cityscapesscripts.evaluation.evalPanopticSemanticLabeling")
     root, out = evaluated

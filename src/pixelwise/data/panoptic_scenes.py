@@ -26,6 +26,7 @@ from pixelwise.data.cityscapes_labels import (
     INSTANCE_CLASSES,
     PALETTE,
 )
+from pixelwise.data.detection_items import boxes_from_instances
 from pixelwise.data.info import DatasetInfo
 from pixelwise.data.label_io import (
     DatasetLayoutError,
@@ -68,6 +69,31 @@ CITYSCAPES_PANOPTIC_TREE = """\
     gtFine/cityscapes_panoptic_{split}/{city}_{seq}_{frame}_gtFine_panoptic.png"""
 
 
+def instance_targets(
+    panoptic: np.ndarray, segments: np.ndarray, thing_classes: Sequence[int]
+) -> dict[str, torch.Tensor]:
+    """The thing segments as detection / instance-segmentation targets (the keys of the detection data).
+
+    boxes float32 [N,4] tight xyxy (pixel c spans [c, c+1]), labels int64 [N] (class indices),
+    iscrowd bool [N], area float32 [N] (pixels), masks uint8 [N,H,W]; rows in segment order.
+    """
+    seg = segments[np.isin(segments[:, 1], np.asarray(list(thing_classes), dtype=np.int64))]
+    inst = np.zeros(panoptic.shape, dtype=np.int32)
+    for k, sid in enumerate(seg[:, 0]):
+        inst[panoptic == sid] = k + 1
+    boxes, counts = boxes_from_instances(inst, len(seg))
+    masks = (inst[None] == np.arange(1, len(seg) + 1, dtype=np.int32)[:, None, None]).astype(
+        np.uint8
+    )
+    return {
+        "boxes": torch.from_numpy(boxes),
+        "labels": torch.from_numpy(seg[:, 1].copy()),
+        "iscrowd": torch.from_numpy(seg[:, 2] > 0),
+        "area": torch.from_numpy(counts.astype(np.float32)),
+        "masks": torch.from_numpy(masks),
+    }
+
+
 def panoptic_item(
     image: np.ndarray,
     panoptic: np.ndarray,
@@ -76,18 +102,21 @@ def panoptic_item(
     image_id: str,
     transform: Callable[..., dict[str, Any]] | None = None,
     ignore_index: int = 255,
+    with_masks: bool = False,
 ) -> dict[str, Any]:
     """The item dict from image uint8 [H,W,3], panoptic ids [H,W] and segments [N,3].
 
     The albumentations transform sees ``image`` and ``masks=[panoptic int32]``; segments no
     longer present afterwards are dropped (pad/crop), and mask/instances follow the panoptic map.
+    ``with_masks``: also the things as instance targets (:func:`instance_targets`), so
+    ``task=instance`` (Mask R-CNN) trains and is scored on the same instances as ``task=panoptic``.
     """
     if transform is not None:
         out = transform(image=image, masks=[panoptic.astype(np.int32)])
         image, panoptic = out["image"], np.asarray(out["masks"][0]).astype(np.int64)
         segments = segments[np.isin(segments[:, 0], np.unique(panoptic))]
     mask, instances = labels_from_panoptic(panoptic, segments, thing_classes, ignore_index)
-    return {
+    item = {
         "image": image_tensor(image),
         "mask": torch.from_numpy(mask),
         "instances": torch.from_numpy(instances),
@@ -95,6 +124,9 @@ def panoptic_item(
         "segments": torch.from_numpy(np.ascontiguousarray(segments, dtype=np.int64)),
         "image_id": image_id,
     }
+    if with_masks:
+        item.update(instance_targets(np.asarray(panoptic), np.asarray(segments), thing_classes))
+    return item
 
 
 class SyntheticPanopticScenes(SyntheticScenes):
@@ -109,6 +141,10 @@ class SyntheticPanopticScenes(SyntheticScenes):
 
     thing_classes: tuple[int, ...] = THING_CLASSES
     category_ids: tuple[int, ...] = SYNTHETIC_CATEGORY_IDS
+
+    def __init__(self, *args: Any, with_masks: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.with_masks = bool(with_masks)
 
     @property
     def info(self) -> DatasetInfo:
@@ -138,7 +174,14 @@ class SyntheticPanopticScenes(SyntheticScenes):
             self.category_ids,
             self.ignore_index,
         )
-        return panoptic_item(image, pan, segments, self.thing_classes, self.image_id(index))
+        return panoptic_item(
+            image,
+            pan,
+            segments,
+            self.thing_classes,
+            self.image_id(index),
+            with_masks=self.with_masks,
+        )
 
 
 class CityscapesPanoptic(Dataset):
