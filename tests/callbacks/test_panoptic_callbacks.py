@@ -117,3 +117,64 @@ def test_panel_shapes_and_colours() -> None:
         torch.rand(2, 2, 2),
     )
     assert panel.shape == (2, 10, 3) and panel.dtype == np.uint8
+
+
+def test_wandb_gets_panels_and_pq_tables(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    import json
+    from types import SimpleNamespace
+
+    import wandb
+    from lightning.pytorch.loggers import WandbLogger
+
+    from pixelwise.data.collate import DictCollate
+    from pixelwise.data.panoptic_scenes import SyntheticPanopticScenes
+    from pixelwise.geometry.panoptic import panoptic_segments
+
+    logger = WandbLogger(save_dir=str(tmp_path), offline=True)
+    info = DatasetInfo(num_classes=9, instance_classes=[6, 7, 8])
+    trainer = SimpleNamespace(
+        loggers=[logger],
+        is_global_zero=True,
+        current_epoch=0,
+        sanity_checking=False,
+        global_step=3,
+        world_size=1,
+        datamodule=SimpleNamespace(info=info, palette=None),
+    )
+    ds = SyntheticPanopticScenes(split="val", length=2, size=(48, 64))
+    batch = DictCollate(["segments"])([ds[0], ds[1]])
+    pred = torch.where(
+        batch["panoptic"] >= 1000,
+        (batch["panoptic"] // 1000) * 1000 + batch["panoptic"] % 1000,
+        batch["panoptic"] * 1000,
+    )
+    out = PanopticOutput(
+        pred,
+        panoptic_segments(pred),
+        heatmap=torch.rand(2, 1, 48, 64),
+        offsets=torch.randn(2, 2, 48, 64),
+    )
+    cb, module = PanopticMetrics(9, max_images=2, mask_ap=False), FakeModule()
+    cb.on_validation_epoch_start(trainer, module)
+    cb.on_validation_batch_end(trainer, module, out, batch, 0)
+    cb.on_validation_epoch_end(trainer, module)
+    assert module.logged["val/pq"] == pytest.approx(1.0)  # the ground truth, renumbered
+    cb.on_test_epoch_start(trainer, module)
+    cb.on_test_batch_end(trainer, module, out, batch, 0)
+    cb.on_test_epoch_end(trainer, module)
+    wandb.finish()
+    media = tmp_path / "wandb"
+    assert list(media.rglob("media/images/val/panoptic_*.png"))
+    table = next(media.rglob("media/table/test/pq_table_*.table.json"))
+    assert json.loads(table.read_text())["columns"] == [
+        "class",
+        "kind",
+        "pq",
+        "sq",
+        "rq",
+        "tp",
+        "fp",
+        "fn",
+    ]

@@ -233,7 +233,8 @@ class PanopticMetrics(L.Callback):
                 int(result["fn"][c]),
             )
         for logger in _wandb_loggers(trainer):
-            logger.experiment.log({f"{stage}/pq_table": table}, commit=False)
+            # Through Lightning's step, so W&B's history stays monotonic.
+            logger.log_metrics({f"{stage}/pq_table": table}, step=trainer.global_step)
 
     def _make_panels(
         self, trainer: L.Trainer, outputs: PanopticOutput, batch: dict[str, Any]
@@ -276,9 +277,10 @@ class PanopticMetrics(L.Callback):
         if self._panels:
             caption = "image | ground truth | prediction | centre heatmap | offsets"
             for logger in _wandb_loggers(trainer):
-                logger.experiment.log(
+                # Through Lightning's step, so W&B's history stays monotonic.
+                logger.log_metrics(
                     {"val/panoptic": [wandb.Image(p, caption=caption) for p in self._panels]},
-                    commit=False,
+                    step=trainer.global_step,
                 )
             self._table(trainer, "val", result)
         self._panels = []
