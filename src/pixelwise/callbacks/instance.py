@@ -46,6 +46,8 @@ class InstanceMetrics(L.Callback):
 
     Per class mask AP as ``<stage>/mask_ap/<class>``. The batch needs "masks" (data.with_masks=true).
     States are gathered under DDP by torchmetrics; values equal pycocotools' COCOeval (tests).
+    Under DDP the ranks must hold the same number of images: torchmetrics 1.9 gathers the ``segm``
+    per-image lists element by element (a gloo size mismatch otherwise).
     """
 
     def __init__(

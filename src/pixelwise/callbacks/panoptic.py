@@ -106,8 +106,11 @@ class PanopticMetrics(L.Callback):
     iou_type="segm", crowd as COCO's ignore). The batch needs "panoptic" [B,H,W] and "segments"
     (per image [N,3]). Thing classes: ``thing_classes``, else ``trainer.datamodule.info.instance_classes``.
     W&B: a per-class table (PQ, SQ, RQ, TP, FP, FN) and panels (image | ground truth | prediction
-    | centre heatmap | offsets) every ``images_every_n_epochs`` validations. States are sums
-    (DDP-exact with the DataModule's unrepeated evaluation sampler).
+    | centre heatmap | offsets) every ``images_every_n_epochs`` validations. PQ states are sums
+    (DDP-exact with the DataModule's unrepeated evaluation sampler, also when the ranks get
+    different numbers of images). Mask AP under DDP: torchmetrics' MeanAveragePrecision with
+    ``segm`` gathers its per-image lists element by element and fails when the ranks hold
+    different numbers of images (torchmetrics 1.9); set ``mask_ap=false`` for such runs.
     """
 
     def __init__(
