@@ -34,16 +34,20 @@ __all__ = [
 class SegmentationOutput:
     """Per-pixel classification of a batch.
 
-    preds long [B,H,W] (argmax class), logits float [B,K,H,W], loss scalar (None in predict).
+    preds long [B,H,W] (argmax class), logits float [B,K,H,W] (None when only classes are
+    known, e.g. predictions read back from files), loss scalar (None in predict).
     """
 
     preds: torch.Tensor
-    logits: torch.Tensor
+    logits: torch.Tensor | None = None
     loss: torch.Tensor | None = None
 
     @property
     def num_classes(self) -> int:
-        return int(self.logits.shape[1])
+        """K from the logits; without them, the largest predicted class + 1 (a lower bound)."""
+        if self.logits is not None:
+            return int(self.logits.shape[1])
+        return int(self.preds.max()) + 1 if self.preds.numel() else 1
 
 
 @dataclass
