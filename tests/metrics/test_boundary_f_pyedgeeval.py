@@ -9,9 +9,11 @@ from MATLAB's on a few pixels. The thinned maps are compared on their own first.
 
 The C++ matcher connects each pixel to random outlier nodes, so two runs of it differ by a few
 matches per threshold (measured: up to 6 matches, 0.001 ODS and 0.009 AP on 96x128 maps with
-5 annotators). The tolerances below are that run-to-run spread; the sums (ground-truth pixels
-over annotators, thinned predicted pixels) must be identical, and our recall count is never
-below the benchmark's (ours is a maximum matching; the benchmark's one objective may drop a match).
+5 annotators). So it is run three times: the sums (ground-truth pixels over annotators,
+thinned predicted pixels) must be identical to its; our recall count is never below any of
+its runs (ours is a maximum matching; the benchmark's single objective may drop a match) and
+at most 2 + 2 % above the best of them; our precision count lies within 2 + 2 % of the range
+of its runs; ODS / OIS / AP are within that spread of its mean.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pyEdgeEval._lib import correspond_pixels  # noqa: E402
 from pyEdgeEval.preprocess import bwmorph_thin  # noqa: E402
 
 THRESHOLDS = bsds_thresholds(99)
+RUNS = 3  # runs of the randomised C++ matcher per comparison
 
 
 @pytest.fixture(autouse=True)
@@ -95,18 +98,28 @@ def pyedgeeval_counts(soft: np.ndarray, gts: np.ndarray, max_dist: float = 0.007
     return out
 
 
-def assert_counts_agree(ours: np.ndarray, ref: np.ndarray) -> None:
-    """Sums identical; match counts within the C++ matcher's own run-to-run spread."""
-    np.testing.assert_array_equal(ours[:, 1], ref[:, 1], err_msg="sumR (annotator pixels)")
-    np.testing.assert_array_equal(ours[:, 3], ref[:, 3], err_msg="sumP (thinned pixels)")
-    d_r, d_p = ours[:, 0] - ref[:, 0], ours[:, 2] - ref[:, 2]
-    assert (d_r >= 0).all(), f"fewer recall matches than the benchmark at {np.flatnonzero(d_r < 0)}"
-    assert (d_r <= 2 + 0.02 * ref[:, 0]).all(), d_r.max()
-    assert (np.abs(d_p) <= 2 + 0.02 * ref[:, 2]).all(), np.abs(d_p).max()
+def pyedgeeval_runs(soft: np.ndarray, gts: np.ndarray) -> np.ndarray:
+    """int64 [RUNS, T, 4]: :func:`pyedgeeval_counts` run RUNS times (its matcher is randomised)."""
+    return np.stack([pyedgeeval_counts(soft, gts) for _ in range(RUNS)])
+
+
+def assert_counts_agree(ours: np.ndarray, runs: np.ndarray) -> None:
+    """Sums identical; match counts within the C++ matcher's own run-to-run spread (see the docstring)."""
+    np.testing.assert_array_equal(ours[:, 1], runs[0, :, 1], err_msg="sumR (annotator pixels)")
+    np.testing.assert_array_equal(ours[:, 3], runs[0, :, 3], err_msg="sumP (thinned pixels)")
+    best_r = runs[:, :, 0].max(0)
+    below = np.flatnonzero(ours[:, 0] < best_r)
+    assert below.size == 0, f"fewer recall matches than a benchmark run at thresholds {below}"
+    over = ours[:, 0] - best_r
+    assert (over <= 2 + 0.02 * best_r).all(), (over.max(), best_r[over.argmax()])
+    lo, hi = runs[:, :, 2].min(0), runs[:, :, 2].max(0)
+    slack = 2 + 0.02 * hi
+    assert ((ours[:, 2] >= lo - slack) & (ours[:, 2] <= hi + slack)).all()
     a = summarize_boundary_counts(ours[None], THRESHOLDS)
-    b = summarize_boundary_counts(ref[None], THRESHOLDS)
-    assert abs(a["ods"] - b["ods"]) <= 0.003 and abs(a["ois"] - b["ois"]) <= 0.003
-    assert abs(a["ap"] - b["ap"]) <= 0.015
+    ref = [summarize_boundary_counts(r[None], THRESHOLDS) for r in runs]
+    for key, tol in (("ods", 0.003), ("ois", 0.003), ("ap", 0.015)):
+        mean = float(np.mean([r[key] for r in ref]))
+        assert abs(a[key] - mean) <= tol, (key, a[key], mean)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -120,7 +133,7 @@ def test_thinning_equals_matlab_replica(seed):
 @pytest.mark.parametrize("seed, annotators, texture", [(0, 2, 0.3), (1, 3, 1.0)])
 def test_counts_small(seed, annotators, texture):
     soft, gts = random_scene(40, 50, annotators, seed, texture)
-    assert_counts_agree(boundary_counts(soft, gts, THRESHOLDS), pyedgeeval_counts(soft, gts))
+    assert_counts_agree(boundary_counts(soft, gts, THRESHOLDS), pyedgeeval_runs(soft, gts))
 
 
 @pytest.mark.slow
@@ -130,7 +143,7 @@ def test_counts_small(seed, annotators, texture):
 )
 def test_counts_larger(size, annotators, texture, seed):
     soft, gts = random_scene(*size, annotators, seed, texture)
-    assert_counts_agree(boundary_counts(soft, gts, THRESHOLDS), pyedgeeval_counts(soft, gts))
+    assert_counts_agree(boundary_counts(soft, gts, THRESHOLDS), pyedgeeval_runs(soft, gts))
 
 
 def test_metric_sums_the_same_counts():
@@ -140,5 +153,5 @@ def test_metric_sums_the_same_counts():
     metric.update(
         torch.as_tensor(np.stack([s for s, _ in scenes])), [torch.as_tensor(g) for _, g in scenes]
     )
-    ref = sum(pyedgeeval_counts(s, g) for s, g in scenes)
-    assert_counts_agree(metric.counts.numpy(), ref)
+    runs = sum(pyedgeeval_runs(s, g) for s, g in scenes)
+    assert_counts_agree(metric.counts.numpy(), runs)
