@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _machine import machine_line  # noqa: E402
 
-from pixelwise.data.coco_format import coco_ground_truth, coco_results  # noqa: E402
+from pixelwise.formats.coco import coco_ground_truth, coco_results  # noqa: E402
 from pixelwise.metrics.coco_map import coco_box_map  # noqa: E402
 
 K = 10

@@ -14,7 +14,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from pixelwise.callbacks.detection import DetectionMetrics, DetectionResultsWriter
-from pixelwise.data.coco_format import coco_ground_truth_json
+from pixelwise.formats.coco import coco_ground_truth_json
 from pixelwise.tasks.outputs import DetectionOutput
 from tests.metrics.test_coco_map import CATEGORY_IDS, KEYS, NAMES, make_case
 

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from pixelwise.data.panoptic_export import export_panoptic
-from pixelwise.data.panoptic_format import (
+from pixelwise.formats.panoptic import (
     PanopticFormatError,
     id_to_rgb,
     labels_from_panoptic,

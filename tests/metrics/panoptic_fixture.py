@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelwise.data.panoptic_format import (
+from pixelwise.formats.panoptic import (
     categories_json,
     segments_info,
     write_panoptic_json,

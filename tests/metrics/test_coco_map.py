@@ -14,7 +14,7 @@ import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from pixelwise.data.coco_format import coco_ground_truth_json, write_coco_results
+from pixelwise.formats.coco import coco_ground_truth_json, write_coco_results
 from pixelwise.metrics.coco_map import (
     COCO_IOU_THRESHOLDS,
     COCO_RECALL_THRESHOLDS,

@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.loggers import WandbLogger
 
-from pixelwise.data.coco_format import coco_results
+from pixelwise.formats.coco import coco_results
 from pixelwise.metrics.coco_map import coco_box_map
 from pixelwise.tasks.outputs import DetectionOutput
 

@@ -15,7 +15,7 @@ import torch.distributed as dist
 from lightning.pytorch.loggers import WandbLogger
 
 from pixelwise.callbacks.overlays import default_palette
-from pixelwise.data.panoptic_format import (
+from pixelwise.formats.panoptic import (
     categories_json,
     segments_info,
     write_panoptic_json,

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from torch.utils.data import Dataset
 
-from pixelwise.data.coco_format import decode_segmentation
+from pixelwise.formats.coco import decode_segmentation
 from pixelwise.data.detection_items import (
     check_box_transform,
     check_size,

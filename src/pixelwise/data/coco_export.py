@@ -19,7 +19,7 @@ from pathlib import Path
 
 import cv2
 
-from pixelwise.data.coco_format import coco_ground_truth_json, encode_mask
+from pixelwise.formats.coco import coco_ground_truth_json, encode_mask
 from pixelwise.data.synthetic_detection import SyntheticDetectionScenes
 
 __all__ = ["export_coco", "main"]

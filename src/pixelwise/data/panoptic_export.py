@@ -18,7 +18,7 @@ from pathlib import Path
 
 import cv2
 
-from pixelwise.data.panoptic_format import (
+from pixelwise.formats.panoptic import (
     categories_json,
     segments_info,
     write_panoptic_json,

@@ -35,7 +35,7 @@ from pixelwise.data.label_io import (
     read_rgb,
     require,
 )
-from pixelwise.data.panoptic_format import (
+from pixelwise.formats.panoptic import (
     PanopticFormatError,
     check_panoptic,
     labels_from_panoptic,
