@@ -8,7 +8,7 @@ import torch
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from pixelwise.data.coco_format import (
+from pixelwise.formats.coco import (
     coco_ground_truth_json,
     coco_results,
     decode_segmentation,
@@ -150,7 +150,7 @@ class TestDatasetGroundTruth:
 
         from pixelwise.data.coco_detection import COCODetection
         from pixelwise.data.coco_export import export_coco
-        from pixelwise.data.coco_format import write_dataset_ground_truth
+        from pixelwise.formats.coco import write_dataset_ground_truth
         from pixelwise.data.synthetic_detection import SyntheticDetectionScenes
 
         ds = SyntheticDetectionScenes(size=(96, 128), length=5, split="val", seed=1)
