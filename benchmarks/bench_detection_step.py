@@ -63,8 +63,13 @@ def bare_loop(batches: list[dict], steps: int, warmup: int, channels_last: bool)
         t0 = time.perf_counter()
         out = net(b["image"].contiguous(memory_format=fmt))
         loss = fcos_loss(
-            out["cls_logits"], out["box_distances"], out["centerness"], net.strides,
-            b["boxes"], b["labels"], b["iscrowd"],
+            out["cls_logits"],
+            out["box_distances"],
+            out["centerness"],
+            net.strides,
+            b["boxes"],
+            b["labels"],
+            b["iscrowd"],
         )["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -121,7 +126,9 @@ def main() -> None:
     best = {k: min(v) for k, v in results.items()}
     print("## Detection train step: framework vs bare PyTorch loop (both measured in this run)")
     print(machine_line())
-    print(f"FCOSNet(8, FPN 32, strides 4/8/16), batch {batch}, 128x160, AdamW, FCOS loss, {steps} steps")
+    print(
+        f"FCOSNet(8, FPN 32, strides 4/8/16), batch {batch}, 128x160, AdamW, FCOS loss, {steps} steps"
+    )
     print()
     print("| layout | bare loop ms / step | pixelwise ms / step | ratio (pixelwise / bare) |")
     print("|---|---:|---:|---:|")

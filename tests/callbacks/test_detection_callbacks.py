@@ -133,8 +133,12 @@ def test_wandb_gets_box_images_tables_and_pr_curves(tmp_path, monkeypatch):
 
     logger = WandbLogger(save_dir=str(tmp_path), offline=True)
     trainer = SimpleNamespace(
-        loggers=[logger], is_global_zero=True, current_epoch=0, sanity_checking=False,
-        global_step=3, world_size=1,
+        loggers=[logger],
+        is_global_zero=True,
+        current_epoch=0,
+        sanity_checking=False,
+        global_step=3,
+        world_size=1,
     )
     images = make_case(seed=5, n_images=4)
     cb, module = DetectionMetrics(max_images=2, image_score_threshold=0.0), FakeModule()

@@ -258,7 +258,9 @@ class TestInstanceAndCategoryMetrics:
         cb.on_validation_epoch_start(trainer, FakeModule())
         p, t, _ = make_batches(n=1)[0]
         with pytest.raises(ValueError, match="batch has no 'instances'"):
-            cb.on_validation_batch_end(trainer, FakeModule(), SegmentationOutput(preds=p), {"mask": t}, 0)
+            cb.on_validation_batch_end(
+                trainer, FakeModule(), SegmentationOutput(preds=p), {"mask": t}, 0
+            )
 
     def test_bad_facts_name_the_key(self):
         cb = SegmentationMetrics(K, NAMES)

@@ -20,8 +20,8 @@ from pixelwise.data.datamodule import DataModule
 from pixelwise.data.synthetic_scenes import SCENE_PALETTE, SyntheticScenes
 from pixelwise.data.voc import VOC_COLORMAP, VOCSegmentation
 from pixelwise.nets.unet import UNet
-from pixelwise.tasks.segmentation import SegmentationTask
 from pixelwise.tasks.outputs import SegmentationOutput
+from pixelwise.tasks.segmentation import SegmentationTask
 
 
 def bare(cls):
@@ -105,7 +105,9 @@ class TestWithoutPaths:
             torch.randint(0, 9, (1, 4, 5), generator=g),
         ]
         writer = SegmentationPredictionWriter(tmp_path / "pred", tmp_path / "color")
-        batches = [(SegmentationOutput(preds=p, logits=torch.zeros(len(p), 9, 4, 5)), {}) for p in preds]
+        batches = [
+            (SegmentationOutput(preds=p, logits=torch.zeros(len(p), 9, 4, 5)), {}) for p in preds
+        ]
         run_test_epoch(writer, fake_trainer(ds, loader, rank=1), batches)
         names = sorted(p.name for p in (tmp_path / "pred").iterdir())
         assert names == ["000001.png", "000003.png", "000005.png"]

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from pixelwise.data.panoptic_export import export_panoptic
+from pixelwise.data.panoptic_scenes import CityscapesPanoptic, SyntheticPanopticScenes
 from pixelwise.formats.panoptic import (
     PanopticFormatError,
     id_to_rgb,
@@ -20,7 +21,6 @@ from pixelwise.formats.panoptic import (
     rgb_to_id,
     write_panoptic_png,
 )
-from pixelwise.data.panoptic_scenes import CityscapesPanoptic, SyntheticPanopticScenes
 
 SYN = dict(category_ids=range(1, 10), instance_classes=[6, 7, 8])
 

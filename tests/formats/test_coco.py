@@ -150,8 +150,8 @@ class TestDatasetGroundTruth:
 
         from pixelwise.data.coco_detection import COCODetection
         from pixelwise.data.coco_export import export_coco
-        from pixelwise.formats.coco import write_dataset_ground_truth
         from pixelwise.data.synthetic_detection import SyntheticDetectionScenes
+        from pixelwise.formats.coco import write_dataset_ground_truth
 
         ds = SyntheticDetectionScenes(size=(96, 128), length=5, split="val", seed=1)
         path = write_dataset_ground_truth(tmp_path / "gt.json", ds)

@@ -43,10 +43,9 @@ def brute_force_targets(locations, strides, ranges, boxes, labels, iscrowd, radi
                 in_crowd |= inside
                 continue
             cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-            central = (
-                max(cx - radius * s, x1) < x < min(cx + radius * s, x2)
-                and max(cy - radius * s, y1) < y < min(cy + radius * s, y2)
-            )
+            central = max(cx - radius * s, x1) < x < min(cx + radius * s, x2) and max(
+                cy - radius * s, y1
+            ) < y < min(cy + radius * s, y2)
             reach = max(x - x1, y - y1, x2 - x, y2 - y)
             area = (x2 - x1) * (y2 - y1)
             if inside and central and lo <= reach <= hi and area < best_area:
@@ -99,7 +98,9 @@ class TestTargets:
         locations = torch.tensor([[10.0, 10.0], [30.0, 30.0]])
         strides = torch.tensor([8.0, 8.0])
         ranges = torch.tensor([[0.0, math.inf]] * 2)
-        boxes = torch.tensor([[0.0, 0.0, 20.0, 20.0], [5.0, 5.0, 15.0, 15.0], [25.0, 25.0, 40.0, 40.0]])
+        boxes = torch.tensor(
+            [[0.0, 0.0, 20.0, 20.0], [5.0, 5.0, 15.0, 15.0], [25.0, 25.0, 40.0, 40.0]]
+        )
         labels = torch.tensor([0, 1, 2])
         classes, _ = fcos_targets(
             locations, strides, ranges, boxes, labels, torch.tensor([False, False, True])
@@ -129,9 +130,12 @@ class TestLoss:
         # Every location predicts its exact distances to the box.
         for level, loc in enumerate(level_locations([c.shape[-2:] for c in cls], STRIDES)):
             h, w = cls[level].shape[-2:]
-            ltrb = torch.stack(
-                [loc[:, 0] - 4, loc[:, 1] - 4, 14 - loc[:, 0], 14 - loc[:, 1]], dim=1
-            ).abs() + 1e-3
+            ltrb = (
+                torch.stack(
+                    [loc[:, 0] - 4, loc[:, 1] - 4, 14 - loc[:, 0], 14 - loc[:, 1]], dim=1
+                ).abs()
+                + 1e-3
+            )
             dist[level] = ltrb.T.reshape(1, 4, h, w)
         out = fcos_loss(cls, dist, ctr, STRIDES, [box], [torch.tensor([1])])
         assert out["box"].item() == pytest.approx(0.0, abs=1e-3)

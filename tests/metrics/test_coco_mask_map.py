@@ -13,8 +13,8 @@ import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from pixelwise.formats.coco import coco_ground_truth_json, encode_mask
 from pixelwise.data.synthetic_detection import SyntheticDetectionScenes
+from pixelwise.formats.coco import coco_ground_truth_json, encode_mask
 from pixelwise.metrics.coco_mask_map import coco_mask_map, mask_boxes
 
 

@@ -11,11 +11,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from pixelwise.geometry.matching import ransac_inliers
 from pixelwise.data.hpatches_offline import photo
 from pixelwise.data.images import fit_to_size, to_gray_float
 from pixelwise.geometry.homography import warp_points
-from pixelwise.geometry.matching import match_descriptors
+from pixelwise.geometry.matching import match_descriptors, ransac_inliers
 from pixelwise.metrics.homography_accuracy import corner_error
 from pixelwise.nets.superpoint import superpoint_from_file
 from pixelwise.tasks.superpoint import SuperPointTask

@@ -117,7 +117,9 @@ class DetectionMetrics(L.Callback):
     def _update(self, stage: str, outputs: DetectionOutput, batch: dict[str, Any]) -> None:
         self.metrics[stage].update(metric_preds(outputs, batch), metric_targets(batch))
 
-    def _finish(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+    def _finish(
+        self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule
+    ) -> dict[str, Any]:
         result = self.metrics[stage].compute()
         self.metrics[stage].reset()
         values = {}
@@ -169,7 +171,9 @@ class DetectionMetrics(L.Callback):
             self._log_tables(trainer, result, self._names(pl_module))
 
     # -- media --------------------------------------------------------------------------------
-    def _box_images(self, outputs: DetectionOutput, batch: dict[str, Any], names: list[str]) -> list:
+    def _box_images(
+        self, outputs: DetectionOutput, batch: dict[str, Any], names: list[str]
+    ) -> list:
         import wandb
 
         labels = {i: n for i, n in enumerate(names)}
@@ -179,11 +183,16 @@ class DetectionMetrics(L.Callback):
             h, w = image.shape[-2:]
             keep = outputs.scores[i] >= self.image_score_threshold
 
-            def entries(boxes, cls, scores=None):
+            def entries(boxes, cls, scores=None, w=w, h=h):
                 rows = []
                 for k, (b, c) in enumerate(zip(boxes.tolist(), cls.tolist())):
                     row = {
-                        "position": {"minX": b[0] / w, "minY": b[1] / h, "maxX": b[2] / w, "maxY": b[3] / h},
+                        "position": {
+                            "minX": b[0] / w,
+                            "minY": b[1] / h,
+                            "maxX": b[2] / w,
+                            "maxY": b[3] / h,
+                        },
                         "class_id": int(c),
                         "box_caption": names[int(c)] if int(c) < len(names) else str(c),
                     }
@@ -195,7 +204,11 @@ class DetectionMetrics(L.Callback):
 
             boxes = {
                 "predictions": {
-                    "box_data": entries(outputs.boxes[i][keep].cpu(), outputs.labels[i][keep].cpu(), outputs.scores[i][keep].cpu()),
+                    "box_data": entries(
+                        outputs.boxes[i][keep].cpu(),
+                        outputs.labels[i][keep].cpu(),
+                        outputs.scores[i][keep].cpu(),
+                    ),
                     "class_labels": labels,
                 },
                 "ground_truth": {
@@ -211,7 +224,11 @@ class DetectionMetrics(L.Callback):
 
         table = wandb.Table(columns=["class", "ap", "ap_50", "ar_100"])
         precision = result.get("precision")  # [T,R,K,A,M] (extended summary)
-        classes = result["classes"].tolist() if result["classes"].numel() > 1 else [int(result["classes"])]
+        classes = (
+            result["classes"].tolist()
+            if result["classes"].numel() > 1
+            else [int(result["classes"])]
+        )
         per_class = result["map_per_class"].reshape(-1).tolist()
         recall_per_class = result["mar_100_per_class"].reshape(-1).tolist()
         curves = {}
@@ -223,13 +240,21 @@ class DetectionMetrics(L.Callback):
                 valid = p >= 0
                 ap50 = float(p[valid].mean()) if valid.any() else float("nan")
                 curves[name] = p.clamp(min=0).tolist()
-            table.add_data(name, per_class[j] if j < len(per_class) else None, ap50,
-                           recall_per_class[j] if j < len(recall_per_class) else None)
+            table.add_data(
+                name,
+                per_class[j] if j < len(per_class) else None,
+                ap50,
+                recall_per_class[j] if j < len(recall_per_class) else None,
+            )
         payload: dict[str, Any] = {"test/per_class": table}
         if curves:
             recall = torch.linspace(0, 1, 101).tolist()
             payload["test/pr_curve_iou50"] = wandb.plot.line_series(
-                xs=recall, ys=list(curves.values()), keys=list(curves), title="precision-recall at IoU 0.5", xname="recall"
+                xs=recall,
+                ys=list(curves.values()),
+                keys=list(curves),
+                title="precision-recall at IoU 0.5",
+                xname="recall",
             )
         for logger in _wandb_loggers(trainer):
             logger.log_metrics(payload, step=trainer.global_step)

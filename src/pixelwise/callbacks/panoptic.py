@@ -15,13 +15,13 @@ import torch.distributed as dist
 from lightning.pytorch.loggers import WandbLogger
 
 from pixelwise.callbacks.overlays import default_palette
+from pixelwise.drawing import to_uint8_image
 from pixelwise.formats.panoptic import (
     categories_json,
     segments_info,
     write_panoptic_json,
     write_panoptic_png,
 )
-from pixelwise.drawing import to_uint8_image
 from pixelwise.metrics.coco_map import COCO_IOU_THRESHOLDS, COCO_RECALL_THRESHOLDS, DEFAULT_BACKEND
 from pixelwise.metrics.panoptic_quality import PanopticQuality
 from pixelwise.tasks.outputs import PanopticOutput

@@ -27,7 +27,6 @@ import cv2
 import numpy as np
 from torch.utils.data import Dataset
 
-from pixelwise.formats.coco import decode_segmentation
 from pixelwise.data.detection_items import (
     check_box_transform,
     check_size,
@@ -37,6 +36,7 @@ from pixelwise.data.detection_items import (
 )
 from pixelwise.data.info import DatasetInfo
 from pixelwise.data.label_io import DatasetLayoutError, Transform, read_rgb
+from pixelwise.formats.coco import decode_segmentation
 
 __all__ = ["COCO_TREE", "COCODetection", "CocoFormatError"]
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import cv2
 
-from pixelwise.formats.coco import coco_ground_truth_json, encode_mask
 from pixelwise.data.synthetic_detection import SyntheticDetectionScenes
+from pixelwise.formats.coco import coco_ground_truth_json, encode_mask
 
 __all__ = ["export_coco", "main"]
 

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import cv2
 
+from pixelwise.data.panoptic_scenes import SyntheticPanopticScenes
 from pixelwise.formats.panoptic import (
     categories_json,
     segments_info,
     write_panoptic_json,
     write_panoptic_png,
 )
-from pixelwise.data.panoptic_scenes import SyntheticPanopticScenes
 
 __all__ = ["export_panoptic", "main"]
 

@@ -35,6 +35,8 @@ from pixelwise.data.label_io import (
     read_rgb,
     require,
 )
+from pixelwise.data.scene_render import SCENE_CLASSES, SCENE_PALETTE, THING_CLASSES
+from pixelwise.data.synthetic_scenes import SyntheticScenes
 from pixelwise.formats.panoptic import (
     PanopticFormatError,
     check_panoptic,
@@ -43,8 +45,6 @@ from pixelwise.formats.panoptic import (
     read_panoptic_png,
     segments_from_info,
 )
-from pixelwise.data.scene_render import SCENE_CLASSES, SCENE_PALETTE, THING_CLASSES
-from pixelwise.data.synthetic_scenes import SyntheticScenes
 
 __all__ = [
     "CITYSCAPES_PANOPTIC_TREE",

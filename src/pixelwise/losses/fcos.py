@@ -126,9 +126,14 @@ def fcos_loss(
     locs = level_locations(sizes, strides, device=device)
     counts = [len(loc) for loc in locs]
     locations = torch.cat(locs)
-    stride_of = torch.cat([torch.full((n,), float(s), device=device) for n, s in zip(counts, strides)])
+    stride_of = torch.cat(
+        [torch.full((n,), float(s), device=device) for n, s in zip(counts, strides)]
+    )
     ranges = torch.cat(
-        [torch.tensor([r], device=device, dtype=torch.float32).expand(n, 2) for n, r in zip(counts, ranges_per_level)]
+        [
+            torch.tensor([r], device=device, dtype=torch.float32).expand(n, 2)
+            for n, r in zip(counts, ranges_per_level)
+        ]
     )
     batch, num_classes = cls_logits[0].shape[:2]
     # [B, M, K], [B, M, 4], [B, M]: levels concatenated in the order of `locations`.
@@ -136,7 +141,9 @@ def fcos_loss(
     dists = torch.cat([d.flatten(2) for d in box_distances], dim=2).transpose(1, 2).float()
     ctr_logits = torch.cat([c.flatten(2) for c in centerness], dim=2).squeeze(1).float()
     if len(boxes) != batch or len(labels) != batch:
-        raise ValueError(f"fcos_loss: {len(boxes)} box lists / {len(labels)} label lists for {batch} images")
+        raise ValueError(
+            f"fcos_loss: {len(boxes)} box lists / {len(labels)} label lists for {batch} images"
+        )
     targets = [
         fcos_targets(
             locations,
@@ -156,22 +163,37 @@ def fcos_loss(
     num_pos = max(float(positive.sum()), 1.0)
     onehot = F.one_hot(classes.clamp(min=0), num_classes).to(logits.dtype)
     onehot = onehot * positive[..., None]
-    focal = sigmoid_focal_loss(logits, onehot, alpha=focal_alpha, gamma=focal_gamma, reduction="none")
+    focal = sigmoid_focal_loss(
+        logits, onehot, alpha=focal_alpha, gamma=focal_gamma, reduction="none"
+    )
     classification = (focal * valid[..., None]).sum() / num_pos
     if positive.any():
         loc = locations[None].expand(batch, -1, -1)[positive]
         tgt = target_boxes[positive]
         ltrb = torch.stack(
-            [loc[:, 0] - tgt[:, 0], loc[:, 1] - tgt[:, 1], tgt[:, 2] - loc[:, 0], tgt[:, 3] - loc[:, 1]],
+            [
+                loc[:, 0] - tgt[:, 0],
+                loc[:, 1] - tgt[:, 1],
+                tgt[:, 2] - loc[:, 0],
+                tgt[:, 3] - loc[:, 1],
+            ],
             dim=1,
         )
         ctr_target = _centerness(ltrb)
         pred_boxes = distances_to_boxes(loc, dists[positive])
         giou = generalized_box_iou_loss(pred_boxes, tgt, reduction="none")
         box = (giou * ctr_target).sum() / ctr_target.sum().clamp(min=1e-6)
-        ctr = F.binary_cross_entropy_with_logits(ctr_logits[positive], ctr_target, reduction="sum") / num_pos
+        ctr = (
+            F.binary_cross_entropy_with_logits(ctr_logits[positive], ctr_target, reduction="sum")
+            / num_pos
+        )
     else:
         # Keep every output in the graph so DDP sees gradients for all parameters.
         box = dists.sum() * 0.0
         ctr = ctr_logits.sum() * 0.0
-    return {"loss": classification + box + ctr, "classification": classification, "box": box, "centerness": ctr}
+    return {
+        "loss": classification + box + ctr,
+        "classification": classification,
+        "box": box,
+        "centerness": ctr,
+    }

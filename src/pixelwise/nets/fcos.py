@@ -97,7 +97,9 @@ class FCOSNet(nn.Module):
         for conv in (self.cls_logits, self.box_distances, self.centerness):
             nn.init.normal_(conv.weight, std=0.01)
             nn.init.zeros_(conv.bias)
-        nn.init.constant_(self.cls_logits.bias, -math.log((1 - prior_probability) / prior_probability))
+        nn.init.constant_(
+            self.cls_logits.bias, -math.log((1 - prior_probability) / prior_probability)
+        )
         if pretrained:
             self.load_pretrained(pretrained)
 
@@ -139,7 +141,11 @@ class FCOSNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> dict[str, list[torch.Tensor]]:
         """images [B,C,H,W] -> {"cls_logits", "box_distances", "centerness"}: lists over levels."""
-        out: dict[str, list[torch.Tensor]] = {"cls_logits": [], "box_distances": [], "centerness": []}
+        out: dict[str, list[torch.Tensor]] = {
+            "cls_logits": [],
+            "box_distances": [],
+            "centerness": [],
+        }
         for level, feat in enumerate(self.features(self.pad(images))):
             box_feat = self.box_tower(feat)
             out["cls_logits"].append(self.cls_logits(self.cls_tower(feat)))

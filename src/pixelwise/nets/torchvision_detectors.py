@@ -98,7 +98,14 @@ class TorchvisionDetector(nn.Module):
 
     @staticmethod
     def _shifted(targets: Sequence[dict[str, torch.Tensor]]) -> list[dict[str, torch.Tensor]]:
-        return [{"boxes": t["boxes"], "labels": t["labels"] + 1, **{k: v for k, v in t.items() if k not in ("boxes", "labels")}} for t in targets]
+        return [
+            {
+                "boxes": t["boxes"],
+                "labels": t["labels"] + 1,
+                **{k: v for k, v in t.items() if k not in ("boxes", "labels")},
+            }
+            for t in targets
+        ]
 
     def losses(
         self, images: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]]
@@ -110,7 +117,12 @@ class TorchvisionDetector(nn.Module):
         """images [B,3,H,W] -> per image {"boxes" [N,4], "scores" [N], "labels" [N] 0-based}."""
         out = self.model(list(images))
         return [
-            {"boxes": d["boxes"], "scores": d["scores"], "labels": d["labels"] - 1, **({"masks": d["masks"]} if "masks" in d else {})}
+            {
+                "boxes": d["boxes"],
+                "scores": d["scores"],
+                "labels": d["labels"] - 1,
+                **({"masks": d["masks"]} if "masks" in d else {}),
+            }
             for d in out
         ]
 

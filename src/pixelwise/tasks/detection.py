@@ -40,7 +40,9 @@ def _per_image(batch: dict[str, Any], key: str, n: int) -> list[torch.Tensor]:
             "(data.list_keys must include boxes, labels, iscrowd)"
         )
     if isinstance(value, torch.Tensor) and value.dim() < 2:
-        raise ValueError(f"batch[{key!r}] is one tensor {tuple(value.shape)}; add {key} to data.list_keys")
+        raise ValueError(
+            f"batch[{key!r}] is one tensor {tuple(value.shape)}; add {key} to data.list_keys"
+        )
     if len(value) != n:
         raise ValueError(f"batch[{key!r}] has {len(value)} entries for {n} images")
     return list(value)
@@ -82,7 +84,9 @@ class DetectionTask(PixelwiseTask):
             )
         super().__init__(net, optimizer, scheduler, channels_last)
         self.num_classes = num_classes
-        self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
+        self.class_names = (
+            list(class_names) if class_names else [str(i) for i in range(num_classes)]
+        )
         self.own_loss = bool(getattr(net, "computes_own_loss", False))
         if not self.own_loss and not hasattr(net, "strides"):
             raise TypeError(
@@ -96,9 +100,11 @@ class DetectionTask(PixelwiseTask):
         boxes = _per_image(batch, "boxes", n)
         labels = _per_image(batch, "labels", n)
         crowd = batch.get("iscrowd")
-        iscrowd = _per_image(batch, "iscrowd", n) if crowd is not None else [
-            torch.zeros(len(b), dtype=torch.bool, device=b.device) for b in boxes
-        ]
+        iscrowd = (
+            _per_image(batch, "iscrowd", n)
+            if crowd is not None
+            else [torch.zeros(len(b), dtype=torch.bool, device=b.device) for b in boxes]
+        )
         for i, (b, lab) in enumerate(zip(boxes, labels)):
             if b.dim() != 2 or b.shape[-1] != 4 or len(lab) != len(b):
                 raise ValueError(
@@ -121,7 +127,8 @@ class DetectionTask(PixelwiseTask):
         if self.own_loss:
             # torchvision's detectors have no notion of ignore regions: crowd boxes are left out.
             targets = [
-                {"boxes": b[~c].float(), "labels": lab[~c]} for b, lab, c in zip(boxes, labels, iscrowd)
+                {"boxes": b[~c].float(), "labels": lab[~c]}
+                for b, lab, c in zip(boxes, labels, iscrowd)
             ]
             parts = self.net.losses(self.as_input(images), targets)
             return {"loss": sum(parts.values()), **parts}

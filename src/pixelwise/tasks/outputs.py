@@ -251,7 +251,9 @@ class PanopticOutput:
             masks = self.panoptic[i].unsqueeze(0) == seg[:, 0].view(-1, 1, 1)
             if self.heatmap is not None and len(seg):
                 hm = self.heatmap[i, 0].unsqueeze(0).expand_as(masks)
-                scores = torch.where(masks, hm, torch.full_like(hm, -1.0)).flatten(1).amax(1).clamp(0, 1)
+                scores = (
+                    torch.where(masks, hm, torch.full_like(hm, -1.0)).flatten(1).amax(1).clamp(0, 1)
+                )
             else:
                 scores = torch.ones(len(seg), device=self.panoptic.device)
             out.append({"masks": masks, "labels": seg[:, 1], "scores": scores.float()})
