@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: install train test test-full lint ci format bench clean
+.PHONY: install train test test-full test-slow ci lint format bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,12 +26,17 @@ test: install
 test-full: install
 	WANDB_MODE=offline $(PY) -m pytest -q $(PYTEST_ARGS)
 
+# The slow tests alone: `make test` + `make test-slow` = `make test-full`.
+test-slow: install
+	WANDB_MODE=offline $(PY) -m pytest -m slow -q $(PYTEST_ARGS)
+
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks train.py evaluate.py match.py
 	$(VENV)/bin/ruff format --check src tests benchmarks train.py evaluate.py match.py
 
 # What .ci/run runs: lint, then the whole suite (slow tests included; `make test` is the quick loop).
-ci: lint test-full
+# CI: lint, the README's test command, then the slow tests (together the whole suite).
+ci: lint test test-slow
 
 format: install
 	$(VENV)/bin/ruff format src tests benchmarks train.py evaluate.py match.py
