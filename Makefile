@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 .PHONY: install train test test-full test-slow ci lint format bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(TORCH)
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,sweep,slurm,tensorboard]"
