@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pixelwise.nets.state_files import load_state_file
 from pixelwise.nets.unet import NORMS, ConvBlock
 
 __all__ = ["FCOSNet"]
@@ -105,22 +105,8 @@ class FCOSNet(nn.Module):
 
     def load_pretrained(self, path: str) -> None:
         """Load a state dict file of this net (e.g. the shipped weights/fcos_synthetic.pt)."""
-        file = Path(path)
-        if not file.is_file():
-            raise FileNotFoundError(f"model.pretrained={path}: no such file")
-        state = torch.load(file, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state:
-            raise ValueError(
-                f"model.pretrained={path} is a Lightning checkpoint; pass it as ckpt_path= instead"
-            )
-        try:
-            self.load_state_dict(state)
-        except RuntimeError as err:  # missing/unexpected keys or a shape mismatch
-            detail = str(err).split("\n\t", 1)[-1].splitlines()[0]
-            raise ValueError(
-                f"model.pretrained={path} does not fit this FCOSNet (num_classes="
-                f"{self.num_classes}, strides {self.strides}): {detail}"
-            ) from None
+        what = f"this FCOSNet (num_classes={self.num_classes}, strides {self.strides})"
+        load_state_file(self, path, what)
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
         """Zero-pad [B,C,H,W] bottom/right to a multiple of the coarsest stride."""

@@ -13,12 +13,13 @@ data's size. It also normalises with ``image_mean``/``image_std`` (ImageNet's by
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torchvision.models import detection
+
+from pixelwise.nets.state_files import load_state_file
 
 __all__ = ["ARCHITECTURES", "TorchvisionDetector"]
 
@@ -77,24 +78,8 @@ class TorchvisionDetector(nn.Module):
 
     def load_pretrained(self, path: str) -> None:
         """Load a state dict file (this wrapper's keys, or the bare torchvision model's)."""
-        file = Path(path)
-        if not file.is_file():
-            raise FileNotFoundError(f"model.pretrained={path}: no such file")
-        state = torch.load(file, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state:
-            raise ValueError(
-                f"model.pretrained={path} is a Lightning checkpoint; pass it as ckpt_path= instead"
-            )
-        if not any(k.startswith("model.") for k in state):
-            state = {f"model.{k}": v for k, v in state.items()}
-        try:
-            self.load_state_dict(state)
-        except RuntimeError as err:  # missing/unexpected keys or a shape mismatch
-            detail = str(err).split("\n\t", 1)[-1].splitlines()[0]
-            raise ValueError(
-                f"model.pretrained={path} does not fit {self.architecture} with "
-                f"{self.num_classes} classes: {detail}"
-            ) from None
+        what = f"{self.architecture} with {self.num_classes} classes"
+        load_state_file(self, path, what, prefix="model.")
 
     @staticmethod
     def _shifted(targets: Sequence[dict[str, torch.Tensor]]) -> list[dict[str, torch.Tensor]]:
