@@ -148,7 +148,9 @@ def test_names_paths_and_wrong_weights(tmp_path):
     assert torch.equal(detector.convPb.weight, mine.convPb.weight)
     with pytest.raises(ValueError, match="no descriptor head.*MagicPoint.from_pretrained"):
         SuperPoint.from_pretrained("magicpoint_shapes")
-    with pytest.raises(FileNotFoundError, match="shipped: fcos_synthetic, magicpoint_shapes, superpoint_photos"):
+    with pytest.raises(
+        FileNotFoundError, match="shipped: fcos_synthetic, magicpoint_shapes, superpoint_photos"
+    ):
         SuperPoint.from_pretrained("superpoint_nothing")
 
 
