@@ -1,0 +1,30 @@
+"""The shipped weights/magicpoint_shapes.pt, evaluated as the README says (evaluate.py with
+model.pretrained, no checkpoint) on the first 128 clean test shapes: pinned to the values measured
+when it was shipped (slow)."""
+
+import pytest
+
+from tests.integration.conftest import read_metrics, run_script
+
+PINNED = {"test/map": 0.9293, "test/localization_error": 0.3599}
+
+
+@pytest.mark.slow
+def test_shipped_magicpoint_scores_as_pinned(tmp_path):
+    out = tmp_path / "eval"
+    run_script(
+        "evaluate.py",
+        [
+            "experiment=magicpoint_shapes",
+            "model.pretrained=${paths.weights_dir}/magicpoint_shapes.pt",
+            "data.test.length=128",
+            "data.num_workers=0",
+            "task.baselines=[]",
+            "logger=csv",
+            f"hydra.run.dir={out}",
+        ],
+        tmp_path,
+    )
+    metrics = read_metrics(out)
+    for key, value in PINNED.items():
+        assert metrics[key] == pytest.approx(value, abs=2e-3), key
