@@ -19,8 +19,6 @@ from pixelwise.metrics.coco_map import coco_box_map
 from pixelwise.tasks.outputs import DetectionOutput
 
 log = logging.getLogger("pixelwise")
-# faster_coco_eval prints COCO's 12-line summary at INFO on every compute; we log the values.
-logging.getLogger("faster_coco_eval").setLevel(logging.WARNING)
 
 # torchmetrics' MeanAveragePrecision keys -> logged names (COCO's AP, AP50, ..., AR@100).
 SCALARS: tuple[str, ...] = (

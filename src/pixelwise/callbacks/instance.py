@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -12,8 +11,6 @@ import torch
 
 from pixelwise.metrics.coco_mask_map import coco_mask_map, mask_boxes
 from pixelwise.tasks.outputs import InstanceOutput
-
-logging.getLogger("faster_coco_eval").setLevel(logging.WARNING)
 
 KEYS: tuple[str, ...] = (
     "map",

@@ -27,7 +27,6 @@ from pixelwise.metrics.panoptic_quality import PanopticQuality
 from pixelwise.tasks.outputs import PanopticOutput
 
 log = logging.getLogger("pixelwise")
-logging.getLogger("faster_coco_eval").setLevel(logging.WARNING)
 
 PQ_KEYS: tuple[str, ...] = tuple(
     f"{q}{g}" for g in ("", "_things", "_stuff") for q in ("pq", "sq", "rq")

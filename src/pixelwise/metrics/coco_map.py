@@ -22,11 +22,14 @@ So the default is ``"faster_coco_eval"``.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 import numpy as np
 from torchmetrics.detection import MeanAveragePrecision
 
+# faster_coco_eval prints COCO's 12-line summary at INFO on every compute; callers log the values.
+logging.getLogger("faster_coco_eval").setLevel(logging.WARNING)
 __all__ = ["COCO_IOU_THRESHOLDS", "COCO_RECALL_THRESHOLDS", "DEFAULT_BACKEND", "coco_box_map"]
 
 DEFAULT_BACKEND: Literal["pycocotools", "faster_coco_eval"] = "faster_coco_eval"
