@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pixelwise.callbacks.pseudo_label_writer import PseudoLabelWriter  # noqa: E402
 from pixelwise.data.collate import DictCollate  # noqa: E402
 from pixelwise.data.images import Images  # noqa: E402
-from pixelwise.data.sample_images import EVAL_IMAGES, load_sample_image  # noqa: E402
+from pixelwise.data.sample_images import VAL_IMAGES, load_sample_image  # noqa: E402
 from pixelwise.geometry.homography import warp_images  # noqa: E402
 from pixelwise.nets.superpoint import magicpoint  # noqa: E402
 from pixelwise.tasks.homographic_adaptation import HomographicAdaptationTask  # noqa: E402
@@ -105,7 +105,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "images"
         root.mkdir()
-        for name in list(EVAL_IMAGES)[:n_images]:
+        for name in list(VAL_IMAGES)[:n_images]:
             image = load_sample_image(name)
             bgr = image[..., ::-1] if image.ndim == 3 else image
             cv2.imwrite(str(root / f"{name}.jpg"), np.ascontiguousarray(bgr))

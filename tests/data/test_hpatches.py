@@ -282,22 +282,24 @@ class TestLayoutErrors:
             HPatches(release.parent, **kwargs)
 
 
-def test_offline_set_from_held_out_photographs(tmp_path):
-    from pixelwise.data.hpatches_offline import EVAL_PHOTOS, photo
-    from pixelwise.data.sample_images import TRAIN_IMAGES
+def test_offline_set_follows_the_photograph_splits(tmp_path):
+    from pixelwise.data.hpatches_offline import PHOTO_SPLITS, photo
 
     # The README's SuperPoint / ORB / SIFT numbers come from photographs no weights trained on.
-    assert set(EVAL_PHOTOS).isdisjoint(TRAIN_IMAGES)
-    hopper = photo("grace_hopper")  # matplotlib's sample photograph, offline
-    assert hopper.dtype == np.uint8 and hopper.ndim == 3 and min(hopper.shape[:2]) >= 400
+    assert set(PHOTO_SPLITS["test"]).isdisjoint(PHOTO_SPLITS["train"])
+    assert set(PHOTO_SPLITS["val"]).isdisjoint(PHOTO_SPLITS["train"])
+    assert set(PHOTO_SPLITS["test"]).isdisjoint(PHOTO_SPLITS["val"])
+    assert PHOTO_SPLITS["val"] == ("coffee", "motorcycle", "rocket")
+    with pytest.raises(ValueError, match="unknown photograph 'grace_hopper'"):
+        photo("grace_hopper")  # matplotlib's sample photograph is reserved
     root = write_hpatches_fixture(
-        tmp_path, 2, 3, size=(48, 64), photos=("grace_hopper", "rocket"), difficulty=3.0
+        tmp_path, 2, 3, size=(48, 64), photos=("chelsea", "rocket"), difficulty=3.0
     )
     assert sorted(p.name for p in root.iterdir()) == [
-        "i_grace_hopper",
+        "i_chelsea",
         "i_rocket",
-        "v_grace_hopper_1",
-        "v_grace_hopper_2",
+        "v_chelsea_1",
+        "v_chelsea_2",
         "v_rocket_1",
     ]
     ds = HPatches(tmp_path, size=(48, 64))

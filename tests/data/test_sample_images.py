@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from pixelwise.data.sample_images import (
-    EVAL_IMAGES,
     SAMPLE_IMAGES,
+    SPLITS,
+    TEST_IMAGES,
     TRAIN_IMAGES,
+    VAL_IMAGES,
     SampleImages,
     load_sample_image,
 )
@@ -20,13 +22,31 @@ def test_every_photograph_loads_offline(name):
     assert array.dtype == np.uint8 and array.ndim in (2, 3) and min(array.shape[:2]) >= 150
 
 
-def test_eval_photographs_are_held_out_of_training():
-    assert set(TRAIN_IMAGES).isdisjoint(EVAL_IMAGES)
-    assert set(TRAIN_IMAGES) | set(EVAL_IMAGES) == set(SAMPLE_IMAGES)
-    assert len(TRAIN_IMAGES) >= 12 and len(EVAL_IMAGES) >= 3
+def test_train_val_test_splits_are_disjoint_and_cover_every_photograph():
+    assert set(TRAIN_IMAGES).isdisjoint(VAL_IMAGES)
+    assert set(TRAIN_IMAGES).isdisjoint(TEST_IMAGES)
+    assert set(VAL_IMAGES).isdisjoint(TEST_IMAGES)
+    assert set(TRAIN_IMAGES) | set(VAL_IMAGES) | set(TEST_IMAGES) == set(SAMPLE_IMAGES)
+    assert len(TRAIN_IMAGES) >= 12 and len(VAL_IMAGES) >= 3 and len(TEST_IMAGES) >= 3
+    # The stereo pair is one scene: both views in the same split.
+    assert {"motorcycle_left", "motorcycle_right"} <= set(VAL_IMAGES)
     assert SampleImages("train").names == list(TRAIN_IMAGES)
-    assert SampleImages("eval", repeats=2).names == list(EVAL_IMAGES)
-    assert len(SampleImages("eval", repeats=2)) == 2 * len(EVAL_IMAGES)
+    assert SampleImages("val", repeats=2).names == list(VAL_IMAGES)
+    assert len(SampleImages("test", repeats=2)) == 2 * len(TEST_IMAGES)
+    assert SPLITS["all"] == SAMPLE_IMAGES
+
+
+def test_reserved_sample_photographs_are_not_offered():
+    # matplotlib's and scikit-learn's sample photographs are for evaluation outside the project.
+    for reserved in ("grace_hopper", "china", "flower"):
+        assert reserved not in SAMPLE_IMAGES
+        with pytest.raises(ValueError, match="unknown sample image"):
+            load_sample_image(reserved)
+
+
+def test_unknown_split_names_the_choices():
+    with pytest.raises(ValueError, match=r"split='eval'.*'train', 'val', 'test', 'all'"):
+        SampleImages("eval")
 
 
 def test_camera_at_half_size_is_the_2x2_block_mean():

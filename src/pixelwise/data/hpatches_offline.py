@@ -12,11 +12,14 @@
   with k, rendered at a size that differs a little from image 1's (as some HPatches
   sequences do); ``H_1_k`` maps image-1 pixels (x, y) to image-k pixels, pixel centres at integers.
 
-Everything is deterministic for a given seed. No network: the photographs ship with scikit-image
-(and matplotlib's ``grace_hopper``). ``EVAL_PHOTOS`` are photographs no shipped weights were
-trained on: the set the README's SuperPoint / ORB / SIFT numbers come from::
+Everything is deterministic for a given seed. No network: the photographs ship with scikit-image.
+``PHOTO_SPLITS`` follows :data:`pixelwise.data.sample_images.SPLITS`: ``val`` for recipe choice,
+``test`` for the README's final SuperPoint / ORB / SIFT table, scored once::
 
-    python -m pixelwise.data.hpatches_offline DIR --photos eval --illumination 8 --viewpoint 16 --difficulty 3
+    python -m pixelwise.data.hpatches_offline DIR --photos test --illumination 8 --viewpoint 16 --difficulty 3
+
+matplotlib's and scikit-learn's sample photographs are reserved for evaluation outside the
+project and are not offered here.
 """
 
 from __future__ import annotations
@@ -31,6 +34,12 @@ import skimage.data
 import torch
 from PIL import Image
 
+from pixelwise.data.sample_images import (
+    SAMPLE_IMAGES,
+    TEST_IMAGES,
+    TRAIN_IMAGES,
+    VAL_IMAGES,
+)
 from pixelwise.geometry.homography import warp_images
 
 # Photographs with texture first (the tests use the first four). Not skimage's "clock": too
@@ -51,20 +60,27 @@ PHOTOS = (
 )
 
 
-# Held out from every training set of the shipped weights (pixelwise.data.sample_images.EVAL_IMAGES
-# and matplotlib's sample photograph).
-EVAL_PHOTOS = ("coffee", "motorcycle", "rocket", "grace_hopper")
+def _photo_split(names: tuple[str, ...]) -> tuple[str, ...]:
+    # The stereo pair is one scene: its left view stands for it here.
+    return tuple(dict.fromkeys("motorcycle" if n.startswith("motorcycle") else n for n in names))
+
+
+PHOTO_SPLITS: dict[str, tuple[str, ...]] = {
+    "train": _photo_split(TRAIN_IMAGES),
+    "val": _photo_split(VAL_IMAGES),
+    "test": _photo_split(TEST_IMAGES),
+    "all": PHOTOS,
+}
 
 
 def photo(name: str) -> np.ndarray:
-    """A scikit-image photograph (or matplotlib's "grace_hopper") as uint8 [H, W, 3] RGB."""
+    """A scikit-image photograph as uint8 [H, W, 3] RGB ("motorcycle": the stereo pair's left view)."""
     if name == "motorcycle":
         image = skimage.data.stereo_motorcycle()[0]
-    elif name == "grace_hopper":
-        from matplotlib import cbook
-
-        with cbook.get_sample_data("grace_hopper.jpg") as f:
-            image = np.asarray(Image.open(f).convert("RGB"))
+    elif name not in SAMPLE_IMAGES:
+        raise ValueError(
+            f"unknown photograph {name!r}: expected 'motorcycle' or one of {list(SAMPLE_IMAGES)}"
+        )
     else:
         image = getattr(skimage.data, name)()
     image = np.asarray(image)
@@ -207,14 +223,16 @@ def main(argv: list[str] | None = None) -> Path:
         description="Write an HPatches-format set from offline photographs.",
     )
     parser.add_argument("root", help="the set is written to ROOT/hpatches-sequences-release")
-    parser.add_argument("--photos", default="eval", help="eval | all | comma-separated names")
+    parser.add_argument(
+        "--photos", default="val", help="train | val | test | all | comma-separated names"
+    )
     parser.add_argument("--illumination", type=int, default=8, help="number of i_* sequences")
     parser.add_argument("--viewpoint", type=int, default=16, help="number of v_* sequences")
     parser.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
     parser.add_argument("--difficulty", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    names = {"eval": EVAL_PHOTOS, "all": PHOTOS}.get(args.photos) or tuple(args.photos.split(","))
+    names = PHOTO_SPLITS.get(args.photos) or tuple(args.photos.split(","))
     out = write_hpatches_fixture(
         args.root,
         args.illumination,

@@ -1,8 +1,16 @@
 """The real photographs shipped inside scikit-image, usable offline (README demo, tests).
 
 Only images stored in the scikit-image wheel itself are used (``skimage.data.brain`` and others
-need a download and are not listed). ``EVAL_IMAGES`` are kept out of ``split="train"`` so that
-an adapted detector can be evaluated on photographs it never saw.
+need a download and are not listed). They are split once, here, and every README number names
+its split:
+
+- ``train``: what detectors and descriptors learn from (crops, pseudo-labels);
+- ``val``: recipe choice and checkpoint selection (coffee, rocket, the motorcycle stereo pair:
+  the photographs that were the held-out set before the split had a test part);
+- ``test``: astronaut, camera, chelsea, scored once for the README's final tables.
+
+The sample photographs that matplotlib and scikit-learn ship (grace_hopper, china, flower) are
+not used anywhere: they are reserved for evaluation by people outside the project.
 """
 
 from __future__ import annotations
@@ -19,7 +27,9 @@ from pixelwise.data.images import ImageDataset, to_gray_float
 __all__ = [
     "SAMPLE_IMAGES",
     "TRAIN_IMAGES",
-    "EVAL_IMAGES",
+    "VAL_IMAGES",
+    "TEST_IMAGES",
+    "SPLITS",
     "SampleImages",
     "load_sample_image",
     "write_sample_crops",
@@ -75,9 +85,17 @@ _LOADERS: dict[str, Callable[[], np.ndarray]] = {
 
 SAMPLE_IMAGES: tuple[str, ...] = tuple(sorted(_LOADERS))
 # Held out: everyday scenes with structure at many scales (a stereo pair stays together).
-EVAL_IMAGES: tuple[str, ...] = ("coffee", "motorcycle_left", "motorcycle_right", "rocket")
-TRAIN_IMAGES: tuple[str, ...] = tuple(n for n in SAMPLE_IMAGES if n not in EVAL_IMAGES)
-_SPLITS = {"train": TRAIN_IMAGES, "eval": EVAL_IMAGES, "all": SAMPLE_IMAGES}
+VAL_IMAGES: tuple[str, ...] = ("coffee", "motorcycle_left", "motorcycle_right", "rocket")
+TEST_IMAGES: tuple[str, ...] = ("astronaut", "camera", "chelsea")
+TRAIN_IMAGES: tuple[str, ...] = tuple(
+    n for n in SAMPLE_IMAGES if n not in VAL_IMAGES and n not in TEST_IMAGES
+)
+SPLITS: dict[str, tuple[str, ...]] = {
+    "train": TRAIN_IMAGES,
+    "val": VAL_IMAGES,
+    "test": TEST_IMAGES,
+    "all": SAMPLE_IMAGES,
+}
 
 
 @cache
@@ -91,7 +109,7 @@ def load_sample_image(name: str) -> np.ndarray:
 
 
 class SampleImages(ImageDataset):
-    """scikit-image photographs as grey [1,H,W] items; ``split`` is "train", "eval", "all" or a list of names.
+    """scikit-image photographs as grey [1,H,W] items; ``split`` is "train", "val", "test", "all" or a list of names.
 
     Items are those of :class:`pixelwise.data.images.ImageDataset` (``name`` = the photograph's
     name, so exported pseudo-labels are ``<dir>/astronaut.npz`` ...). ``repeats`` lists each
@@ -111,12 +129,12 @@ class SampleImages(ImageDataset):
     ) -> None:
         super().__init__(size, resize, small, photometric, labels, repeats)
         if isinstance(split, str):
-            if split not in _SPLITS:
+            if split not in SPLITS:
                 raise ValueError(
-                    f"SampleImages split={split!r}: expected one of {list(_SPLITS)} or a list of "
+                    f"SampleImages split={split!r}: expected one of {list(SPLITS)} or a list of "
                     f"names from {list(SAMPLE_IMAGES)}"
                 )
-            names = list(_SPLITS[split])
+            names = list(SPLITS[split])
         else:
             names = list(split)
             unknown = [n for n in names if n not in _LOADERS]
@@ -153,7 +171,7 @@ def write_sample_crops(
 
     A crop covers a ``scale`` in [``min_scale``, 1] of the largest window of the aspect ratio
     of ``size`` that fits the photograph, at a uniform position, resized to ``size`` (H, W).
-    Sixteen photographs are too few to train SuperPoint's descriptor on 240x320 centre crops:
+    Twelve photographs are too few to train SuperPoint's descriptor on 240x320 centre crops:
     crops at several scales are the offline stand-in for COCO (``data=images data.root=OUT``).
     Files are ``<out_dir>/<photo>_<k>.png``; the same ``seed`` writes the same crops.
     """
@@ -162,7 +180,7 @@ def write_sample_crops(
     if not 0.0 < min_scale <= 1.0:
         raise ValueError(f"write_sample_crops: min_scale={min_scale}: expected in (0, 1]")
     height, width = (int(v) for v in size)
-    names = list(_SPLITS[split]) if isinstance(split, str) else list(split)
+    names = list(SPLITS[split]) if isinstance(split, str) else list(split)
     unknown = [n for n in names if n not in _LOADERS]
     if unknown:
         raise ValueError(
@@ -200,14 +218,14 @@ def main(argv: list[str] | None = None) -> list[Path]:
     )
     parser.add_argument("out_dir")
     parser.add_argument(
-        "--split", default="train", help="train | eval | all | comma-separated names"
+        "--split", default="train", help="train | val | test | all | comma-separated names"
     )
     parser.add_argument("--per-image", type=int, default=16)
     parser.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
     parser.add_argument("--min-scale", type=float, default=0.35)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    split = args.split if args.split in _SPLITS else args.split.split(",")
+    split = args.split if args.split in SPLITS else args.split.split(",")
     written = write_sample_crops(
         args.out_dir, split, args.per_image, args.size, args.min_scale, args.seed
     )
