@@ -33,9 +33,9 @@ from pixelwise.data.synthetic_shapes import (  # noqa: E402
     PRIMITIVE_WEIGHTS,
     PRIMITIVES,
     SyntheticShapes,
-    sample_homography_np,
     warp_image_and_points,
 )
+from pixelwise.geometry.homography import sample_homography_np  # noqa: E402
 
 FULL = (960, 1280)
 TARGET = (120, 160)

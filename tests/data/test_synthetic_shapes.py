@@ -13,9 +13,9 @@ from pixelwise.data.synthetic_shapes import (
     PRIMITIVE_WEIGHTS,
     PRIMITIVES,
     SyntheticShapes,
-    sample_homography_np,
     warp_image_and_points,
 )
+from pixelwise.geometry.homography import sample_homography_np
 
 H, W = 120, 160
 
@@ -285,71 +285,31 @@ class TestHomographicWarp:
         np.testing.assert_allclose(out, [[23.0, 10.0], [159.0, 10.0], [30.0, 119.0]])
 
 
-class TestSampleHomography:
-    def test_identity_when_everything_is_off(self):
-        rng = np.random.default_rng(0)
-        hmat = sample_homography_np(
-            rng,
-            (H, W),
-            perspective=False,
-            scaling=False,
-            rotation=False,
-            translation=False,
-            patch_ratio=1.0,
-        )
-        np.testing.assert_allclose(hmat / hmat[2, 2], np.eye(3), atol=1e-5)
+class TestHomographyOfItems:
+    def test_items_are_warped_by_the_project_sampler(self, monkeypatch):
+        # One sampler: an item's H is pixelwise.geometry.homography.sample_homography_np's with
+        # HOMOGRAPHY_PARAMS, and its points are the clean item's points warped by that H.
+        import pixelwise.data.synthetic_shapes as module
 
-    def test_patch_ratio_zooms_about_the_centre(self):
-        rng = np.random.default_rng(0)
-        hmat = sample_homography_np(
-            rng,
-            (H, W),
-            perspective=False,
-            scaling=False,
-            rotation=False,
-            translation=False,
-            patch_ratio=0.5,
-        )
-        # The centred half-size patch (image edges -0.5 and W-0.5) fills the output.
-        corners = np.array([[W / 4 - 0.5, H / 4 - 0.5, 1], [3 * W / 4 - 0.5, 3 * H / 4 - 0.5, 1]])
-        mapped = corners @ hmat.T
-        np.testing.assert_allclose(
-            mapped[:, :2] / mapped[:, 2:], [[-0.5, -0.5], [W - 0.5, H - 0.5]], atol=1e-3
-        )
+        drawn = []
 
-    def test_without_artifacts_the_patch_stays_inside(self):
-        rng = np.random.default_rng(1)
-        params = {**HOMOGRAPHY_PARAMS, "allow_artifacts": False}
-        frame = np.array(
-            [[-0.5, -0.5, 1], [W - 0.5, -0.5, 1], [W - 0.5, H - 0.5, 1], [-0.5, H - 0.5, 1]]
-        )
-        for _ in range(200):
-            inv = np.linalg.inv(sample_homography_np(rng, (H, W), **params))
-            src = frame @ inv.T
-            src = src[:, :2] / src[:, 2:]
-            assert np.all(src >= [-0.5 - 1e-6, -0.5 - 1e-6]) and np.all(
-                src <= [W - 0.5 + 1e-6, H - 0.5 + 1e-6]
-            )
+        def recording(rng, shape, **params):
+            drawn.append((shape, params, sample_homography_np(rng, shape, **params)))
+            return drawn[-1][2]
 
-    def test_rotation_only_angles_come_from_the_grid(self):
-        rng = np.random.default_rng(2)
-        grid = np.linspace(-1.57, 1.57, 25)
-        seen = set()
-        for _ in range(100):
-            hmat = sample_homography_np(
-                rng, (H, W), perspective=False, scaling=False, translation=False, patch_ratio=0.8,
-                allow_artifacts=True, max_angle=1.57,
-            )  # fmt: skip
-            # The reference rotates in unit-square coordinates (x = u * W - 0.5): undo that scaling.
-            to_px = np.array([[W, 0, -0.5], [0, H, -0.5], [0, 0, 1]])
-            patch_of_frame = np.linalg.inv(np.linalg.inv(to_px) @ hmat @ to_px)
-            angle = math.atan2(patch_of_frame[1, 0], patch_of_frame[0, 0])
-            k = int(np.argmin(np.abs(np.abs(grid) - abs(angle))))
-            assert abs(abs(grid[k]) - abs(angle)) < 1e-4
-            seen.add(round(abs(angle), 4))
-        assert len(seen) > 8
-
-    def test_deterministic(self):
-        a = sample_homography_np(np.random.default_rng(5), (H, W), **HOMOGRAPHY_PARAMS)
-        b = sample_homography_np(np.random.default_rng(5), (H, W), **HOMOGRAPHY_PARAMS)
-        np.testing.assert_array_equal(a, b)
+        monkeypatch.setattr(module, "sample_homography_np", recording)
+        kwargs = dict(length=6, seed=11, photometric=False, primitives=["draw_checkerboard"])
+        warped = SyntheticShapes(**kwargs)
+        clean = SyntheticShapes(homographic=False, **kwargs)
+        kept = 0
+        for i in range(len(warped)):
+            points = warped[i]["keypoints"].numpy()
+            shape, params, hmat = drawn[-1]
+            assert shape == (H, W) and params == HOMOGRAPHY_PARAMS
+            source = clean[i]["keypoints"].numpy().astype(np.float64)
+            proj = np.c_[source, np.ones(len(source))] @ hmat.T
+            expected = proj[:, :2] / proj[:, 2:]
+            for q in points:
+                assert np.abs(expected - q).max(axis=1).min() < 1e-3
+            kept += len(points)
+        assert kept > 0

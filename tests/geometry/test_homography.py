@@ -2,13 +2,17 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from kornia.geometry.transform import warp_perspective
 
 from pixelwise.geometry.homography import (
+    SAMPLER_PARAMS,
+    merge_homography_params,
     sample_homography,
+    sample_homography_np,
     warp_images,
     warp_images_with_mask,
     warp_points,
@@ -134,9 +138,9 @@ class TestSampleHomography:
             generator=torch.Generator().manual_seed(4),
         )
         # Patch top-left corner in A, in normalised units: uniform in [0, 1 - ratio].
-        top_left = (
-            warp_points(frame_corners(SHAPE)[:1], torch.linalg.inv(h))[:, 0] + 0.5
-        ) / torch.tensor([width, height])
+        top_left = warp_points(frame_corners(SHAPE)[:1], torch.linalg.inv(h))[:, 0] / torch.tensor(
+            [width - 1, height - 1]
+        )
         assert (top_left >= -1e-4).all() and (top_left <= 1 - ratio + 1e-4).all()
         assert top_left.min() < 0.05 and top_left.max() > 1 - ratio - 0.05
 
@@ -166,6 +170,101 @@ class TestSampleHomography:
         args = {"batch_size": 2, "shape": SHAPE, **kwargs}
         with pytest.raises(ValueError, match=name):
             sample_homography(**args)
+
+
+class TorchDraws:
+    """A numpy ``Generator`` stand-in whose ``random(size)`` returns a seeded torch generator's draws."""
+
+    def __init__(self, seed: int) -> None:
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def random(self, size):
+        return torch.rand(size, generator=self.generator, dtype=torch.float64).numpy()
+
+
+# The synthetic-shapes recipe (artifacts, overflow), the superpoint-pairs one, no artifacts, and
+# single transforms: every branch of the sampler.
+PARAM_SETS = [
+    {},
+    {"patch_ratio": 0.8, "max_angle": 1.57, "allow_artifacts": True, "translation_overflow": 0.05},
+    {"scaling_amplitude": 0.5, "max_angle": 0.785, "allow_artifacts": True},
+    {"perspective": False, "translation": False, "n_angles": 9, "patch_ratio": 0.5},
+    {"rotation": False, "scaling_amplitude": 0.4, "n_scales": 3},
+    {"perspective_amplitude_x": 0.0, "patch_ratio": 1.0},
+]
+
+
+class TestSampleHomographyNumpy:
+    """The numpy path (data workers) is the same sampler: same draws and parameters, same matrix."""
+
+    @pytest.mark.parametrize("params", PARAM_SETS)
+    @pytest.mark.parametrize("shape", [SHAPE, (120, 160), (50, 50)])
+    def test_same_draws_and_params_give_the_same_matrix(self, params, shape):
+        for seed in range(20):
+            torch_h = sample_homography(
+                1, shape, generator=torch.Generator().manual_seed(seed), **params
+            )[0]
+            numpy_h = sample_homography_np(TorchDraws(seed), shape, **params)
+            assert numpy_h.shape == (3, 3) and numpy_h.dtype == np.float64
+            np.testing.assert_allclose(torch_h.numpy(), numpy_h, rtol=1e-6, atol=1e-6)
+
+    def test_numpy_generator_makes_it_deterministic(self):
+        for params in PARAM_SETS:
+            a = sample_homography_np(np.random.default_rng(5), SHAPE, **params)
+            b = sample_homography_np(np.random.default_rng(5), SHAPE, **params)
+            np.testing.assert_array_equal(a, b)
+
+    def test_all_off_is_centred_zoom_in_the_project_convention(self):
+        # Pixel centres at integers; unit-square u is pixel u * (W - 1): the centred half-size
+        # patch [(W-1)/4, 3(W-1)/4] fills B's frame [0, W-1], as in the torch path.
+        height, width = SHAPE
+        off = dict(perspective=False, scaling=False, rotation=False, translation=False)
+        h = sample_homography_np(np.random.default_rng(0), SHAPE, patch_ratio=0.5, **off)
+        expected = [[2.0, 0.0, -(width - 1) / 2], [0.0, 2.0, -(height - 1) / 2], [0.0, 0.0, 1.0]]
+        np.testing.assert_allclose(h, expected, atol=1e-9)
+        corners = np.array(
+            [[(width - 1) / 4, (height - 1) / 4, 1], [3 * (width - 1) / 4, 3 * (height - 1) / 4, 1]]
+        )
+        np.testing.assert_allclose(
+            corners @ h.T, [[0, 0, 1], [width - 1, height - 1, 1]], atol=1e-9
+        )
+        identity = sample_homography_np(np.random.default_rng(0), SHAPE, patch_ratio=1.0, **off)
+        np.testing.assert_allclose(identity, np.eye(3), atol=1e-12)
+
+    def test_without_artifacts_every_pixel_of_b_comes_from_a(self):
+        rng = np.random.default_rng(1)
+        h = torch.from_numpy(np.stack([sample_homography_np(rng, SHAPE) for _ in range(200)]))
+        assert warp_valid_mask(SHAPE, h.float()).all()
+
+    def test_defaults_and_parameters_are_the_torch_paths(self):
+        # One declaration: SAMPLER_PARAMS are sample_homography's keywords and defaults.
+        assert SAMPLER_PARAMS["patch_ratio"] == 0.85 and SAMPLER_PARAMS["max_angle"] == math.pi
+        assert "generator" not in SAMPLER_PARAMS and "batch_size" not in SAMPLER_PARAMS
+        np.testing.assert_allclose(
+            sample_homography_np(TorchDraws(3), SHAPE),
+            sample_homography(1, SHAPE, generator=torch.Generator().manual_seed(3))[0].numpy(),
+            rtol=1e-6,
+            atol=1e-6,
+        )
+
+    def test_bad_input(self):
+        rng = np.random.default_rng(0)
+        with pytest.raises(ValueError, match=r"sample_homography_np\.rotate is unknown"):
+            sample_homography_np(rng, SHAPE, rotate=True)
+        with pytest.raises(ValueError, match="shape"):
+            sample_homography_np(rng, (0, 5))
+        with pytest.raises(ValueError, match="patch_ratio"):
+            sample_homography_np(rng, SHAPE, patch_ratio=0.0)
+
+    def test_merge_homography_params(self):
+        base = {"patch_ratio": 0.8, "allow_artifacts": True}
+        merged = merge_homography_params(base, {"patch_ratio": 0.5}, "data.homography")
+        assert merged == {"patch_ratio": 0.5, "allow_artifacts": True}
+        assert merge_homography_params(base, None, "x") == base
+        with pytest.raises(
+            ValueError, match=r"data\.homography\.shear is unknown; expected keys from"
+        ):
+            merge_homography_params(base, {"shear": 0.1}, "data.homography")
 
 
 class TestWarpPoints:

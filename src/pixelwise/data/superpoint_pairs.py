@@ -37,6 +37,7 @@ from torch.utils.data import Dataset
 from pixelwise.data.images import Images, list_images
 from pixelwise.data.photometric import photometric_augment
 from pixelwise.geometry.homography import (
+    merge_homography_params,
     sample_homography,
     warp_images,
     warp_points,
@@ -100,14 +101,9 @@ class SuperPointPairs(Dataset):
                     f"SuperPointPairs: root={root!r} needs labels=DIR of <name>.npz pseudo-labels"
                 )
             source = _labelled_images(root, labels, size, resize, skip_missing_labels)
-        params = dict(TRAINING_HOMOGRAPHY)
-        for key, value in (homography or {}).items():
-            if key not in TRAINING_HOMOGRAPHY and key not in ("n_scales", "n_angles"):
-                raise ValueError(
-                    f"SuperPointPairs: homography.{key} is unknown; expected keys from "
-                    f"{sorted([*TRAINING_HOMOGRAPHY, 'n_scales', 'n_angles'])}"
-                )
-            params[key] = value
+        params = merge_homography_params(
+            TRAINING_HOMOGRAPHY, homography, "SuperPointPairs: homography"
+        )
         if not 0.0 <= min_valid_fraction < 1.0:
             raise ValueError(
                 f"SuperPointPairs: min_valid_fraction={min_valid_fraction}: expected in [0, 1)"

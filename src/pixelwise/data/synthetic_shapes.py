@@ -8,15 +8,16 @@ Per item: one primitive is chosen with the reference mix (:data:`PRIMITIVE_WEIGH
 on a blurred-blob background (:mod:`pixelwise.data.shape_primitives`), optionally
 photometrically augmented (:mod:`pixelwise.data.photometric`) and warped by a random
 homography (points warped with it, points leaving the valid region dropped), as in the
-SuperPoint reference's ``magic-point_shapes.yaml``. Random draws happen in the order
-shape, homography, photometric, so switching augmentation on or off never changes the shape,
-and switching photometric augmentation never changes the homography.
+SuperPoint reference's ``magic-point_shapes.yaml``; the homography comes from the project's one
+sampler (``pixelwise.geometry.homography.sample_homography_np``, its numpy path), in its
+coordinate convention. Random draws happen in the order shape, homography, photometric, so
+switching augmentation on or off never changes the shape, and switching photometric
+augmentation never changes the homography.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import cv2
@@ -32,6 +33,7 @@ from pixelwise.data.shape_primitives import (
     ShapeCanvas,
     draw_background,
 )
+from pixelwise.geometry.homography import merge_homography_params, sample_homography_np
 
 __all__ = [
     "PRIMITIVES",
@@ -39,13 +41,13 @@ __all__ = [
     "SPLITS",
     "HOMOGRAPHY_PARAMS",
     "SyntheticShapes",
-    "sample_homography_np",
     "warp_image_and_points",
 ]
 
 SPLITS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 
-# Homographic augmentation of the reference's magic-point_shapes.yaml.
+# Homographic augmentation of the reference's magic-point_shapes.yaml, drawn by the project's one
+# sampler (pixelwise.geometry.homography, its numpy path in the workers).
 HOMOGRAPHY_PARAMS: dict[str, Any] = {
     "translation": True,
     "rotation": True,
@@ -59,114 +61,6 @@ HOMOGRAPHY_PARAMS: dict[str, Any] = {
     "allow_artifacts": True,
     "translation_overflow": 0.05,
 }
-
-
-def _truncated_normal(rng: np.random.Generator, mean: float, std: float, size: int) -> list[float]:
-    """``size`` draws of Normal(mean, std), those beyond 2 std redrawn (tf.truncated_normal)."""
-    out = []
-    while len(out) < size:
-        out += [z for z in rng.standard_normal(2 * size).tolist() if abs(z) <= 2.0]
-    return [mean + std * z for z in out[:size]]
-
-
-def sample_homography_np(
-    rng: np.random.Generator,
-    shape: tuple[int, int],
-    perspective: bool = True,
-    scaling: bool = True,
-    rotation: bool = True,
-    translation: bool = True,
-    n_scales: int = 5,
-    n_angles: int = 25,
-    scaling_amplitude: float = 0.1,
-    perspective_amplitude_x: float = 0.1,
-    perspective_amplitude_y: float = 0.1,
-    patch_ratio: float = 0.5,
-    max_angle: float = math.pi / 2,
-    allow_artifacts: bool = False,
-    translation_overflow: float = 0.0,
-) -> np.ndarray:
-    """A random homography [3, 3] (float64) mapping pixels (x, y) of an image of ``shape`` (H, W) to the warped image.
-
-    Semantics of the SuperPoint reference ``sample_homography`` (defaults are its defaults),
-    returned in the project convention: a centred patch of side ``patch_ratio`` (unit-square
-    coordinates; ``u`` is pixel ``u * W - 0.5``) is perturbed in perspective (truncated normal,
-    std amplitude/2), scaled by one of ``n_scales`` truncated-normal scales, translated and
-    rotated by one of ``n_angles`` angles in [-max_angle, max_angle]; without
-    ``allow_artifacts`` only candidates keeping the patch inside the image are drawn (scale 1,
-    angle 0 as fallbacks), with it any sampled candidate. ``H`` maps the patch onto the
-    whole output, so warping with it gives ``B(H p) = A(p)``. Numpy twin of
-    ``pixelwise.geometry.homography.sample_homography`` for the data workers.
-    """
-    height, width = shape
-    # Corners TL, BL, BR, TR as (x, y) in unit-square coordinates. Plain floats: with four
-    # points numpy's per-call overhead would dominate.
-    unit = [(0.0, 0.0), (0.0, 1.0), (1.0, 1.0), (1.0, 0.0)]
-    margin = (1 - patch_ratio) / 2
-    patch = [(margin + patch_ratio * x, margin + patch_ratio * y) for x, y in unit]
-
-    def inside(corners: list[tuple[float, float]]) -> bool:
-        return all(0.0 <= x < 1.0 and 0.0 <= y < 1.0 for x, y in corners)
-
-    def pick(
-        candidate: Callable[[int], list[tuple[float, float]]], count: int
-    ) -> list[tuple[float, float]]:
-        # Candidate 0 is the identity fallback: drawn only when no other one keeps the patch inside.
-        if allow_artifacts:
-            return candidate(1 + int(rng.integers(count - 1)))
-        kept = [c for c in (candidate(i) for i in range(1, count)) if inside(c)]
-        return ([patch] + kept)[int(rng.integers(len(kept) + 1))]
-
-    def center_of(corners: list[tuple[float, float]]) -> tuple[float, float]:
-        return sum(x for x, _ in corners) / 4, sum(y for _, y in corners) / 4
-
-    if perspective:
-        amp_x, amp_y = perspective_amplitude_x, perspective_amplitude_y
-        if not allow_artifacts:
-            amp_x, amp_y = min(amp_x, margin), min(amp_y, margin)
-        z_y, z_left, z_right = _truncated_normal(rng, 0.0, 1.0, 3)
-        d_y, d_left, d_right = z_y * amp_y / 2, z_left * amp_x / 2, z_right * amp_x / 2
-        shifts = [(d_left, d_y), (d_left, -d_y), (d_right, d_y), (d_right, -d_y)]
-        patch = [(x + dx, y + dy) for (x, y), (dx, dy) in zip(patch, shifts, strict=True)]
-
-    if scaling:
-        scales = [1.0, *_truncated_normal(rng, 1.0, scaling_amplitude / 2, n_scales)]
-        cx, cy = center_of(patch)
-        patch = pick(
-            lambda i: [(cx + (x - cx) * scales[i], cy + (y - cy) * scales[i]) for x, y in patch],
-            n_scales + 1,
-        )
-
-    if translation:
-        t_min = [min(x for x, _ in patch), min(y for _, y in patch)]
-        t_max = [min(1 - x for x, _ in patch), min(1 - y for _, y in patch)]
-        if allow_artifacts:
-            t_min = [t + translation_overflow for t in t_min]
-            t_max = [t + translation_overflow for t in t_max]
-        # low + (high - low) * u, not rng.uniform: a patch larger than the image gives high < low.
-        u = rng.random(2).tolist()
-        tx = -t_min[0] + (t_min[0] + t_max[0]) * u[0]
-        ty = -t_min[1] + (t_min[1] + t_max[1]) * u[1]
-        patch = [(x + tx, y + ty) for x, y in patch]
-
-    if rotation:
-        step = 2 * max_angle / (n_angles - 1) if n_angles > 1 else 0.0
-        angles = [0.0] + [-max_angle + i * step for i in range(n_angles)]  # linspace(-max, max, n)
-        cx, cy = center_of(patch)
-
-        def rotated(i: int) -> list[tuple[float, float]]:
-            c, s = math.cos(angles[i]), math.sin(angles[i])
-            # Row vector times [[cos, -sin], [sin, cos]], as the reference multiplies.
-            return [
-                (cx + (x - cx) * c + (y - cy) * s, cy - (x - cx) * s + (y - cy) * c)
-                for x, y in patch
-            ]
-
-        patch = pick(rotated, n_angles + 1)
-
-    src = np.array([(x * width - 0.5, y * height - 0.5) for x, y in patch], np.float32)
-    dst = np.array([(x * width - 0.5, y * height - 0.5) for x, y in unit], np.float32)
-    return cv2.getPerspectiveTransform(src, dst).astype(np.float64)
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -282,14 +176,7 @@ class SyntheticShapes(Dataset):
             raise ValueError(
                 f"valid_border_margin: expected a non-negative int, got {valid_border_margin!r}"
             )
-        params = dict(HOMOGRAPHY_PARAMS)
-        for key, value in (homography_params or {}).items():
-            if key not in HOMOGRAPHY_PARAMS and key not in ("n_scales", "n_angles"):
-                raise ValueError(
-                    f"homography_params: unknown key {key!r}; expected keys from "
-                    f"{sorted([*HOMOGRAPHY_PARAMS, 'n_scales', 'n_angles'])}"
-                )
-            params[key] = value
+        params = merge_homography_params(HOMOGRAPHY_PARAMS, homography_params, "homography_params")
         self.size = (height, width)
         self.length = length
         self.seed = int(seed)

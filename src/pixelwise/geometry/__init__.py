@@ -10,6 +10,7 @@ from pixelwise.geometry.cells import (  # noqa: F401
 )
 from pixelwise.geometry.homography import (  # noqa: F401
     sample_homography,
+    sample_homography_np,
     warp_images,
     warp_images_with_mask,
     warp_points,

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 
 import torch
 
-from pixelwise.geometry.homography import sample_homography, warp_images, warp_images_with_mask
+from pixelwise.geometry.homography import (
+    SAMPLER_PARAMS,
+    sample_homography,
+    warp_images,
+    warp_images_with_mask,
+)
 
 __all__ = ["aggregate_warped_heatmaps", "homographic_adaptation"]
 
 Detector = Callable[[torch.Tensor], torch.Tensor]
 
 _AGGREGATIONS = ("mean", "max")
-_SAMPLER_PARAMS = tuple(
-    name
-    for name in inspect.signature(sample_homography).parameters
-    if name not in ("batch_size", "shape", "generator", "device")
-)
 
 
 def _check_images(images: torch.Tensor) -> None:
@@ -150,11 +149,11 @@ def homographic_adaptation(
         raise ValueError(
             f"num_homographies must be an int >= 1 (it counts the identity), got {num_homographies!r}"
         )
-    unknown = sorted(set(homography_params) - set(_SAMPLER_PARAMS))
+    unknown = sorted(set(homography_params) - set(SAMPLER_PARAMS))
     if unknown:
         raise ValueError(
             f"unknown homography parameter(s) {unknown} for homographic_adaptation; "
-            f"sample_homography accepts {list(_SAMPLER_PARAMS)}"
+            f"sample_homography accepts {list(SAMPLER_PARAMS)}"
         )
     batch, _, height, width = images.shape
     n = num_homographies - 1
