@@ -1,6 +1,6 @@
 """Pseudo-label export (homographic adaptation, N homographies per image) vs a bare forward of the same net.
 
-The export row is the whole per-batch path of ``mode=export``: decode and fit the image files
+The export row is the whole per-batch path of ``task.run.mode=export``: decode and fit the image files
 (``pixelwise.data.images.Images``), ``HomographicAdaptationTask.predict_step`` (teacher forwards
 of the N warped images, warps back, masks, aggregation, NMS, extraction) and the
 ``PseudoLabelWriter`` (atomic .npz per image). The baseline is the teacher's bare forward over the

@@ -7,6 +7,7 @@ checkpoint; return the optimized metric (so sweepers can optimize it).
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -19,7 +20,9 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from pixelwise.errors import UserError
 
 log = logging.getLogger("pixelwise")
 
@@ -68,8 +71,28 @@ if not OmegaConf.has_resolver("pixelwise.run_name"):
     OmegaConf.register_new_resolver("pixelwise.run_name", run_name)
 
 
-class UserError(Exception):
-    """A mistake in the command line or config: reported in one line, no traceback."""
+def instantiate(node: DictConfig, **kwargs: Any) -> Any:
+    """The object of a ``_target_`` config node (``kwargs`` override its keys), containers as plain Python."""
+    return hydra.utils.instantiate(node, _convert_="all", **kwargs)
+
+
+def task_config(cfg: DictConfig) -> DictConfig:
+    """``cfg.task`` without its ``run`` node (how train.py runs the task: not an argument of the task class).
+
+    The node keeps its place in a copy of the whole config, so its interpolations resolve.
+    """
+    if "run" not in cfg.task:
+        return cfg.task
+    rest = copy.deepcopy(cfg)
+    with open_dict(rest.task):
+        del rest.task["run"]
+    return rest.task
+
+
+def build_task(cfg: DictConfig) -> L.LightningModule:
+    """The task of ``cfg.task`` (without ``task.run``) around the net of ``cfg.model``."""
+    net = instantiate(cfg.model)
+    return instantiate(task_config(cfg), net=net)
 
 
 def _instantiate_dict(cfg: DictConfig | None, kind: str) -> list[Any]:
@@ -80,7 +103,7 @@ def _instantiate_dict(cfg: DictConfig | None, kind: str) -> list[Any]:
             continue
         if not isinstance(conf, DictConfig) or "_target_" not in conf:
             raise UserError(f"{kind}.{name}: expected a config with _target_, got {conf!r}")
-        objects.append(hydra.utils.instantiate(conf, _convert_="all"))
+        objects.append(instantiate(conf))
     return objects
 
 
@@ -97,9 +120,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
         raise UserError(problem)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
-    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
-    net = hydra.utils.instantiate(cfg.model, _convert_="all")
-    task = hydra.utils.instantiate(cfg.task, net=net, _convert_="all")
+    datamodule = instantiate(cfg.data)
+    task = build_task(cfg)
     callbacks = _instantiate_dict(cfg.get("callbacks"), "callbacks")
     loggers = _instantiate_dict(cfg.get("logger"), "logger")
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -383,15 +405,48 @@ def _remove_empty_run_dir(cfg: DictConfig) -> None:
                 break
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def train_main(cfg: DictConfig) -> float | None:
-    """`python train.py [overrides]`; `mode=export` and `rounds=K` go to pixelwise.export."""
-    from pixelwise.export import run_mode  # imports this module: resolved at call time
+def _train_or_adapt(cfg: DictConfig) -> Any:
+    """A fit, or homographic adaptation's ``task.run.mode=export`` / ``task.run.rounds=K`` (pixelwise.export)."""
+    from pixelwise.export import Runner, run_mode
 
-    return _run(run_mode, cfg)
+    return run_mode(cfg, Runner(instantiate=instantiate, build_task=build_task, train=train))
+
+
+def _refuse_moved_overrides(overrides: Iterable[str]) -> None:
+    """Exit with one line naming the new key when the command line sets a key that moved (``mode=export``)."""
+    from pixelwise.export import moved_key
+
+    for item in overrides:
+        if item.startswith("-"):
+            continue
+        key, sep, value = item.partition("=")
+        new = moved_key(key.lstrip("+~")) if sep else None
+        if new is not None:
+            print(
+                f"error: {item}: '{key.lstrip('+~')}' moved into the task's config group: "
+                f"use {new}={value}",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def _train_main(cfg: DictConfig) -> float | None:
+    return _run(_train_or_adapt, cfg)
+
+
+def train_main() -> None:
+    """`python train.py [overrides]`; `task.run.mode=export` and `task.run.rounds=K` go to pixelwise.export."""
+    _refuse_moved_overrides(sys.argv[1:])
+    _train_main()
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
-def evaluate_main(cfg: DictConfig) -> dict[str, float]:
-    """`python evaluate.py ckpt_path=PATH [overrides]`."""
+def _evaluate_main(cfg: DictConfig) -> dict[str, float]:
     return _run(evaluate, cfg)
+
+
+def evaluate_main() -> None:
+    """`python evaluate.py ckpt_path=PATH [overrides]`."""
+    _refuse_moved_overrides(sys.argv[1:])
+    _evaluate_main()

@@ -1,7 +1,13 @@
-"""`mode=export` (pseudo-labels by trainer.predict) and `rounds=K` (export -> fit -> new teacher) for train.py.
+"""The run modes of homographic adaptation: pseudo-label export and adaptation rounds, for train.py.
 
-An extension of ``pixelwise.cli`` (it reads the same Hydra config): ``run_mode(cfg)`` dispatches
-on the top-level keys ``mode`` (``fit`` | ``export``) and ``rounds`` (null | K).
+They are configured inside the task's own config group (conf/task/homographic_adaptation.yaml):
+``task.run.mode`` (``fit`` | ``export``), ``task.run.rounds`` (null | K) and ``task.run.export``
+(the :class:`PseudoLabelWriter`); the teacher and the targets are the task's own arguments
+``task.teacher`` and ``task.targets``. ``task.run`` is not an argument of the task class: the
+entry point builds the task without it.
+
+Nothing here knows Hydra: ``pixelwise.cli`` (the only module that does) calls
+:func:`run_mode` with a :class:`Runner` that turns config nodes into objects and fits.
 """
 
 from __future__ import annotations
@@ -9,66 +15,117 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from pixelwise import cli
+from pixelwise.callbacks.detector_weights import DetectorWeights
 from pixelwise.callbacks.pseudo_label_writer import PseudoLabelWriter
-from pixelwise.cli import UserError
+from pixelwise.errors import UserError
 
-__all__ = ["MODES", "run_mode", "export", "adaptation_rounds"]
+__all__ = [
+    "MODES",
+    "MOVED_KEYS",
+    "Runner",
+    "adaptation_rounds",
+    "export",
+    "moved_key",
+    "run_mode",
+]
 
 log = logging.getLogger("pixelwise")
 
 MODES = ("fit", "export")
 
+# Top-level keys of earlier versions -> their place in the homographic-adaptation task's group.
+MOVED_KEYS = {
+    "mode": "task.run.mode",
+    "rounds": "task.run.rounds",
+    "export": "task.run.export",
+    "teacher": "task.teacher",
+    "targets": "task.targets",
+}
 
-def run_mode(cfg: DictConfig) -> Any:
-    """`mode=export` -> :func:`export`; `rounds=K` -> :func:`adaptation_rounds`; otherwise ``cli.train``."""
-    mode = cfg.get("mode") or "fit"
+
+@dataclass(frozen=True)
+class Runner:
+    """What the entry point lends this module: objects from config nodes, and a whole fit.
+
+    ``instantiate(node, **kwargs)`` builds a ``_target_`` node (kwargs override its keys);
+    ``build_task(cfg)`` builds the net and the task from ``cfg.model`` and ``cfg.task``
+    (without ``task.run``); ``train(cfg)`` fits, tests and returns the optimized metric.
+    """
+
+    instantiate: Callable[..., Any]
+    build_task: Callable[[DictConfig], L.LightningModule]
+    train: Callable[[DictConfig], float | None]
+
+
+def moved_key(key: str) -> str | None:
+    """The new name of a top-level key that moved into the task's group (``export.dirpath`` -> ``task.run.export.dirpath``), else None."""
+    head, dot, rest = key.partition(".")
+    new = MOVED_KEYS.get(head)
+    return None if new is None else new + dot + rest
+
+
+def _refuse_moved_keys(cfg: DictConfig) -> None:
+    """A top-level ``mode``/``rounds``/``export``/``teacher``/``targets`` (``+mode=``, an old experiment file) is an error naming the new key."""
+    for key in MOVED_KEYS:
+        if key in cfg:
+            raise UserError(
+                f"{key}: this top-level key moved into the task's config group: use "
+                f"{moved_key(key)} (task=homographic_adaptation)"
+            )
+
+
+def run_mode(cfg: DictConfig, runner: Runner) -> Any:
+    """``task.run.mode=export`` -> :func:`export`; ``task.run.rounds=K`` -> :func:`adaptation_rounds`; otherwise ``runner.train``."""
+    _refuse_moved_keys(cfg)
+    run = (cfg.get("task") or {}).get("run") or {}
+    mode = run.get("mode") or "fit"
     if mode not in MODES:
-        raise UserError(f"mode={mode}: expected one of {list(MODES)}")
+        raise UserError(f"task.run.mode={mode}: expected one of {list(MODES)}")
     if mode == "export":
-        export(cfg)
+        export(cfg, runner)
         return None
-    if cfg.get("rounds") is not None:
-        return adaptation_rounds(cfg)
-    return cli.train(cfg)
+    if run.get("rounds") is not None:
+        return adaptation_rounds(cfg, runner)
+    return runner.train(cfg)
 
 
 def _writer(cfg: DictConfig) -> PseudoLabelWriter:
-    if cfg.get("export") is None:
+    conf = OmegaConf.select(cfg, "task.run.export")
+    if conf is None:
         raise UserError(
-            "mode=export needs an 'export' config (dirpath, save_heatmap, ...): "
+            "task.run.mode=export needs a task.run.export config (dirpath, save_heatmap, ...): "
             "use task=homographic_adaptation"
         )
-    kwargs = OmegaConf.to_container(cfg.export, resolve=True)
+    kwargs = OmegaConf.to_container(conf, resolve=True)
     try:
         return PseudoLabelWriter(**kwargs)
     except (TypeError, ValueError) as err:
-        raise UserError(f"export: {err}") from None
+        raise UserError(f"task.run.export: {err}") from None
 
 
-def _progress_bars(cfg: DictConfig) -> list[Any]:
+def _progress_bars(cfg: DictConfig, runner: Runner) -> list[Any]:
     """The configured progress bar(s) only: checkpoints, metrics and media have nothing to do in predict."""
-    bars = {
-        name: conf
-        for name, conf in (cfg.get("callbacks") or {}).items()
+    return [
+        runner.instantiate(conf)
+        for conf in (cfg.get("callbacks") or {}).values()
         if conf is not None and str(conf.get("_target_", "")).endswith("ProgressBar")
-    }
-    return cli._instantiate_dict(OmegaConf.create(bars), "callbacks")
+    ]
 
 
-def export(cfg: DictConfig) -> dict[str, Any]:
+def export(cfg: DictConfig, runner: Runner) -> dict[str, Any]:
     """Write the teacher's homographic-adaptation points of every ``data.predict`` image; return the summary.
 
-    Checks that ``export.dirpath`` is writable before any work, skips images whose file
-    already exists (the dataset is filtered before predicting, so a rerun after a kill only
-    does the missing ones), then runs ``trainer.predict`` with a :class:`PseudoLabelWriter`
+    Checks that ``task.run.export.dirpath`` is writable before any work, skips images whose
+    file already exists (the dataset is filtered before predicting, so a rerun after a kill
+    only does the missing ones), then runs ``trainer.predict`` with a :class:`PseudoLabelWriter`
     (DDP: each rank exports its share). The summary also goes to ``<run dir>/export.json``.
     """
     writer = _writer(cfg)
@@ -78,7 +135,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         raise UserError(str(err)) from None
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
-    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    datamodule = runner.instantiate(cfg.data)
     try:
         dataset = datamodule.dataset("predict")
         pending = writer.pending(dataset)
@@ -100,10 +157,9 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         return summary
     if len(pending) < len(dataset):
         datamodule.restrict("predict", pending)
-    net = hydra.utils.instantiate(cfg.model, _convert_="all")
-    task = hydra.utils.instantiate(cfg.task, net=net, _convert_="all")
-    trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=[writer, *_progress_bars(cfg)], logger=False
+    task = runner.build_task(cfg)
+    trainer = runner.instantiate(
+        cfg.trainer, callbacks=[writer, *_progress_bars(cfg, runner)], logger=False
     )
     trainer.predict(task, datamodule=datamodule, return_predictions=False)
     summary = {**writer.summary, "images_total": total}
@@ -121,25 +177,44 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
-def adaptation_rounds(cfg: DictConfig) -> float | None:
-    """``rounds=K``: K times (export if ``targets=hard``) -> fit a student -> it becomes the next teacher.
+def _student_key(callbacks: Iterable[tuple[str, Any]]) -> str | None:
+    """Name of the callback config that builds a :class:`DetectorWeights` (it writes the student), or None."""
+    target = f"{DetectorWeights.__module__}.{DetectorWeights.__qualname__}"
+    for name, conf in callbacks:
+        if conf is not None and conf.get("_target_") == target:
+            return str(name)
+    return None
 
-    Round k runs in ``<run dir>/round_<k>/`` with its own pseudo-labels, checkpoints, metrics and
-    ``detector.pt`` (the student, written by the ``DetectorWeights`` callback), which is the
-    teacher of round k+1. ``<run dir>/rounds.json`` lists the rounds; ``<run dir>/metrics.json``
-    holds the last round's metrics plus every round's under ``round_<k>/``. Returns the last
-    round's optimized metric.
+
+def adaptation_rounds(cfg: DictConfig, runner: Runner) -> float | None:
+    """``task.run.rounds=K``: K times (export if ``task.targets=hard``) -> fit a student -> it becomes the next teacher.
+
+    Round k runs in ``<run dir>/round_<k>/`` (its ``paths.output_dir``) with its own
+    pseudo-labels, checkpoints, metrics and ``detector.pt`` (the student, written by the
+    :class:`DetectorWeights` callback inside that directory), which is the ``task.teacher`` of
+    round k+1. With hard targets the round's export goes to ``round_<k>/pseudo_labels`` and the
+    data reads it through ``data.labels``. ``<run dir>/rounds.json`` lists the rounds;
+    ``<run dir>/metrics.json`` holds the last round's metrics plus every round's under
+    ``round_<k>/``. Returns the last round's optimized metric.
     """
-    rounds = cfg.get("rounds")
+    rounds = OmegaConf.select(cfg, "task.run.rounds")
     if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
-        raise UserError(f"rounds={rounds}: expected null (one fit) or an integer >= 1")
-    if OmegaConf.select(cfg, "callbacks.detector_weights") is None:
+        raise UserError(f"task.run.rounds={rounds}: expected null (one fit) or an integer >= 1")
+    student_key = _student_key((cfg.get("callbacks") or {}).items())
+    if student_key is None:
         raise UserError(
-            "rounds=K needs callbacks.detector_weights (pixelwise.callbacks.detector_weights."
-            "DetectorWeights) to pass each student on as the next teacher"
+            "task.run.rounds=K needs a DetectorWeights callback (pixelwise.callbacks."
+            "detector_weights.DetectorWeights, callbacks=homographic_adaptation) to pass each "
+            "student on as the next teacher"
+        )
+    hard = cfg.task.get("targets") == "hard"
+    if hard and "labels" not in cfg.data:
+        raise UserError(
+            "task.run.rounds=K with task.targets=hard needs a data config with data.labels (the "
+            "pseudo-label directory each round's export fills), e.g. data=images"
         )
     out = Path(cfg.paths.output_dir)
-    teacher = cfg.get("teacher")
+    teacher = cfg.task.get("teacher")
     history: list[dict[str, Any]] = []
     merged: dict[str, float] = {}
     value = None
@@ -148,25 +223,30 @@ def adaptation_rounds(cfg: DictConfig) -> float | None:
         rcfg = copy.deepcopy(cfg)
         with open_dict(rcfg):
             rcfg.paths.output_dir = str(round_dir)
-            rcfg.rounds = None
-            rcfg.mode = "fit"
-            rcfg.teacher = teacher
-            rcfg.callbacks.detector_weights.path = str(round_dir / "detector.pt")
+            rcfg.task.run.rounds = None
+            rcfg.task.run.mode = "fit"
+            rcfg.task.teacher = teacher
+        student = Path(OmegaConf.select(rcfg, f"callbacks.{student_key}.path"))
+        if not student.is_relative_to(round_dir):
+            raise UserError(
+                f"callbacks.{student_key}.path={student}: task.run.rounds=K needs each round's "
+                f"student inside the round's directory ({round_dir}); keep the default "
+                "${paths.output_dir}/detector.pt"
+            )
         entry: dict[str, Any] = {"round": k, "teacher": teacher, "dir": str(round_dir)}
-        if rcfg.get("targets") == "hard":
+        if hard:
             labels = round_dir / "pseudo_labels"
             with open_dict(rcfg):
-                rcfg.export.dirpath = str(labels)
-            entry["export"] = export(rcfg)
+                rcfg.task.run.export.dirpath = str(labels)
+            entry["export"] = export(rcfg, runner)
             with open_dict(rcfg):
-                if "labels" in rcfg.data:
-                    rcfg.data.labels = str(labels)
-                rcfg.data.train.labels = str(labels)
+                rcfg.data.labels = str(labels)
         log.info("round %d/%d: teacher %s -> %s", k, rounds, teacher or "(default)", round_dir)
-        value = cli.train(rcfg)
-        student = round_dir / "detector.pt"
+        value = runner.train(rcfg)
         if not student.is_file():
-            raise UserError(f"round {k} wrote no {student}: is callbacks.detector_weights enabled?")
+            raise UserError(
+                f"round {k} wrote no {student}: is callbacks.{student_key} (DetectorWeights) enabled?"
+            )
         metrics_file = round_dir / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
         entry.update(student=str(student), metrics=metrics)

@@ -1,7 +1,7 @@
 """End-to-end homographic adaptation: export (bad files, resume, kill, DDP, unwritable dir) and rounds.
 
-The runs go through ``pixelwise.export.run_mode`` under ``hydra.main`` with the project's config
-(the same thing ``train.py`` does once cli.py dispatches ``mode`` / ``rounds`` to it).
+The runs go through ``pixelwise.cli.train_main`` (what ``train.py`` runs), which dispatches
+``task.run.mode`` / ``task.run.rounds`` to ``pixelwise.export``.
 """
 
 from __future__ import annotations
@@ -20,16 +20,10 @@ import pytest
 from tests.integration.conftest import REPO, env
 
 ENTRY = """
-import hydra
-from pixelwise.cli import CONFIG_DIR, _run
-from pixelwise.export import run_mode
-
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def main(cfg):
-    return _run(run_mode, cfg)
+from pixelwise.cli import train_main
 
 if __name__ == "__main__":
-    main()
+    train_main()
 """
 
 # A tiny teacher-sized net and few homographies keep the runs short.
@@ -97,13 +91,13 @@ def labels(out: Path) -> dict[str, dict[str, np.ndarray]]:
 
 def export_args(root: Path, out: Path, run_dir: Path, *extra: str) -> list[str]:
     return [
-        "mode=export",
+        "task.run.mode=export",
         "data=images",
         f"data.root={root}",
         "data.size=[48,64]",
         "data.small=reject",
         "data.eval_batch_size=2",
-        f"export.dirpath={out}",
+        f"task.run.export.dirpath={out}",
         f"hydra.run.dir={run_dir}",
         *extra,
     ]
@@ -113,7 +107,9 @@ def export_args(root: Path, out: Path, run_dir: Path, *extra: str) -> list[str]:
 def test_export_mirrors_the_tree_skips_bad_files_and_resumes(tmp_path):
     root, out = tmp_path / "images", tmp_path / "labels"
     good = image_tree(root)
-    proc = run(tmp_path, export_args(root, out, tmp_path / "run1", "export.save_heatmap=true"))
+    proc = run(
+        tmp_path, export_args(root, out, tmp_path / "run1", "task.run.export.save_heatmap=true")
+    )
     first = labels(out)
     assert sorted(first) == good
     for item in first.values():
@@ -133,7 +129,7 @@ def test_export_mirrors_the_tree_skips_bad_files_and_resumes(tmp_path):
     # Rerun after losing two files: only those two are exported again, identically.
     for name in good[:2]:
         (out / f"{name}.npz").unlink()
-    run(tmp_path, export_args(root, out, tmp_path / "run2", "export.save_heatmap=true"))
+    run(tmp_path, export_args(root, out, tmp_path / "run2", "task.run.export.save_heatmap=true"))
     summary = json.loads((tmp_path / "run2" / "export.json").read_text())
     assert summary["written"] == 2 and summary["images"] == 2 + 3  # + the 3 unusable, retried
     again = labels(out)
@@ -213,7 +209,13 @@ def test_two_rounds_of_export_and_hard_target_training(tmp_path):
     out = tmp_path / "run"
     run(
         tmp_path,
-        ["rounds=2", "targets=hard", "debug=fdr", "data.eval_batch_size=4", f"hydra.run.dir={out}"],
+        [
+            "task.run.rounds=2",
+            "task.targets=hard",
+            "debug=fdr",
+            "data.eval_batch_size=4",
+            f"hydra.run.dir={out}",
+        ],
     )
     history = json.loads((out / "rounds.json").read_text())
     assert [h["round"] for h in history] == [1, 2]
@@ -259,3 +261,65 @@ def test_train_py_dispatches_mode_export(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(labels(tmp_path / "labels")) == good
+
+
+def test_old_top_level_keys_fail_in_one_line_naming_the_new_key(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "task=homographic_adaptation", "mode=export"],
+        cwd=tmp_path,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [
+        "error: mode=export: 'mode' moved into the task's config group: use task.run.mode=export"
+    ]
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "new"),
+    [
+        ("mode=export", "task.run.mode=export"),
+        ("+rounds=2", "task.run.rounds=2"),
+        ("export.dirpath=/x", "task.run.export.dirpath=/x"),
+        ("teacher=w.pt", "task.teacher=w.pt"),
+        ("targets=hard", "task.targets=hard"),
+    ],
+)
+def test_moved_override_names_the_new_key(override, new, capsys):
+    from pixelwise.cli import _refuse_moved_overrides
+
+    with pytest.raises(SystemExit) as info:
+        _refuse_moved_overrides(["task=homographic_adaptation", override])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip().endswith(f"use {new}")
+    _refuse_moved_overrides(
+        ["task.run.mode=export", "task.teacher=w.pt", "-m", "trainer.max_steps=2"]
+    )
+
+
+def test_moved_key_in_a_config_is_a_user_error():
+    from omegaconf import OmegaConf
+
+    from pixelwise.errors import UserError
+    from pixelwise.export import Runner, run_mode
+
+    def never(*args, **kwargs):
+        raise AssertionError("nothing is built for a refused config")
+
+    runner = Runner(instantiate=never, build_task=never, train=never)
+    cfg = OmegaConf.create({"teacher": "w.pt", "task": {"run": {"mode": "fit"}}})
+    with pytest.raises(UserError, match=r"^teacher: .*use task\.teacher "):
+        run_mode(cfg, runner)
+    with pytest.raises(
+        UserError, match=r"task\.run\.mode=predict: expected one of \['fit', 'export'\]"
+    ):
+        run_mode(OmegaConf.create({"task": {"run": {"mode": "predict"}}}), runner)
+    # A task without a run node (every other task) is a plain fit.
+    trained = []
+    fit = Runner(instantiate=never, build_task=never, train=lambda c: trained.append(c) or 0.5)
+    assert run_mode(OmegaConf.create({"task": {"_target_": "x"}}), fit) == 0.5 and trained

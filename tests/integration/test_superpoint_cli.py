@@ -1,7 +1,7 @@
 """The README's offline SuperPoint pipeline end to end, at toy sizes, through the real entry points.
 
 crops of the scikit-image photographs -> pseudo-labels by homographic adaptation (train.py
-mode=export, the shipped MagicPoint as teacher) -> experiment=superpoint_photos (train.py) ->
+task.run.mode=export, the shipped MagicPoint as teacher) -> experiment=superpoint_photos (train.py) ->
 HPatches-format set from held-out photographs -> evaluate.py data=hpatches with ORB / SIFT.
 """
 
@@ -26,12 +26,12 @@ def test_offline_superpoint_pipeline(tmp_path):
         "train.py",
         [
             "task=homographic_adaptation",
-            "mode=export",
+            "task.run.mode=export",
             "data=images",
             f"data.root={crops}",
             f"data.size={SIZE}",
             "data.num_workers=0",
-            f"teacher={REPO / 'weights' / 'magicpoint_shapes.pt'}",
+            f"task.teacher={REPO / 'weights' / 'magicpoint_shapes.pt'}",
             "task.num_homographies=3",
             "task.detection_threshold=0.002",
             "logger=csv",

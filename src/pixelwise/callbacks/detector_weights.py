@@ -16,7 +16,7 @@ class DetectorWeights(L.Callback):
 
     ``train.py`` tests the best checkpoint after fitting, so the file ends up holding the best
     weights (the final ones when there is no test). The file loads with
-    ``pixelwise.nets.superpoint.load_superpoint_weights`` and serves as ``teacher=PATH``.
+    ``pixelwise.nets.superpoint.load_superpoint_weights`` and serves as ``task.teacher=PATH``.
     Written by rank 0 only, through a temporary file and a rename.
     """
 

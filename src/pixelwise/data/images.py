@@ -196,7 +196,7 @@ class ImageDataset(Dataset):
         if not self.labels.is_dir():
             raise FileNotFoundError(
                 f"labels={self.labels}: no such directory (expected <name>.npz pseudo-labels "
-                "written by mode=export)"
+                "written by task.run.mode=export)"
             )
         have = [(self.labels / f"{n}.npz").is_file() for n in self.names]
         missing = [n for n, h in zip(self.names, have) if not h]

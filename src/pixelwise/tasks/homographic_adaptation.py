@@ -166,9 +166,9 @@ class HomographicAdaptationTask(PixelwiseTask):
                     raise
                 # The fallback is the shipped MagicPoint-small: say so, not only which keys differ.
                 raise ValueError(
-                    f"teacher=null uses the shipped {teacher_path}, whose widths are "
+                    f"task.teacher=null uses the shipped {teacher_path}, whose widths are "
                     "model=magicpoint_small's; the configured model differs: pass "
-                    "teacher=PATH with weights of this model (or task.fallback_teacher=null for a "
+                    "task.teacher=PATH with weights of this model (or task.fallback_teacher=null for a "
                     f"random teacher).\n{err}"
                 ) from None
         super().__init__(net, optimizer, scheduler, channels_last)
@@ -191,7 +191,7 @@ class HomographicAdaptationTask(PixelwiseTask):
             path = os.fspath(teacher)
             if not os.path.isfile(path):
                 raise FileNotFoundError(
-                    f"teacher={path}: no such weights file (a state dict of the detector, "
+                    f"task.teacher={path}: no such weights file (a state dict of the detector, "
                     "e.g. weights/magicpoint_shapes.pt)"
                 )
             return path
@@ -199,8 +199,8 @@ class HomographicAdaptationTask(PixelwiseTask):
             log.info("teacher: %s", os.fspath(fallback))
             return os.fspath(fallback)
         warnings.warn(
-            f"no teacher weights (teacher=null and {fallback} does not exist): teacher and student "
-            "start from the same RANDOM weights; pass teacher=PATH for a real run",
+            f"no teacher weights (task.teacher=null and {fallback} does not exist): teacher and student "
+            "start from the same RANDOM weights; pass task.teacher=PATH for a real run",
             UserWarning,
             stacklevel=3,
         )
@@ -222,8 +222,8 @@ class HomographicAdaptationTask(PixelwiseTask):
             info = getattr(datamodule, "info", None)
             if info is not None and info.labels_path is None:
                 raise ValueError(
-                    "targets=hard trains on exported pseudo-labels, but the training data has "
-                    "none: set data.labels=DIR (the output of mode=export), or use targets=soft"
+                    "task.targets=hard trains on exported pseudo-labels, but the training data has "
+                    "none: set data.labels=DIR (the output of task.run.mode=export), or use task.targets=soft"
                 )
 
     def train(self, mode: bool = True) -> HomographicAdaptationTask:
@@ -333,7 +333,7 @@ class HomographicAdaptationTask(PixelwiseTask):
             keypoints = batch.get("keypoints")
             if keypoints is None:
                 raise ValueError(
-                    "targets=hard needs batch['keypoints'] (pseudo-labels): set data.labels=DIR "
+                    "task.targets=hard needs batch['keypoints'] (pseudo-labels): set data.labels=DIR "
                     "and add 'keypoints' to data.list_keys"
                 )
             keypoints = [k.to(images.device, torch.float32).reshape(-1, 2) for k in keypoints]
