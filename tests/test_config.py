@@ -73,8 +73,69 @@ def test_debug_options(debug):
     assert composed([f"debug={debug}"]).trainer
 
 
-@pytest.mark.parametrize("experiment", options("experiment"))
+# Each task's optimizer and scheduler as they were written in task/*.yaml before the groups.
+TASK_OPTIMIZERS = {
+    "segmentation": ("torch.optim.AdamW", 0.003, "CosineAnnealingLR"),
+    "edges": ("torch.optim.AdamW", 0.003, "CosineAnnealingLR"),
+    "detection": ("torch.optim.AdamW", 0.002, "CosineAnnealingLR"),
+    "homographic_adaptation": ("torch.optim.AdamW", 0.0005, None),
+    "instance": ("torch.optim.AdamW", 0.0005, "CosineAnnealingLR"),
+    "magicpoint": ("torch.optim.AdamW", 0.001, None),
+    "panoptic": ("torch.optim.AdamW", 0.003, "CosineAnnealingLR"),
+    "superpoint": ("torch.optim.Adam", 0.001, None),
+}
+
+
+@pytest.mark.parametrize("task", options("task"))
+def test_each_task_picks_its_optimizer_and_scheduler_from_the_groups(task):
+    target, lr, scheduler = TASK_OPTIMIZERS[task]
+    cfg = composed([f"task={task}"])
+    assert (cfg.task.optimizer._target_, cfg.task.optimizer.lr) == (target, lr)
+    assert cfg.task.optimizer._partial_ is True
+    if scheduler is None:
+        assert cfg.task.scheduler is None
+    else:
+        assert cfg.task.scheduler._target_ == f"torch.optim.lr_scheduler.{scheduler}"
+
+
+def test_optimizer_and_scheduler_swap_from_the_command_line():
+    import torch
+    from hydra.utils import instantiate
+
+    cfg = composed(["optimizer=sgd", "scheduler=poly", "task.optimizer.lr=0.05"])
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    optimizer = instantiate(cfg.task.optimizer)(params)
+    assert isinstance(optimizer, torch.optim.SGD)
+    assert optimizer.defaults["lr"] == 0.05 and optimizer.defaults["momentum"] == 0.9
+    scheduler = instantiate(cfg.task.scheduler)(optimizer, total_iters=10)
+    assert isinstance(scheduler, torch.optim.lr_scheduler.PolynomialLR)
+    assert composed(["scheduler=none"]).task.scheduler is None
+    assert set(options("optimizer")) >= {"adam", "adamw", "sgd"}
+    assert set(options("scheduler")) >= {"cosine", "none", "poly", "step"}
+
+
+def test_gpu_segmentation_recipes_share_one_base():
+    voc = composed(["experiment=unet_voc"])
+    city = composed(["experiment=unet_cityscapes"])
+    crop = {
+        name: [t for t in OmegaConf.to_container(c.data.train.transform.transforms, resolve=True)]
+        for name, c in (("voc", voc), ("city", city))
+    }
+    assert crop["voc"][2] == {"_target_": "albumentations.RandomCrop", "height": 320, "width": 320}
+    assert crop["city"][2]["height"] == 512 and crop["city"][2]["width"] == 1024
+    assert crop["voc"][4]["hue"] == 0.02 and crop["city"][4]["brightness"] == 0.25
+    for cfg in (voc, city):
+        assert cfg.task.scheduler._target_.endswith("PolynomialLR")
+        assert cfg.task.optimizer.lr == 0.001 and cfg.trainer.precision == "16-mixed"
+
+
+@pytest.mark.parametrize("experiment", [e for e in options("experiment")] + ["base/unet_gpu"])
 def test_experiments_compose(experiment):
+    if experiment == "base/unet_gpu":
+        # The shared recipe needs its concrete experiment's sizes.
+        with pytest.raises(Exception, match="crop_size"):
+            OmegaConf.to_container(composed([f"experiment={experiment}"]).data, resolve=True)
+        return
     cfg = composed([f"experiment={experiment}"])
     assert cfg.task._target_ and cfg.model._target_ and cfg.data._target_
 

@@ -29,6 +29,9 @@ CONFIG_VARIABLES = (
     "label_threshold",
     "min_pixels",
     "with_masks",
+    # Recipe variables that transforms interpolate (experiment/base/unet_gpu.yaml).
+    "crop_size",
+    "color_jitter",
 )
 SPLITS = ("train", "val", "test", "predict", "detector_test")
 _ARGUMENTS = (
