@@ -25,16 +25,14 @@ from typing import Any
 
 import cv2
 import numpy as np
-from torch.utils.data import Dataset
 
 from pixelwise.data.detection_items import (
+    DetectionDataset,
     check_box_transform,
     check_size,
     detection_item,
-    letterbox,
-    transform_with_boxes,
+    transform_and_letterbox,
 )
-from pixelwise.data.info import DatasetInfo
 from pixelwise.data.label_io import DatasetLayoutError, Transform, read_rgb
 from pixelwise.formats.coco import decode_segmentation
 
@@ -50,7 +48,7 @@ class CocoFormatError(ValueError):
     """An annotation file's content is not what COCO's format says (names file, id, value)."""
 
 
-class COCODetection(Dataset):
+class COCODetection(DetectionDataset):
     """COCO instances: image float32 [3,H,W], boxes float32 [N,4] xyxy, labels int64 [N] (0..K-1),
     iscrowd bool [N], area float32 [N] (COCO's, original pixels), image_id (COCO's), scale,
     orig_size, name; masks uint8 [N,H,W] with ``with_masks=True``.
@@ -236,16 +234,6 @@ class COCODetection(Dataset):
 
     # ------------------------------------------------------------------ items
 
-    @property
-    def info(self) -> DatasetInfo:
-        """Classes and category ids (from the file, or the given ids) and item size, for ``DataModule.info``."""
-        return DatasetInfo(
-            num_classes=self.num_classes,
-            class_names=self.class_names,
-            category_ids=self.category_ids,
-            image_size=self.size,
-        )
-
     def __len__(self) -> int:
         """Number of images."""
         return len(self.records)
@@ -278,21 +266,9 @@ class COCODetection(Dataset):
                     raise CocoFormatError(
                         f"{self.ann_file}: annotation id {r['ann_ids'][k]}: {err}"
                     ) from None
-        if self.transform is not None:
-            image, boxes, keep, out_masks = transform_with_boxes(
-                self.transform, image, boxes, list(masks) if masks is not None else None
-            )
-            labels, crowd, area = labels[keep], crowd[keep], area[keep]
-            if masks is not None:
-                masks = (
-                    np.stack([out_masks[k] for k in keep])
-                    if len(keep)
-                    else np.zeros((0,) + image.shape[:2], dtype=np.uint8)
-                )
-        scale = 1.0
-        if self.size is not None:
-            image, scale, masks = letterbox(image, self.size, masks)
-            boxes = boxes * np.float32(scale)
+        image, boxes, (labels, crowd, area), masks, scale = transform_and_letterbox(
+            image, boxes, (labels, crowd, area), self.transform, self.size, masks
+        )
         return detection_item(
             image,
             boxes,

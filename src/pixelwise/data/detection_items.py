@@ -31,16 +31,20 @@ import cv2
 import numpy as np
 import torch
 from scipy import ndimage
+from torch.utils.data import Dataset
 
+from pixelwise.data.info import DatasetInfo
 from pixelwise.data.label_io import Transform, check_transform, image_tensor
 
 __all__ = [
     "DETECTION_LIST_KEYS",
+    "DetectionDataset",
     "boxes_from_instances",
     "check_box_transform",
     "check_size",
     "detection_item",
     "letterbox",
+    "transform_and_letterbox",
     "transform_with_boxes",
 ]
 
@@ -163,6 +167,40 @@ def letterbox(
     return out, s, masks
 
 
+def transform_and_letterbox(
+    image: np.ndarray,
+    boxes: np.ndarray,
+    per_box: Sequence[np.ndarray],
+    transform: Transform | None,
+    size: tuple[int, int] | None,
+    masks: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray | None, float]:
+    """An on-disk detection item's geometry: the bbox-aware transform (if any), then the letterbox
+    to `size` (if any).
+
+    image [h,w,3], boxes [N,4] xyxy inside the image, per_box: arrays [N] that follow the boxes
+    (labels, iscrowd, area), masks uint8 [N,h,w] or None. Returns (image [H,W,3], boxes [M,4] in
+    returned pixels, per_box arrays [M] of the kept boxes, masks uint8 [M,H,W] or None, scale).
+    """
+    per_box = list(per_box)
+    if transform is not None:
+        image, boxes, keep, out_masks = transform_with_boxes(
+            transform, image, boxes, list(masks) if masks is not None else None
+        )
+        per_box = [values[keep] for values in per_box]
+        if masks is not None:
+            masks = (
+                np.stack([out_masks[k] for k in keep])
+                if len(keep)
+                else np.zeros((0,) + image.shape[:2], dtype=np.uint8)
+            )
+    scale = 1.0
+    if size is not None:
+        image, scale, masks = letterbox(image, size, masks)
+        boxes = boxes * np.float32(scale)
+    return image, boxes, per_box, masks, scale
+
+
 def detection_item(
     image: np.ndarray,
     boxes: np.ndarray,
@@ -193,3 +231,27 @@ def detection_item(
             np.ascontiguousarray(masks, dtype=np.uint8).reshape(-1, h, w)
         )
     return item
+
+
+class DetectionDataset(Dataset):
+    """A dataset of detection items: declares its classes, category ids and item size.
+
+    Subclasses set ``num_classes``, ``class_names``, ``category_ids`` (the dataset's id of each
+    contiguous class index) and ``size`` ((H, W) of the items, or None when each image keeps its
+    own) and return :func:`detection_item` dicts.
+    """
+
+    num_classes: int
+    class_names: tuple[str, ...]
+    category_ids: tuple[int, ...]
+    size: tuple[int, int] | None
+
+    @property
+    def info(self) -> DatasetInfo:
+        """Classes, category ids and item size, for ``DataModule.info``."""
+        return DatasetInfo(
+            num_classes=self.num_classes,
+            class_names=self.class_names,
+            category_ids=self.category_ids,
+            image_size=self.size,
+        )

@@ -20,15 +20,14 @@ from typing import Any
 
 import cv2
 import numpy as np
-from torch.utils.data import Dataset
 
 from pixelwise.data.detection_items import (
+    DetectionDataset,
     boxes_from_instances,
     check_box_transform,
     detection_item,
     transform_with_boxes,
 )
-from pixelwise.data.info import DatasetInfo
 from pixelwise.data.label_io import Transform
 from pixelwise.data.scene_render import CAR, PEDESTRIAN, TRUCK
 from pixelwise.data.synthetic_scenes import SyntheticScenes
@@ -43,7 +42,7 @@ _SCENE_TO_LABEL = np.full(256, -1, dtype=np.int64)
 _SCENE_TO_LABEL[[CAR, TRUCK, PEDESTRIAN]] = np.arange(3)
 
 
-class SyntheticDetectionScenes(Dataset):
+class SyntheticDetectionScenes(DetectionDataset):
     """Street scenes with boxes: image float32 [3,H,W], boxes float32 [N,4] xyxy, labels int64 [N]
     (car 0, truck 1, pedestrian 2), iscrowd bool [N], area float32 [N], image_id, scale, orig_size,
     name, and masks uint8 [N,H,W] with ``with_masks=True`` (see :mod:`pixelwise.data.detection_items`).
@@ -78,16 +77,6 @@ class SyntheticDetectionScenes(Dataset):
         self.transform = transform
         self.with_masks = bool(with_masks)
         self.min_pixels = int(min_pixels)
-
-    @property
-    def info(self) -> DatasetInfo:
-        """Classes, category ids (1..3) and item size, for ``DataModule.info``."""
-        return DatasetInfo(
-            num_classes=self.num_classes,
-            class_names=self.class_names,
-            category_ids=self.category_ids,
-            image_size=self.size,
-        )
 
     def __len__(self) -> int:
         """Number of scenes."""

@@ -28,16 +28,14 @@ from typing import Any
 
 import cv2
 import numpy as np
-from torch.utils.data import Dataset
 
 from pixelwise.data.detection_items import (
+    DetectionDataset,
     check_box_transform,
     check_size,
     detection_item,
-    letterbox,
-    transform_with_boxes,
+    transform_and_letterbox,
 )
-from pixelwise.data.info import DatasetInfo
 from pixelwise.data.label_io import DatasetLayoutError, Transform, read_rgb
 
 __all__ = ["VOC_DETECTION_CLASSES", "VOC_DETECTION_TREE", "VOCDetection", "VOCFormatError"]
@@ -120,7 +118,7 @@ def parse_voc_xml(path: Path) -> dict[str, Any]:
     }
 
 
-class VOCDetection(Dataset):
+class VOCDetection(DetectionDataset):
     """Pascal VOC detection: image float32 [3,H,W], boxes float32 [N,4] xyxy, labels int64 [N]
     (0..19), iscrowd bool [N] (= difficult), area float32 [N] (box area, original pixels),
     image_id, scale, orig_size, name (the VOC id) — see :mod:`pixelwise.data.detection_items`.
@@ -215,16 +213,6 @@ class VOCDetection(Dataset):
                 )
                 self.records.append(ann)
 
-    @property
-    def info(self) -> DatasetInfo:
-        """The 20 classes, category ids 1..20 and item size, for ``DataModule.info``."""
-        return DatasetInfo(
-            num_classes=self.num_classes,
-            class_names=self.class_names,
-            category_ids=self.category_ids,
-            image_size=self.size,
-        )
-
     def __len__(self) -> int:
         """Number of images."""
         return len(self.records)
@@ -242,13 +230,9 @@ class VOCDetection(Dataset):
             )
         boxes, labels, crowd = r["boxes"], r["labels"], r["difficult"]
         area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        if self.transform is not None:
-            image, boxes, keep, _ = transform_with_boxes(self.transform, image, boxes)
-            labels, crowd, area = labels[keep], crowd[keep], area[keep]
-        scale = 1.0
-        if self.size is not None:
-            image, scale, _ = letterbox(image, self.size)
-            boxes = boxes * np.float32(scale)
+        image, boxes, (labels, crowd, area), _, scale = transform_and_letterbox(
+            image, boxes, (labels, crowd, area), self.transform, self.size
+        )
         return detection_item(
             image, boxes, labels, crowd, area, r["image_id"], scale, (h, w), r["id"]
         )
