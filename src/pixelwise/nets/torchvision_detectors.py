@@ -13,7 +13,7 @@ data's size. It also normalises with ``image_mean``/``image_std`` (ImageNet's by
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -40,10 +40,11 @@ class TorchvisionDetector(nn.Module):
     ``losses(images, targets)`` (training mode) -> dict of scalar losses;
     ``detect(images)`` (eval mode) -> per image {"boxes" [N,4] xyxy, "scores" [N], "labels" [N]}.
     Extra keyword arguments go to the torchvision builder (e.g. ``box_score_thresh``,
-    ``trainable_backbone_layers``).
+    ``trainable_backbone_layers``). ``architectures``: the builders ``architecture`` names.
     """
 
     computes_own_loss = True
+    architectures: ClassVar[dict[str, Any]] = ARCHITECTURES
 
     def __init__(
         self,
@@ -57,9 +58,9 @@ class TorchvisionDetector(nn.Module):
         **kwargs: Any,
     ) -> None:
         super().__init__()
-        if architecture not in ARCHITECTURES:
+        if architecture not in self.architectures:
             raise ValueError(
-                f"model.architecture={architecture!r}: expected one of {sorted(ARCHITECTURES)}"
+                f"model.architecture={architecture!r}: expected one of {sorted(self.architectures)}"
             )
         if num_classes < 1:
             raise ValueError(f"model.num_classes={num_classes}: expected >= 1")
@@ -70,7 +71,7 @@ class TorchvisionDetector(nn.Module):
             options["image_mean"] = list(image_mean)
         if image_std is not None:
             options["image_std"] = list(image_std)
-        self.model = ARCHITECTURES[architecture](
+        self.model = self.architectures[architecture](
             weights=None, weights_backbone=None, num_classes=num_classes + 1, **options
         )
         if pretrained:

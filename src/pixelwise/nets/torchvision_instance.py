@@ -9,7 +9,7 @@ builder for it. Nothing is downloaded (``weights=None``); ``pretrained=PATH`` lo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -64,37 +64,7 @@ class TorchvisionMaskRCNN(TorchvisionDetector):
     ``detect(images)`` -> per image {"boxes" [N,4], "scores" [N], "labels" [N], "masks" float [N,1,H,W]} (probabilities)."""
 
     produces_masks = True
-
-    def __init__(
-        self,
-        architecture: str,
-        num_classes: int,
-        min_size: int | Sequence[int] = 800,
-        max_size: int = 1333,
-        image_mean: Sequence[float] | None = None,
-        image_std: Sequence[float] | None = None,
-        pretrained: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        nn.Module.__init__(self)
-        if architecture not in MASK_ARCHITECTURES:
-            raise ValueError(
-                f"model.architecture={architecture!r}: expected one of {sorted(MASK_ARCHITECTURES)}"
-            )
-        if num_classes < 1:
-            raise ValueError(f"model.num_classes={num_classes}: expected >= 1")
-        self.architecture = architecture
-        self.num_classes = num_classes
-        options: dict[str, Any] = {"min_size": min_size, "max_size": max_size, **kwargs}
-        if image_mean is not None:
-            options["image_mean"] = list(image_mean)
-        if image_std is not None:
-            options["image_std"] = list(image_std)
-        self.model = MASK_ARCHITECTURES[architecture](
-            weights=None, weights_backbone=None, num_classes=num_classes + 1, **options
-        )
-        if pretrained:
-            self.load_pretrained(pretrained)
+    architectures: ClassVar[dict[str, Any]] = MASK_ARCHITECTURES
 
     def losses(
         self, images: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]]
