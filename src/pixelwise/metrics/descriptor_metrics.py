@@ -49,7 +49,12 @@ import torch.nn.functional as F
 from torchmetrics import Metric
 
 from pixelwise.geometry.homography import warp_points
-from pixelwise.metrics.pair_batches import check_pair_batch, pair_shapes
+from pixelwise.metrics.pair_batches import (
+    check_pair_batch,
+    check_pair_features,
+    check_point_options,
+    pair_shapes,
+)
 
 __all__ = [
     "DescriptorMetrics",
@@ -229,12 +234,7 @@ class DescriptorMetrics(Metric):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        if distance < 0:
-            raise ValueError(f"DescriptorMetrics: distance must be >= 0, got {distance!r}")
-        if top_k is not None and top_k < 1:
-            raise ValueError(
-                f"DescriptorMetrics: top_k must be a positive int or None, got {top_k!r}"
-            )
+        check_point_options("DescriptorMetrics", distance, top_k)
         if recall_base not in _RECALL_BASES:
             raise ValueError(
                 f"DescriptorMetrics: recall_base={recall_base!r} is invalid; expected one of {list(_RECALL_BASES)}"
@@ -269,29 +269,10 @@ class DescriptorMetrics(Metric):
             "descriptors_b": descriptors_b,
         }
         homography = check_pair_batch("DescriptorMetrics", homography, lists)
+        check_pair_features("DescriptorMetrics", lists)
         batch = homography.shape[0]
         shape_a, shape_b = pair_shapes(shape, shape_b)
         for i in range(batch):
-            for side in ("a", "b"):
-                kp = lists[f"keypoints_{side}"][i]
-                sc = lists[f"scores_{side}"][i]
-                desc = lists[f"descriptors_{side}"][i]
-                if (
-                    kp.dim() != 2
-                    or kp.shape[1] != 2
-                    or sc.shape != (kp.shape[0],)
-                    or desc.dim() != 2
-                    or desc.shape[0] != kp.shape[0]
-                ):
-                    raise ValueError(
-                        f"DescriptorMetrics: pair {i}: keypoints_{side} must be [N, 2] (x, y) with scores_{side} [N] "
-                        f"and descriptors_{side} [N, D], got {list(kp.shape)}, {list(sc.shape)}, {list(desc.shape)}"
-                    )
-            if descriptors_a[i].shape[1] != descriptors_b[i].shape[1]:
-                raise ValueError(
-                    f"DescriptorMetrics: pair {i}: descriptor dimensions differ "
-                    f"({descriptors_a[i].shape[1]} vs {descriptors_b[i].shape[1]})"
-                )
             ap, ms = pair_descriptor_scores(
                 keypoints_a[i],
                 scores_a[i],

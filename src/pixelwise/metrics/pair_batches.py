@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-__all__ = ["check_pair_batch", "pair_shapes"]
+__all__ = ["check_pair_batch", "check_pair_features", "check_point_options", "pair_shapes"]
 
 
 def check_pair_batch(
@@ -35,3 +35,39 @@ def pair_shapes(
     """Image sizes (H, W) of a and b; b is a's size when ``shape_b`` is None."""
     shape_a = (int(shape[0]), int(shape[1]))
     return shape_a, shape_a if shape_b is None else (int(shape_b[0]), int(shape_b[1]))
+
+
+def check_point_options(owner: str, distance: float, top_k: int | None) -> None:
+    """Raise unless the correctness ``distance`` (pixels) is >= 0 and ``top_k`` is None or >= 1."""
+    if distance < 0:
+        raise ValueError(f"{owner}: distance must be >= 0, got {distance!r}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"{owner}: top_k must be a positive int or None, got {top_k!r}")
+
+
+def check_pair_features(owner: str, lists: Mapping[str, Sequence[torch.Tensor]]) -> None:
+    """Raise unless every pair has keypoints_a/_b [N,2] (x, y) with scores [N] and, when ``lists``
+    holds descriptors_a/_b, descriptors [N,D] of one D on both sides (checked before any update)."""
+    with_descriptors = "descriptors_a" in lists
+    for i in range(len(lists["keypoints_a"])):
+        for side in ("a", "b"):
+            kp = lists[f"keypoints_{side}"][i]
+            sc = lists[f"scores_{side}"][i]
+            shapes = [kp.shape, sc.shape]
+            ok = kp.dim() == 2 and kp.shape[1] == 2 and sc.shape == (kp.shape[0],)
+            expected = f"keypoints_{side} must be [N, 2] (x, y) with scores_{side} [N]"
+            if with_descriptors:
+                desc = lists[f"descriptors_{side}"][i]
+                shapes.append(desc.shape)
+                ok = ok and desc.dim() == 2 and desc.shape[0] == kp.shape[0]
+                expected += f" and descriptors_{side} [N, D]"
+            if not ok:
+                raise ValueError(
+                    f"{owner}: pair {i}: {expected}, got {', '.join(str(list(s)) for s in shapes)}"
+                )
+        if with_descriptors:
+            d_a, d_b = lists["descriptors_a"][i].shape[1], lists["descriptors_b"][i].shape[1]
+            if d_a != d_b:
+                raise ValueError(
+                    f"{owner}: pair {i}: descriptor dimensions differ ({d_a} vs {d_b})"
+                )

@@ -9,7 +9,12 @@ from torch import nn
 from torchmetrics import Metric
 
 from pixelwise.geometry.homography import warp_points
-from pixelwise.metrics.pair_batches import check_pair_batch, pair_shapes
+from pixelwise.metrics.pair_batches import (
+    check_pair_batch,
+    check_pair_features,
+    check_point_options,
+    pair_shapes,
+)
 
 __all__ = [
     "Repeatability",
@@ -126,10 +131,7 @@ class Repeatability(Metric):
         if top_k_size is not None and (len(top_k_size) != 2 or min(top_k_size) < 1):
             raise ValueError(f"Repeatability: top_k_size={top_k_size}: expected None or [H, W] > 0")
         self.top_k_size = None if top_k_size is None else (int(top_k_size[0]), int(top_k_size[1]))
-        if distance < 0:
-            raise ValueError(f"Repeatability: distance must be >= 0, got {distance!r}")
-        if top_k is not None and top_k < 1:
-            raise ValueError(f"Repeatability: top_k must be a positive int or None, got {top_k!r}")
+        check_point_options("Repeatability", distance, top_k)
         self.distance = float(distance)
         self.top_k = top_k
         self.localization_error = localization_error
@@ -158,17 +160,11 @@ class Repeatability(Metric):
             "scores_b": scores_b,
         }
         homography = check_pair_batch("Repeatability", homography, lists)
+        check_pair_features("Repeatability", lists)
         batch = homography.shape[0]
         shape_a, shape_b = pair_shapes(shape, shape_b)
         top_k = top_k_for_area(self.top_k, shape_a, self.top_k_size)
         for i in range(batch):
-            for side in ("a", "b"):
-                kp, sc = lists[f"keypoints_{side}"][i], lists[f"scores_{side}"][i]
-                if kp.dim() != 2 or kp.shape[1] != 2 or sc.shape != (kp.shape[0],):
-                    raise ValueError(
-                        f"Repeatability: image {i}: keypoints_{side} must be [N, 2] (x, y) with scores_{side} [N], "
-                        f"got {list(kp.shape)} and {list(sc.shape)}"
-                    )
             count, total, error = pair_repeatability(
                 keypoints_a[i],
                 scores_a[i],
