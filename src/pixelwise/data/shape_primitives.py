@@ -806,23 +806,7 @@ def gaussian_noise(canvas: ShapeCanvas, rng: np.random.Generator) -> np.ndarray:
     return np.empty((0, 2))
 
 
-# Names in the reference order, and the reference mix: every primitive had its own
-# 10000-image training set, truncated for ellipses (0.3), stripes (0.2) and noise (0.1).
-PRIMITIVES: tuple[str, ...] = (
-    "draw_lines",
-    "draw_polygon",
-    "draw_multiple_polygons",
-    "draw_ellipses",
-    "draw_star",
-    "draw_checkerboard",
-    "draw_stripes",
-    "draw_cube",
-    "gaussian_noise",
-)
-PRIMITIVE_WEIGHTS: dict[str, float] = {
-    name: {"draw_ellipses": 0.3, "draw_stripes": 0.2, "gaussian_noise": 0.1}.get(name, 1.0)
-    for name in PRIMITIVES
-}
+# The primitives by name, in the reference order.
 DRAW_FUNCTIONS: dict[str, Callable[[ShapeCanvas, np.random.Generator], np.ndarray]] = {
     "draw_lines": draw_lines,
     "draw_polygon": draw_polygon,
@@ -833,4 +817,11 @@ DRAW_FUNCTIONS: dict[str, Callable[[ShapeCanvas, np.random.Generator], np.ndarra
     "draw_stripes": draw_stripes,
     "draw_cube": draw_cube,
     "gaussian_noise": gaussian_noise,
+}
+PRIMITIVES: tuple[str, ...] = tuple(DRAW_FUNCTIONS)
+# The reference mix: every primitive had its own 10000-image training set, truncated for
+# ellipses (0.3), stripes (0.2) and noise (0.1).
+PRIMITIVE_WEIGHTS: dict[str, float] = {
+    name: {"draw_ellipses": 0.3, "draw_stripes": 0.2, "gaussian_noise": 0.1}.get(name, 1.0)
+    for name in PRIMITIVES
 }
