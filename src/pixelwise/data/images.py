@@ -279,22 +279,19 @@ class Images(ImageDataset):
 
     ``name`` of an item is its path relative to ``root`` without suffix, so outputs mirror
     the input tree. Two files differing only in suffix (``a.jpg``, ``a.png``) would share
-    a name: an error at construction. See :class:`ImageDataset` for the other arguments.
+    a name: an error at construction. ``options``: those of :class:`ImageDataset` (size, resize,
+    small, photometric, labels, repeats).
     """
 
     def __init__(
         self,
         root: str | os.PathLike,
-        size: Sequence[int] = (240, 320),
-        resize: str = "crop",
-        small: str = "upscale",
-        photometric: bool = False,
-        labels: str | os.PathLike | None = None,
-        repeats: int = 1,
+        *,
         suffixes: Sequence[str] = IMAGE_SUFFIXES,
         limit: int | None = None,
+        **options: Any,
     ) -> None:
-        super().__init__(size, resize, small, photometric, labels, repeats)
+        super().__init__(**options)
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"root={self.root}: no such directory of images")
@@ -332,7 +329,10 @@ class Images(ImageDataset):
 
 
 class COCO(Images):
-    """MS-COCO 2014 images, ``root/train2014/*.jpg`` or ``root/val2014/*.jpg``; names ``<split>/<file stem>``."""
+    """MS-COCO 2014 images, ``root/train2014/*.jpg`` or ``root/val2014/*.jpg``; names ``<split>/<file stem>``.
+
+    ``labels``, ``limit`` as :class:`Images`; ``options``: those of :class:`ImageDataset`.
+    """
 
     SPLITS = ("train2014", "val2014", "test2014", "train2017", "val2017", "test2017")
 
@@ -340,13 +340,10 @@ class COCO(Images):
         self,
         root: str | os.PathLike,
         split: str = "train2014",
-        size: Sequence[int] = (240, 320),
-        resize: str = "crop",
-        small: str = "upscale",
-        photometric: bool = False,
+        *,
         labels: str | os.PathLike | None = None,
-        repeats: int = 1,
         limit: int | None = None,
+        **options: Any,
     ) -> None:
         if split not in self.SPLITS:
             raise ValueError(f"COCO split={split!r}: expected one of {list(self.SPLITS)}")
@@ -356,9 +353,8 @@ class COCO(Images):
                 f"COCO: {folder} not found; expected the COCO layout {root}/train2014/*.jpg, "
                 f"{root}/val2014/*.jpg (data.root={root}, split={split})"
             )
-        super().__init__(
-            folder, size, resize, small, photometric, None, repeats, (".jpg", ".jpeg"), limit
-        )
+        # labels are checked once the names carry the split (below)
+        super().__init__(folder, suffixes=(".jpg", ".jpeg"), limit=limit, labels=None, **options)
         self.split = split
         self.names = [f"{split}/{n}" for n in self.names]
         self.labels = Path(labels) if labels is not None else None

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -115,19 +116,12 @@ class SampleImages(ImageDataset):
     name, so exported pseudo-labels are ``<dir>/astronaut.npz`` ...). ``repeats`` lists each
     photograph that many times (e.g. several random homographies per image at evaluation).
     Smaller photographs (``page`` 191x384, ``text`` 172x448) are upscaled by default.
+    ``options``: those of :class:`~pixelwise.data.images.ImageDataset` (size, resize, small,
+    photometric, labels, repeats).
     """
 
-    def __init__(
-        self,
-        split: str | Sequence[str] = "train",
-        size: Sequence[int] = (240, 320),
-        resize: str = "crop",
-        small: str = "upscale",
-        photometric: bool = False,
-        labels: str | None = None,
-        repeats: int = 1,
-    ) -> None:
-        super().__init__(size, resize, small, photometric, labels, repeats)
+    def __init__(self, split: str | Sequence[str] = "train", **options: Any) -> None:
+        super().__init__(**options)
         if isinstance(split, str):
             if split not in SPLITS:
                 raise ValueError(
