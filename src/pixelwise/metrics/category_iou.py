@@ -53,13 +53,9 @@ def category_confusion(
     return out
 
 
-class CategoryIoU(Metric):
-    """IoU per category and its mean, with classes and predictions mapped through `class_to_category`.
-
-    As the Cityscapes script: TP_k counts target-and-prediction in category k, FN_k target k
-    predicted elsewhere (or outside all classes), FP_k prediction k on a non-ignored target of
-    another category; IoU_k = TP / (TP + FP + FN), NaN where that is 0/0.
-    """
+class _CategoryMetric(Metric):
+    """Base of the category metrics: the class -> category table (``class_to_category`` long
+    [num_classes], registered as a buffer) and a batch's joint counts and category confusion."""
 
     is_differentiable = False
     higher_is_better = True
@@ -73,13 +69,45 @@ class CategoryIoU(Metric):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        table = _category_table(class_to_category, num_categories, None, "CategoryIoU")
+        who = type(self).__name__
+        table = _category_table(class_to_category, num_categories, None, who)
         self.num_classes = table.numel()
         if 0 <= ignore_index < self.num_classes:
-            raise ValueError(f"CategoryIoU: ignore_index={ignore_index} is a class id")
+            raise ValueError(f"{who}: ignore_index={ignore_index} is a class id")
         self.num_categories = num_categories
         self.ignore_index = ignore_index
         self.register_buffer("class_to_category", table, persistent=False)
+
+    def _counts(
+        self, preds: torch.Tensor, target: torch.Tensor, instances: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Checked inputs -> (joint counts of :func:`joint_counts`, category confusion long [K+1, K+1])."""
+        who = type(self).__name__
+        preds, target, instances = check_segmentation_inputs(preds, target, instances, who)
+        c = self.num_classes
+        jc = joint_counts(preds, target, instances, c, self.ignore_index, who)
+        conf = category_confusion(
+            confusion_matrix(jc, c, self.ignore_index), self.class_to_category, self.num_categories
+        )
+        return jc, conf
+
+
+class CategoryIoU(_CategoryMetric):
+    """IoU per category and its mean, with classes and predictions mapped through `class_to_category`.
+
+    As the Cityscapes script: TP_k counts target-and-prediction in category k, FN_k target k
+    predicted elsewhere (or outside all classes), FP_k prediction k on a non-ignored target of
+    another category; IoU_k = TP / (TP + FP + FN), NaN where that is 0/0.
+    """
+
+    def __init__(
+        self,
+        class_to_category: Sequence[int],
+        num_categories: int,
+        ignore_index: int = 255,
+        **kwargs,
+    ) -> None:
+        super().__init__(class_to_category, num_categories, ignore_index, **kwargs)
         for name in ("true_positives", "false_positives", "false_negatives"):
             self.add_state(
                 name, default=torch.zeros(num_categories, dtype=torch.long), dist_reduce_fx="sum"
@@ -87,12 +115,8 @@ class CategoryIoU(Metric):
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
         """Accumulate preds (long [B,H,W] or logits [B,C,H,W]) against target (long [B,H,W], ignore_index skipped)."""
-        preds, target, _ = check_segmentation_inputs(preds, target, None, "CategoryIoU")
-        c, k = self.num_classes, self.num_categories
-        jc = joint_counts(preds, target, None, c, self.ignore_index, "CategoryIoU")
-        conf = category_confusion(
-            confusion_matrix(jc, c, self.ignore_index), self.class_to_category, k
-        )
+        _, conf = self._counts(preds, target)
+        k = self.num_categories
         tp = conf.diagonal()[:k]
         self.true_positives += tp
         self.false_negatives += conf[:k].sum(dim=1) - tp
@@ -106,7 +130,7 @@ class CategoryIoU(Metric):
         return {"category_miou": nanmean(iou), "category_iou_per_category": iou}
 
 
-class CategoryInstanceIoU(Metric):
+class CategoryInstanceIoU(_CategoryMetric):
     """Instance-weighted IoU per category (Cityscapes `categoryiIoU`) and its mean.
 
     Only categories whose classes are all in `instance_classes` are evaluated (Cityscapes:
@@ -115,10 +139,6 @@ class CategoryInstanceIoU(Metric):
     others add w_t to iFN. FP_k counts pixels predicted in category k whose target is a
     non-ignored class of another category. States are sums, as in `InstanceIoU`.
     """
-
-    is_differentiable = False
-    higher_is_better = True
-    full_state_update = False
 
     def __init__(
         self,
@@ -129,22 +149,15 @@ class CategoryInstanceIoU(Metric):
         mean_instance_size: Mapping[int, float] | None = None,
         **kwargs,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(class_to_category, num_categories, ignore_index, **kwargs)
         who = "CategoryInstanceIoU"
-        table = _category_table(class_to_category, num_categories, None, who)
-        num_classes = table.numel()
-        if 0 <= ignore_index < num_classes:
-            raise ValueError(f"{who}: ignore_index={ignore_index} is a class id")
-        self.num_classes = num_classes
-        self.num_categories = num_categories
-        self.ignore_index = ignore_index
+        table, num_classes = self.class_to_category, self.num_classes
         self.instance_classes = check_instance_classes(instance_classes, num_classes, who)
         is_inst = torch.zeros(num_classes, dtype=torch.bool)
         is_inst[self.instance_classes] = True
         # A category is evaluated when it has classes and all of them have instances.
         has_class = torch.bincount(table, minlength=num_categories) > 0
         has_plain = torch.bincount(table[~is_inst], minlength=num_categories) > 0
-        self.register_buffer("class_to_category", table, persistent=False)
         self.register_buffer("is_instance_class", is_inst, persistent=False)
         self.register_buffer("evaluated", has_class & ~has_plain, persistent=False)
         sizes = mean_instance_size_tensor(
@@ -174,13 +187,8 @@ class CategoryInstanceIoU(Metric):
 
     def update(self, preds: torch.Tensor, target: torch.Tensor, instances: torch.Tensor) -> None:
         """Accumulate preds (long [B,H,W] or logits [B,C,H,W]), target and instances (long [B,H,W])."""
-        who = "CategoryInstanceIoU"
-        preds, target, instances = check_segmentation_inputs(preds, target, instances, who)
+        jc, conf = self._counts(preds, target, instances)
         c, k = self.num_classes, self.num_categories
-        jc = joint_counts(preds, target, instances, c, self.ignore_index, who)
-        conf = category_confusion(
-            confusion_matrix(jc, c, self.ignore_index), self.class_to_category, k
-        )
         self.false_positives += conf[:k, :k].sum(dim=0) - conf.diagonal()[:k]
         cls, hist = instance_histograms(jc, self.is_instance_class)
         # Pixels of an instance predicted as any class of its category are category hits.
