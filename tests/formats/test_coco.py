@@ -28,8 +28,7 @@ def test_box_conversions_hand_case():
 
 class TestResults:
     def test_scaled_back_and_category_ids(self, tmp_path):
-        path = write_coco_results(
-            tmp_path / "out" / "detections.json",
+        results = coco_results(
             image_ids=torch.tensor([42, 7]),
             boxes=[
                 torch.tensor([[10.0, 20.0, 30.0, 60.0], [0.0, 0.0, 5.0, 5.0]]),
@@ -40,8 +39,8 @@ class TestResults:
             category_ids=[1, 3, 90],
             scales=[0.5, 2.0],
         )
-        results = json.loads(path.read_text())
-        assert results == [
+        path = write_coco_results(tmp_path / "out" / "detections.json", results)
+        assert json.loads(path.read_text()) == [
             {
                 "image_id": 42,
                 "category_id": 90,

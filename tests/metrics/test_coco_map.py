@@ -14,7 +14,7 @@ import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from pixelwise.formats.coco import coco_ground_truth_json, write_coco_results
+from pixelwise.formats.coco import coco_ground_truth_json, coco_results, write_coco_results
 from pixelwise.metrics.coco_map import (
     COCO_IOU_THRESHOLDS,
     COCO_RECALL_THRESHOLDS,
@@ -104,8 +104,7 @@ def pycocotools_stats(tmp_path, images) -> np.ndarray:
         areas=[im["area"] for im in images],
         scales=[im["scale"] for im in images],
     )
-    dt_path = write_coco_results(
-        tmp_path / "detections.json",
+    results = coco_results(
         [im["id"] for im in images],
         [im["det_boxes"] for im in images],
         [im["det_scores"] for im in images],
@@ -113,6 +112,7 @@ def pycocotools_stats(tmp_path, images) -> np.ndarray:
         CATEGORY_IDS,
         scales=[im["scale"] for im in images],
     )
+    dt_path = write_coco_results(tmp_path / "detections.json", results)
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(str(gt_path))
         ev = COCOeval(gt, gt.loadRes(str(dt_path)), "bbox")

@@ -151,20 +151,11 @@ def coco_results(
     return out
 
 
-def write_coco_results(
-    path: str | Path,
-    image_ids: Sequence[int] | ArrayLike,
-    boxes: Sequence[ArrayLike],
-    scores: Sequence[ArrayLike],
-    labels: Sequence[ArrayLike],
-    category_ids: Sequence[int],
-    scales: Sequence[float] | ArrayLike | None = None,
-) -> Path:
-    """Write detections as a COCO results JSON (see :func:`coco_results`); returns the path."""
+def write_coco_results(path: str | Path, results: Sequence[dict[str, Any]]) -> Path:
+    """Write a COCO results list (from :func:`coco_results`) as JSON, making the folder; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    results = coco_results(image_ids, boxes, scores, labels, category_ids, scales)
-    path.write_text(json.dumps(results))
+    path.write_text(json.dumps(list(results)))
     return path
 
 
