@@ -17,8 +17,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
-
+from pixelwise.data.label_io import write_rgb_png
 from pixelwise.data.synthetic_detection import SyntheticDetectionScenes
 from pixelwise.formats.coco import coco_ground_truth_json, encode_mask
 
@@ -45,9 +44,7 @@ def export_coco(
     for i in range(len(ds)):
         item = ds[i]
         file_name = f"{item['name']}.png"
-        rgb = ds.annotations(i)["image"]
-        if not cv2.imwrite(str(image_dir / file_name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-            raise OSError(f"export_coco: could not write {image_dir / file_name}")
+        write_rgb_png(image_dir / file_name, ds.annotations(i)["image"], "export_coco")
         ids.append(item["image_id"])
         sizes.append(item["orig_size"].tolist())
         boxes.append(item["boxes"])

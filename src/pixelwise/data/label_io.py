@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -37,6 +38,13 @@ def read_rgb(path: Path) -> np.ndarray:
     """An image file as uint8 [H, W, 3] RGB."""
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"))
+
+
+def write_rgb_png(path: Path, rgb: np.ndarray, who: str) -> Path:
+    """Write uint8 [H, W, 3] RGB as a lossless PNG (OpenCV); raise OSError naming `who` if it cannot."""
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"{who}: could not write {path}")
+    return path
 
 
 def read_index_png(path: Path, modes: Iterable[str], what: str) -> np.ndarray:

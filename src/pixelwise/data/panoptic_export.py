@@ -16,8 +16,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
-
+from pixelwise.data.label_io import write_rgb_png
 from pixelwise.data.panoptic_scenes import SyntheticPanopticScenes
 from pixelwise.formats.panoptic import (
     categories_json,
@@ -46,10 +45,8 @@ def export_panoptic(
     for i in range(len(ds)):
         item = ds[i]
         image_id = item["image_id"]
-        rgb = ds.render(i)["image"]
         file_name = f"{image_id}_leftImg8bit.png"
-        if not cv2.imwrite(str(image_dir / file_name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-            raise OSError(f"export_panoptic: could not write {image_dir / file_name}")
+        write_rgb_png(image_dir / file_name, ds.render(i)["image"], "export_panoptic")
         png_name = f"{image_id}_gtFine_panoptic.png"
         pan = item["panoptic"].numpy()
         write_panoptic_png(png_dir / png_name, pan)
