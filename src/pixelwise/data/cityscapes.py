@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,25 @@ class CityscapesLabelled(Dataset):
         """The instance PNG's values [H, W] -> ids 1..K int32 [H, W] on evaluated instance classes."""
         raise NotImplementedError
 
+    def _open_root(
+        self,
+        name: str,
+        root: str | Path,
+        split: str,
+        splits: Sequence[str],
+        transform: Transform | None,
+        tree: str,
+    ) -> Path:
+        """Check `split` (one of `splits`) and `transform`, keep root, split and transform; return
+        the root, which must exist (else a DatasetLayoutError showing the expected `tree`)."""
+        if split not in splits:
+            raise ValueError(f"{name}: split={split!r} is invalid; expected one of {list(splits)}")
+        check_transform(transform, name)
+        self.root = Path(root)
+        self.split = split
+        self.transform = transform
+        return require(self.root, name, self.root, tree)
+
     def __len__(self) -> int:
         """Number of images in the split."""
         return len(self.items)
@@ -142,15 +162,7 @@ class Cityscapes(CityscapesLabelled):
         self, root: str | Path, split: str = "train", transform: Transform | None = None
     ) -> None:
         name = "Cityscapes"
-        if split not in CITYSCAPES_SPLITS:
-            raise ValueError(
-                f"{name}: split={split!r} is invalid; expected one of {list(CITYSCAPES_SPLITS)}"
-            )
-        check_transform(transform, name)
-        self.root = Path(root)
-        self.split = split
-        self.transform = transform
-        require(self.root, name, self.root, CITYSCAPES_TREE)
+        self._open_root(name, root, split, CITYSCAPES_SPLITS, transform, CITYSCAPES_TREE)
         image_dir = require(self.root / "leftImg8bit" / split, name, self.root, CITYSCAPES_TREE)
         label_dir = require(self.root / "gtFine" / split, name, self.root, CITYSCAPES_TREE)
 

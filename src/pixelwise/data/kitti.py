@@ -16,7 +16,6 @@ from pixelwise.data.cityscapes_labels import (
 from pixelwise.data.label_io import (
     DatasetLayoutError,
     Transform,
-    check_transform,
     map_ids,
     number_instances,
     require,
@@ -82,19 +81,11 @@ class KITTISemantics(CityscapesLabelled):
         split_seed: int = 0,
     ) -> None:
         name = "KITTISemantics"
-        if split not in KITTI_SPLITS:
-            raise ValueError(
-                f"{name}: split={split!r} is invalid; expected one of {list(KITTI_SPLITS)}"
-            )
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(
                 f"{name}: val_fraction={val_fraction} is invalid; expected a number in (0, 1)"
             )
-        check_transform(transform, name)
-        self.root = Path(root)
-        self.split = split
-        self.transform = transform
-        require(self.root, name, self.root, KITTI_TREE)
+        self._open_root(name, root, split, KITTI_SPLITS, transform, KITTI_TREE)
         base = require(self.root / "training", name, self.root, KITTI_TREE)
         dirs = {
             d: require(base / d, name, self.root, KITTI_TREE)
