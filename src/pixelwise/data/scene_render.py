@@ -259,6 +259,18 @@ class _Scene:
             self.poly(sid, [(x0, y1, z0), (x1, y1, z0), (x1, y1, z1), (x0, y1, z1)])
         return side_x
 
+    def vehicle_shadow(self, x0: float, x1: float, z0: float, length: float):
+        """The shadow on the road under a vehicle spanning X in [x0, x1], Z in [z0, z0 + length]."""
+        self.poly(
+            -1,
+            [
+                (x0 - 0.05, 0, z0 - 0.06),
+                (x1 + 0.05, 0, z0 - 0.06),
+                (x1 + 0.06, 0, z0 + length),
+                (x0 - 0.06, 0, z0 + length),
+            ],
+        )
+
     def side_circle(self, sid: int, x: float, y: float, z: float, rad: float):
         """A circle in the plane X = x (wheels on a vehicle side)."""
         self.poly(sid, [(x, y + rad * s, z + rad * c) for c, s in _CIRCLE])
@@ -469,15 +481,7 @@ class _Scene:
         body = r.colour(r.pick(_CAR_COLOURS), 0.04)
         glass = r.colour((0.12, 0.15, 0.2), 0.03)
         dark = self.seg((0.05, 0.05, 0.06), CAR, "flat", inst)
-        self.poly(
-            -1,
-            [
-                (x0 - 0.05, 0, z0 - 0.06),
-                (x1 + 0.05, 0, z0 - 0.06),
-                (x1 + 0.06, 0, z0 + length),
-                (x0 - 0.06, 0, z0 + length),
-            ],
-        )
+        self.vehicle_shadow(x0, x1, z0, length)
         self.frontal_quad(dark, x0 + 0.03, x0 + 0.12, 0.0, 0.12, z0 + 0.12)
         self.frontal_quad(dark, x1 - 0.12, x1 - 0.03, 0.0, 0.12, z0 + 0.12)
         side = self.box(x0, x1, 0.06, hb, z0, z0 + length, CAR, inst, body)
@@ -518,15 +522,7 @@ class _Scene:
         glass = r.colour((0.12, 0.15, 0.2), 0.03)
         dark = self.seg((0.06, 0.06, 0.07), TRUCK, "flat", inst)
         total = lb + lc + 0.05
-        self.poly(
-            -1,
-            [
-                (x0 - 0.05, 0, z0 - 0.06),
-                (x1 + 0.05, 0, z0 - 0.06),
-                (x1 + 0.06, 0, z0 + total),
-                (x0 - 0.06, 0, z0 + total),
-            ],
-        )
+        self.vehicle_shadow(x0, x1, z0, total)
         self.frontal_quad(dark, x0 + 0.03, x1 - 0.03, 0.0, 0.16, z0 + 0.2)
         if oncoming:
             zb = z0 + lc + 0.05
