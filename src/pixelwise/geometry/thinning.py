@@ -300,7 +300,9 @@ def _thin_words(levels, n_levels, w0, w1, do_thin, offs):
             for t in range(ncur):
                 prev[t] = cur[t]
             nprev = ncur
-    # Collect: pixels per level.
+    # Collect: pixels per level, a counting sort (count, prefix sum, place). The count and place
+    # passes walk the set bits the same way on purpose: one shared walker would need a callback
+    # or a generator in this hot numba kernel, which costs speed (kept as two loops).
     i0 = w0 * 64
     n = min(w1 * 64, n_levels) - i0
     count = np.zeros(n + 1, np.int64)
