@@ -202,6 +202,14 @@ def _less(a1, a2, b1, b2):
     return a1 < b1 or (a1 == b1 and a2 < b2)
 
 
+@numba.njit(cache=True, inline="always")
+def _swap3(h1, h2, hv, i, j):
+    """Swap entries i and j of the three parallel heap arrays (inlined: no call in the heap loops)."""
+    h1[i], h1[j] = h1[j], h1[i]
+    h2[i], h2[j] = h2[j], h2[i]
+    hv[i], hv[j] = hv[j], hv[i]
+
+
 @numba.njit(cache=True)
 def _heap_push(h1, h2, hv, n, d1, d2, v):
     i = n
@@ -211,9 +219,7 @@ def _heap_push(h1, h2, hv, n, d1, d2, v):
     while i > 0:
         par = (i - 1) >> 1
         if _less(h1[i], h2[i], h1[par], h2[par]):
-            h1[i], h1[par] = h1[par], h1[i]
-            h2[i], h2[par] = h2[par], h2[i]
-            hv[i], hv[par] = hv[par], hv[i]
+            _swap3(h1, h2, hv, i, par)
             i = par
         else:
             break
@@ -224,9 +230,7 @@ def _heap_push(h1, h2, hv, n, d1, d2, v):
 def _heap_pop(h1, h2, hv, n):
     """Remove the minimum (moved to index n-1 of the arrays); returns the new size."""
     n -= 1
-    h1[0], h1[n] = h1[n], h1[0]
-    h2[0], h2[n] = h2[n], h2[0]
-    hv[0], hv[n] = hv[n], hv[0]
+    _swap3(h1, h2, hv, 0, n)
     i = 0
     while True:
         a = 2 * i + 1
@@ -237,9 +241,7 @@ def _heap_pop(h1, h2, hv, n):
         if b < n and _less(h1[b], h2[b], h1[a], h2[a]):
             c = b
         if _less(h1[c], h2[c], h1[i], h2[i]):
-            h1[i], h1[c] = h1[c], h1[i]
-            h2[i], h2[c] = h2[c], h2[i]
-            hv[i], hv[c] = hv[c], hv[i]
+            _swap3(h1, h2, hv, i, c)
             i = c
         else:
             break
@@ -334,33 +336,28 @@ def _max_matching(k, nu, level, uptr, eg, mu, mg, vis, it, su, sg, queue, mark, 
         if not success:
             break
         nfree = keep
-    # Dulmage-Mendelsohn: BFS from the free preds along alternating paths.
+    # Dulmage-Mendelsohn: BFS from the free preds along alternating paths. The free preds are
+    # listed in queue, which the search then compacts and extends in place (it writes entry
+    # nq <= j only after reading start j).
     stamp[0] += 1
     st = stamp[0]
-    nq = 0
+    nfree = 0
     for j in range(level.size):
         u = level[j]
-        if mu[u] < 0 and uptr[k, u + 1] > uptr[k, u]:
-            queue[nq] = u
-            mark[u] = st
-            nq += 1
-    na = 0
-    head = 0
-    while head < nq:
-        u = queue[head]
-        head += 1
-        for e in range(uptr[k, u], uptr[k, u + 1]):
-            g = eg[e]
-            if seen[g] != st:
-                seen[g] = st
-                alist[na] = g
-                na += 1
-                u2 = mg[g]  # matched, since the matching is maximum
-                if mark[u2] != st:
-                    mark[u2] = st
-                    queue[nq] = u2
-                    nq += 1
+        if mu[u] < 0:
+            queue[nfree] = u
+            nfree += 1
+    nq, na = _alternating_reach(queue, nfree, uptr[k], eg, mg, mark, seen, st, queue, alist)
     return nq, na, st
+
+
+@numba.njit(cache=True)
+def _max_matching_in(k, nu, level, uptr, eg, mu, mg, wk):
+    """:func:`_max_matching` with its scratch arrays taken from the workspace ``wk`` (:func:`_alloc`)."""
+    return _max_matching(
+        k, nu, level, uptr, eg, mu, mg, wk[0][0], wk[0][1], wk[0][2], wk[0][3], wk[0][4],
+        wk[0][5], wk[0][6], wk[4][1:2], wk[0][7],
+    )  # fmt: skip
 
 
 @numba.njit(cache=True)
@@ -633,24 +630,7 @@ def _match_level(k, nu, level, graph, mu, mg, wk):
     only it is solved at minimum cost; elsewhere the pairs are those of the augmenting-path search.
     """
     uptr, eg, ec, et, rptr, ru, rc, rt = graph
-    nd, na, st = _max_matching(
-        k,
-        nu,
-        level,
-        uptr,
-        eg,
-        mu,
-        mg,
-        wk[0][0],
-        wk[0][1],
-        wk[0][2],
-        wk[0][3],
-        wk[0][4],
-        wk[0][5],
-        wk[0][6],
-        wk[4][1:2],
-        wk[0][7],
-    )
+    nd, na, st = _max_matching_in(k, nu, level, uptr, eg, mu, mg, wk)
     if na == 0:
         return
     alist = wk[0][7]
@@ -668,24 +648,7 @@ def _match_full(nu, ng, graph, mu, mg, wk):
     level = np.arange(nu)
     u0 = uptr[0]
     # D preds (reached from free preds) and A gts, from the last BFS of Hopcroft-Karp.
-    nd, na, st_p = _max_matching(
-        0,
-        nu,
-        level,
-        uptr,
-        eg,
-        mu,
-        mg,
-        wk[0][0],
-        wk[0][1],
-        wk[0][2],
-        wk[0][3],
-        wk[0][4],
-        wk[0][5],
-        wk[0][6],
-        wk[4][1:2],
-        wk[0][7],
-    )
+    nd, na, st_p = _max_matching_in(0, nu, level, uptr, eg, mu, mg, wk)
     a_gt = wk[0][7][:na].copy()
     # D gts (reached from free gts) and A preds; marks in a second pair of arrays.
     wk[4][1] += 1
