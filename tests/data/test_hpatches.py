@@ -272,8 +272,11 @@ class TestLayoutErrors:
         ("kwargs", "message"),
         [
             ({"split": "train"}, "split='train' is invalid"),
-            ({"size": (240,)}, "size=.* is invalid"),
-            ({"size": (1, 320)}, "size=.* is invalid"),
+            ({"size": (240,)}, r"HPatches: size .*\(height, width\) of ints >= 2, got \(240,\)"),
+            (
+                {"size": (1, 320)},
+                r"HPatches: size .*\(height, width\) of ints >= 2, got \(1, 320\)",
+            ),
             ({"resize": "pad"}, "resize='pad' is invalid"),
         ],
     )

@@ -39,6 +39,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from pixelwise.data.label_io import DatasetLayoutError, require
+from pixelwise.geometry.homography import check_image_shape
 
 __all__ = [
     "HPatches",
@@ -177,17 +178,7 @@ class HPatches(Dataset):
                 f"HPatches: resize={resize!r} is invalid; expected one of {list(_RESIZE_MODES)}"
             )
         if size is not None:
-            try:
-                height, width = (int(s) for s in size)
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"HPatches: size={size!r} is invalid; expected (height, width) or None"
-                ) from None
-            if height < 2 or width < 2:
-                raise ValueError(
-                    f"HPatches: size={size!r} is invalid; expected (height, width) >= 2 or None"
-                )
-            size = (height, width)
+            size = check_image_shape(size, "HPatches: size (or None)", minimum=2)
         self.root = Path(root)
         self.split = split
         self.size = size

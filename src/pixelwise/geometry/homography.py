@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from scipy.special import ndtri
 
 __all__ = [
     "SAMPLER_PARAMS",
+    "check_image_shape",
     "merge_homography_params",
     "sample_homography",
     "sample_homography_np",
@@ -52,15 +53,17 @@ def _check_homography(homography: torch.Tensor, name: str = "homography") -> Non
         )
 
 
-def _check_shape(shape: tuple[int, int], name: str = "shape") -> tuple[int, int]:
+def check_image_shape(
+    shape: Sequence[int], name: str = "shape", minimum: int = 1
+) -> tuple[int, int]:
+    """An image size as (height, width) ints, each >= ``minimum``; a ValueError naming ``name`` otherwise."""
+    expected = f"{name} must be a pair (height, width) of ints >= {minimum}, got {shape!r}"
     try:
         height, width = (int(s) for s in shape)
     except (TypeError, ValueError):
-        raise ValueError(
-            f"{name} must be a pair (height, width) of positive ints, got {shape!r}"
-        ) from None
-    if height <= 0 or width <= 0:
-        raise ValueError(f"{name} must be a pair (height, width) of positive ints, got {shape!r}")
+        raise ValueError(expected) from None
+    if height < minimum or width < minimum:
+        raise ValueError(expected)
     return height, width
 
 
@@ -133,7 +136,7 @@ def _check_sampler_args(
 ) -> tuple[int, int]:
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    height, width = _check_shape(shape)
+    height, width = check_image_shape(shape)
     if not 0.0 < patch_ratio <= 1.0:
         raise ValueError(f"patch_ratio must be in (0, 1], got {patch_ratio!r}")
     if n_scales < 1 or n_angles < 1:
@@ -465,7 +468,7 @@ def _prepare_warp(
     in_shape = (images.shape[-2], images.shape[-1])
     if min(in_shape) < 2:
         raise ValueError(f"images must be at least 2x2 pixels to be warped, got H, W = {in_shape}")
-    out_shape = _check_shape(out_shape if out_shape is not None else in_shape, "out_shape")
+    out_shape = check_image_shape(out_shape if out_shape is not None else in_shape, "out_shape")
     return homography, in_shape, out_shape
 
 
@@ -520,13 +523,13 @@ def warp_valid_mask(
     dropped; B's own frame is not an invalid region, so the identity keeps every pixel.
     ``out_shape`` defaults to ``shape``.
     """
-    height, width = _check_shape(shape)
+    height, width = check_image_shape(shape)
     if min(height, width) < 2:
         raise ValueError(f"shape must be at least 2x2 pixels, got {shape!r}")
     _check_homography(homography)
     if border_margin < 0:
         raise ValueError(f"border_margin must be >= 0, got {border_margin!r}")
-    out_shape = _check_shape(out_shape if out_shape is not None else shape, "out_shape")
+    out_shape = check_image_shape(out_shape if out_shape is not None else shape, "out_shape")
     if homography.dim() == 2:
         homography = homography[None]
     if not homography.is_floating_point():
