@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.loggers import WandbLogger
 
+from pixelwise.callbacks.stages import StageCallback
 from pixelwise.formats.coco import coco_results
 from pixelwise.metrics.coco_map import coco_box_map
 from pixelwise.tasks.outputs import DetectionOutput
@@ -72,7 +73,7 @@ def metric_preds(outputs: DetectionOutput, batch: dict[str, Any]) -> list[dict[s
     return preds
 
 
-class DetectionMetrics(L.Callback):
+class DetectionMetrics(StageCallback):
     """COCO box metrics of validation and test detections.
 
     Logs ``<stage>/map``, ``map_50``, ``map_75``, ``map_small|medium|large``, ``mar_1|10|100`` and
@@ -135,37 +136,26 @@ class DetectionMetrics(L.Callback):
         pl_module.log_dict(values, sync_dist=False)
         return result
 
-    # -- validation ---------------------------------------------------------------------------
-    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start("val", pl_module)
+    # -- validation and test (StageCallback) -------------------------------------------------
+    def stage_start(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start(stage, pl_module)
         self._images = []
 
-    def on_validation_batch_end(
-        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
-    ) -> None:
-        self._update("val", outputs, batch)
+    def stage_batch_end(self, stage, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._update(stage, outputs, batch)
         due = trainer.current_epoch % self.images_every_n_epochs == 0
-        if batch_idx == 0 and due and trainer.is_global_zero and _wandb_loggers(trainer):
-            self._images = self._box_images(outputs, batch, self._names(pl_module))
+        if stage == "val" and batch_idx == 0 and due and trainer.is_global_zero:
+            if _wandb_loggers(trainer):
+                self._images = self._box_images(outputs, batch, self._names(pl_module))
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._finish("val", trainer, pl_module)
-        if self._images and not trainer.sanity_checking:
+    def stage_end(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        result = self._finish(stage, trainer, pl_module)
+        if stage == "val" and self._images and not trainer.sanity_checking:
             for logger in _wandb_loggers(trainer):
                 # Through Lightning's step, so W&B's history stays monotonic.
                 logger.log_metrics({"val/detections": self._images}, step=trainer.global_step)
         self._images = []
-
-    # -- test ---------------------------------------------------------------------------------
-    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start("test", pl_module)
-
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        self._update("test", outputs, batch)
-
-    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        result = self._finish("test", trainer, pl_module)
-        if trainer.is_global_zero and _wandb_loggers(trainer):
+        if stage == "test" and trainer.is_global_zero and _wandb_loggers(trainer):
             self._log_tables(trainer, result, self._names(pl_module))
 
     # -- media --------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
+from pixelwise.callbacks.stages import StageCallback
 from pixelwise.drawing import to_uint8_image
 from pixelwise.metrics.boundary_f import BoundaryF
 from pixelwise.tasks.outputs import EdgeOutput
@@ -46,7 +47,7 @@ def edge_panel(
     return np.concatenate(parts, axis=1)
 
 
-class EdgeMetrics(L.Callback):
+class EdgeMetrics(StageCallback):
     """Boundary F (BSDS protocol, pixelwise.metrics.BoundaryF) on validation and test.
 
     Logs `<stage>/ods`, `/ois`, `/ap`, `/r50`, `/ods_threshold`. With `val_approximate`
@@ -160,30 +161,19 @@ class EdgeMetrics(L.Callback):
             for row in zip(curve["threshold"], curve["recall"], curve["precision"]):
                 writer.writerow([f"{v:.6f}" for v in row])
 
-    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start("val", pl_module)
+    def stage_start(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start(stage, pl_module)
 
-    def on_validation_batch_end(
-        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
-    ):
-        if trainer.sanity_checking:
+    def stage_batch_end(self, stage, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if stage == "val" and trainer.sanity_checking:
             return  # the sanity check's few batches say nothing; skip the matching cost
-        self._update("val", outputs)
+        self._update(stage, outputs)
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking:
-            self.metrics["val"].reset()
+    def stage_end(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if stage == "val" and trainer.sanity_checking:
+            self.metrics[stage].reset()
             return
-        self._log("val", trainer, pl_module)
-
-    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start("test", pl_module)
-
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        self._update("test", outputs)
-
-    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._log("test", trainer, pl_module)
+        self._log(stage, trainer, pl_module)
 
 
 class EdgePanels(L.Callback):

@@ -9,18 +9,13 @@ from typing import Any
 import lightning as L
 import torch
 
+from pixelwise.callbacks.detection import SCALARS
+from pixelwise.callbacks.stages import StageCallback
 from pixelwise.metrics.coco_mask_map import coco_mask_map, mask_boxes
 from pixelwise.tasks.outputs import InstanceOutput
 
-KEYS: tuple[str, ...] = (
-    "map",
-    "map_50",
-    "map_75",
-    "map_small",
-    "map_medium",
-    "map_large",
-    "mar_100",
-)
+# Box and mask AP use the COCO keys of the detection callback; AR only at 100 detections.
+KEYS: tuple[str, ...] = (*(k for k in SCALARS if k.startswith("map")), "mar_100")
 
 
 def instance_targets(batch: dict[str, Any]) -> list[dict[str, torch.Tensor]]:
@@ -38,7 +33,7 @@ def instance_targets(batch: dict[str, Any]) -> list[dict[str, torch.Tensor]]:
     return out
 
 
-class InstanceMetrics(L.Callback):
+class InstanceMetrics(StageCallback):
     """COCO box AP (``<stage>/map``, ``map_50``, ...) and mask AP (``<stage>/mask_map``, ``mask_map_50``, ...).
 
     Per class mask AP as ``<stage>/mask_ap/<class>``. The batch needs "masks" (data.with_masks=true).
@@ -81,24 +76,11 @@ class InstanceMetrics(L.Callback):
         pl_module.log_dict(values, sync_dist=False)
         return result
 
-    def on_validation_epoch_start(self, trainer, pl_module) -> None:
-        self._start("val", pl_module)
+    def stage_start(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start(stage, pl_module)
 
-    def on_validation_batch_end(
-        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
-    ) -> None:
-        self._update("val", outputs, batch)
+    def stage_batch_end(self, stage, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._update(stage, outputs, batch)
 
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        self._finish("val", pl_module)
-
-    def on_test_epoch_start(self, trainer, pl_module) -> None:
-        self._start("test", pl_module)
-
-    def on_test_batch_end(
-        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
-    ) -> None:
-        self._update("test", outputs, batch)
-
-    def on_test_epoch_end(self, trainer, pl_module) -> None:
-        self._finish("test", pl_module)
+    def stage_end(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._finish(stage, pl_module)

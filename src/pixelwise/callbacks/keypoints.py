@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
+from pixelwise.callbacks.stages import StageCallback
 from pixelwise.metrics.keypoint_ap import KeypointAP
 from pixelwise.tasks.outputs import KeypointOutput
 
@@ -57,7 +58,7 @@ def draw_detections(
     return canvas
 
 
-class KeypointMetrics(L.Callback):
+class KeypointMetrics(StageCallback):
     """KeypointAP on validation and test from the task's ``KeypointOutput`` and the batch's ground truth.
 
     Logs ``<stage>/map``, ``<stage>/localization_error`` and, when ``groups`` are given and the
@@ -202,32 +203,17 @@ class KeypointMetrics(L.Callback):
 
     # -- hooks --------------------------------------------------------------------------------
 
-    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start("val", pl_module)
+    def stage_start(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start(stage, pl_module)
 
-    def on_validation_batch_end(
-        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
-    ) -> None:
-        self._update("val", outputs, batch)
-        if self._media_due(trainer, "val") and len(self._panels) < self.max_images:
+    def stage_batch_end(self, stage, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._update(stage, outputs, batch)
+        if self._media_due(trainer, stage) and len(self._panels) < self.max_images:
             self._collect_panels(outputs, batch)
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking:
-            self.metrics["val"].reset()
+    def stage_end(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if stage == "val" and trainer.sanity_checking:
+            self.metrics[stage].reset()
             self._panels = []
             return
-        self._log("val", trainer, pl_module)
-
-    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start("test", pl_module)
-
-    def on_test_batch_end(
-        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
-    ) -> None:
-        self._update("test", outputs, batch)
-        if self._media_due(trainer, "test") and len(self._panels) < self.max_images:
-            self._collect_panels(outputs, batch)
-
-    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._log("test", trainer, pl_module)
+        self._log(stage, trainer, pl_module)

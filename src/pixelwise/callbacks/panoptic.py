@@ -15,6 +15,7 @@ import torch.distributed as dist
 from lightning.pytorch.loggers import WandbLogger
 
 from pixelwise.callbacks.overlays import default_palette
+from pixelwise.callbacks.stages import StageCallback
 from pixelwise.drawing import to_uint8_image
 from pixelwise.formats.panoptic import (
     categories_json,
@@ -95,7 +96,7 @@ def panoptic_panel(
     return np.concatenate(parts, axis=1).round().clip(0, 255).astype(np.uint8)
 
 
-class PanopticMetrics(L.Callback):
+class PanopticMetrics(StageCallback):
     """PQ, SQ, RQ (overall, things, stuff, per class) of validation and test panoptic maps.
 
     Logs ``<stage>/pq``, ``sq``, ``rq``, ``pq_things``, ``sq_things``, ``rq_things``, ``pq_stuff``,
@@ -257,49 +258,36 @@ class PanopticMetrics(L.Callback):
             )
         return panels
 
-    # -- validation ---------------------------------------------------------------------------
-    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start("val", trainer, pl_module)
+    # -- validation and test (StageCallback) -------------------------------------------------
+    def stage_start(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start(stage, trainer, pl_module)
         self._panels = []
 
-    def on_validation_batch_end(
-        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
-    ) -> None:
-        self._update("val", trainer, outputs, batch)
+    def stage_batch_end(self, stage, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._update(stage, trainer, outputs, batch)
         due = trainer.current_epoch % self.images_every_n_epochs == 0
-        if batch_idx == 0 and due and trainer.is_global_zero and _wandb_loggers(trainer):
-            self._panels = self._make_panels(trainer, outputs, batch)
+        if stage == "val" and batch_idx == 0 and due and trainer.is_global_zero:
+            if _wandb_loggers(trainer):
+                self._panels = self._make_panels(trainer, outputs, batch)
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        result = self._finish("val", trainer, pl_module)
+    def stage_end(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        result = self._finish(stage, trainer, pl_module)
+        panels, self._panels = self._panels, []
         if trainer.sanity_checking or not trainer.is_global_zero or not _wandb_loggers(trainer):
             return
-        import wandb
+        if stage == "test":
+            self._table(trainer, "test", result)
+        elif panels:
+            import wandb
 
-        if self._panels:
             caption = "image | ground truth | prediction | centre heatmap | offsets"
             for logger in _wandb_loggers(trainer):
                 # Through Lightning's step, so W&B's history stays monotonic.
                 logger.log_metrics(
-                    {"val/panoptic": [wandb.Image(p, caption=caption) for p in self._panels]},
+                    {"val/panoptic": [wandb.Image(p, caption=caption) for p in panels]},
                     step=trainer.global_step,
                 )
             self._table(trainer, "val", result)
-        self._panels = []
-
-    # -- test ---------------------------------------------------------------------------------
-    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start("test", trainer, pl_module)
-
-    def on_test_batch_end(
-        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
-    ) -> None:
-        self._update("test", trainer, outputs, batch)
-
-    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        result = self._finish("test", trainer, pl_module)
-        if trainer.is_global_zero and _wandb_loggers(trainer):
-            self._table(trainer, "test", result)
 
 
 def dataset_segment_ids(

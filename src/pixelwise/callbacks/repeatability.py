@@ -6,13 +6,14 @@ from collections.abc import Sequence
 
 import lightning as L
 
+from pixelwise.callbacks.stages import StageCallback
 from pixelwise.metrics.repeatability import RepeatabilityGain, top_k_for_area
 from pixelwise.tasks.outputs import AdaptationOutput
 
 __all__ = ["RepeatabilityMetrics"]
 
 
-class RepeatabilityMetrics(L.Callback):
+class RepeatabilityMetrics(StageCallback):
     """Repeatability (the SuperPoint paper's, ``pixelwise.metrics.Repeatability``) of each model in the step outputs.
 
     The validation/test step returns an :class:`~pixelwise.tasks.outputs.AdaptationOutput`:
@@ -88,27 +89,14 @@ class RepeatabilityMetrics(L.Callback):
             pl_module.log(key, value, sync_dist=False)  # already reduced over ranks by compute()
         self.results[stage] = values
 
-    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start("val", pl_module)
+    def stage_start(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start(stage, pl_module)
 
-    def on_validation_batch_end(
-        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
-    ) -> None:
-        self._update("val", outputs)
+    def stage_batch_end(self, stage, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._update(stage, outputs)
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking:
-            self.metrics["val"].reset()
+    def stage_end(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if stage == "val" and trainer.sanity_checking:
+            self.metrics[stage].reset()
             return
-        self._log("val", pl_module)
-
-    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start("test", pl_module)
-
-    def on_test_batch_end(
-        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
-    ) -> None:
-        self._update("test", outputs)
-
-    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._log("test", pl_module)
+        self._log(stage, pl_module)

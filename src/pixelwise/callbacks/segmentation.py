@@ -12,6 +12,7 @@ from lightning.pytorch.loggers import WandbLogger
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassConfusionMatrix, MulticlassJaccardIndex
 
+from pixelwise.callbacks.stages import StageCallback
 from pixelwise.metrics import CategoryInstanceIoU, CategoryIoU, InstanceIoU
 
 log = logging.getLogger("pixelwise")
@@ -37,7 +38,7 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-class SegmentationMetrics(L.Callback):
+class SegmentationMetrics(StageCallback):
     """IoU, iIoU and category IoU of validation and test predictions (all torchmetrics).
 
     Logs `<stage>/miou` and `<stage>/iou/<class>` always; when the data defines instance
@@ -312,29 +313,18 @@ class SegmentationMetrics(L.Callback):
 
     # ---- Lightning hooks -----------------------------------------------------------------
 
-    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start("val", trainer, pl_module)
+    def stage_start(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start(stage, trainer, pl_module)
 
-    def on_validation_batch_end(
-        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
-    ) -> None:
-        if trainer.sanity_checking:
+    def stage_batch_end(self, stage, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if stage == "val" and trainer.sanity_checking:
             return  # the sanity check's few batches are not logged: skip their cost
-        self._update("val", outputs, batch)
+        self._update(stage, outputs, batch)
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking:
+    def stage_end(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if stage == "val" and trainer.sanity_checking:
             return
-        self._log("val", trainer, pl_module)
-
-    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start("test", trainer, pl_module)
-
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        self._update("test", outputs, batch)
-
-    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._log("test", trainer, pl_module)
+        self._log(stage, trainer, pl_module)
 
 
 __all__ = ["SegmentationMetrics", "metric_key", "FACTS", "TABLE_COLUMNS"]

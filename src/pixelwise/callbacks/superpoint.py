@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
+from pixelwise.callbacks.stages import StageCallback
 from pixelwise.drawing import draw_matches
 from pixelwise.geometry.matching import match_descriptors, ransac_inliers
 from pixelwise.hpatches_report import format_table
@@ -21,7 +22,7 @@ from pixelwise.tasks.outputs import SuperPointPairOutput
 __all__ = ["SuperPointEvaluation"]
 
 
-class SuperPointEvaluation(L.Callback):
+class SuperPointEvaluation(StageCallback):
     """HPatches-protocol metrics of the task's features on validation and test pairs; pictures; baselines table.
 
     Reads the task's :class:`~pixelwise.tasks.outputs.SuperPointPairOutput` (``SuperPointTask``):
@@ -115,18 +116,18 @@ class SuperPointEvaluation(L.Callback):
             name = f"{stage}/{metric}" if split == "all" else f"{stage}/{split}/{metric}"
             pl_module.log(name, float(value), sync_dist=False)
 
-    # -- validation -----------------------------------------------------------------------------
+    # -- validation and test (StageCallback) ---------------------------------------------------
 
     def _due(self, trainer: L.Trainer) -> bool:
         return (trainer.current_epoch + 1) % self.every_n_epochs == 0 or trainer.sanity_checking
 
-    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def stage_start(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start(trainer)
 
-    def on_validation_batch_end(
-        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
-    ) -> None:
+    def stage_batch_end(self, stage, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._update(outputs)
+        if stage == "test":
+            return
         for i in range(len(outputs.features_a)):
             if len(self.pictures) >= self.max_images or not self._due(trainer):
                 break
@@ -145,7 +146,10 @@ class SuperPointEvaluation(L.Callback):
         )
         return draw_matches(image_a, image_b, fa["keypoints"], fb["keypoints"], matches, inliers)
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def stage_end(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if stage == "test":
+            self._finish_test(trainer, pl_module)
+            return
         self._log(pl_module, "val", self.evaluator.compute())
         if self.pictures:
             for logger in trainer.loggers:
@@ -157,17 +161,7 @@ class SuperPointEvaluation(L.Callback):
                         step=trainer.global_step,
                     )
 
-    # -- test -----------------------------------------------------------------------------------
-
-    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start(trainer)
-
-    def on_test_batch_end(
-        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
-    ) -> None:
-        self._update(outputs)
-
-    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def _finish_test(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.results = {name: ev.compute() for name, ev in self.evaluators.items()}
         self._log(pl_module, "test", self.results[self.model_name])
         if len(self.results) == 1 or not trainer.is_global_zero:
