@@ -370,11 +370,122 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    """Errors that say what the user got wrong in their own words (layout, format, config)."""
+    from pixelwise.data.coco_detection import CocoFormatError
+    from pixelwise.data.label_io import DatasetLayoutError
+    from pixelwise.data.voc_detection import VOCFormatError
+    from pixelwise.errors import UnreadableFileError
+    from pixelwise.formats.panoptic import PanopticFormatError
+
+    return (
+        UserError,
+        DatasetLayoutError,
+        UnreadableFileError,
+        CocoFormatError,
+        VOCFormatError,
+        PanopticFormatError,
+    )
+
+
+def _choices() -> dict[str, str]:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return dict(HydraConfig.get().runtime.choices)
+    except Exception:  # noqa: BLE001 — no Hydra runtime (called as a library)
+        return {}
+
+
+def _data_configs_with(key: str) -> list[str]:
+    """The data= options whose config sets ``key`` (a dotted path below ``data``)."""
+    found = []
+    for path in sorted((Path(CONFIG_DIR) / "data").glob("*.yaml")):
+        conf = OmegaConf.load(path)
+        if OmegaConf.select(conf, key, default=None, throw_on_missing=False) is not None:
+            found.append(path.stem)
+    return found
+
+
+def _misfit_message(err: Exception, cfg: DictConfig) -> str | None:
+    """A task/model that interpolates a data fact the chosen data does not declare, in config terms."""
+    from omegaconf.errors import InterpolationKeyError
+
+    if not isinstance(err, InterpolationKeyError):
+        return None
+    key = str(err).split("'")[1] if str(err).count("'") >= 2 else ""
+    if not key.startswith("data."):
+        return None
+    choices = _choices()
+    task, data = choices.get("task", cfg.get("task_name")), choices.get("data", "?")
+    fits = _data_configs_with(key.removeprefix("data."))
+    return (
+        f"task={task} needs {key}, which data={data} does not declare "
+        f"(is data={data} meant for another task?); data configs that declare it: {', '.join(fits)}"
+    )
+
+
+def user_error_message(err: BaseException, cfg: DictConfig) -> str | None:
+    """The message of a mistake the user can fix, found along ``err``'s causes; None for a bug.
+
+    Hydra wraps what a constructor raises in an ``InstantiationException`` naming the target and
+    the config key; a ``ValueError``/``TypeError`` from a constructor is its argument check, so it
+    is reported with that key (``model (pixelwise.nets.unet.UNet): base_channels=-3 ...``).
+    """
+    from hydra.errors import InstantiationException
+
+    user_errors, seen, current = _user_error_types(), set(), err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, user_errors):
+            return str(current)
+        misfit = _misfit_message(current, cfg) if isinstance(current, Exception) else None
+        if misfit:
+            return misfit
+        if isinstance(current, InstantiationException) and isinstance(
+            current.__cause__, (ValueError, TypeError)
+        ):
+            text = str(current)
+            target = text.split("'")[1] if text.startswith("Error in call to target") else ""
+            key = next(
+                (
+                    line.split(":", 1)[1].strip()
+                    for line in text.splitlines()
+                    if line.startswith("full_key:")
+                ),
+                "",
+            )
+            where = f"{key} ({target})" if key and target else key or target
+            return f"{where}: {current.__cause__}" if where else str(current.__cause__)
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _log_to_files(message: str) -> None:
+    """``message`` into the run's log file(s) only: the console has it already."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def _full_errors() -> bool:
+    import os
+
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
 def _run(fn, cfg: DictConfig) -> Any:
     try:
         return fn(cfg)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except Exception as err:
+        message = user_error_message(err, cfg)
+        if message is None or (_full_errors() and not isinstance(err, UserError)):
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        if not isinstance(err, UserError):
+            print("(HYDRA_FULL_ERROR=1 shows the traceback)", file=sys.stderr)
+        _log_to_files(f"error: {message}")
         _remove_empty_run_dir(cfg)
         # SystemExit passes through Hydra without a traceback.
         raise SystemExit(2) from None

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
+
+from pixelwise.errors import UnreadableFileError
 
 Transform = Callable[..., dict[str, Any]]
 
@@ -34,9 +37,25 @@ def unmatched_error(dataset: str, path: Path, missing: Path, what: str) -> Datas
     return DatasetLayoutError(f"{dataset}: {path} has no {what}; expected {missing}")
 
 
+@contextmanager
+def open_image(path: Path, what: str = "image") -> Iterator[Image.Image]:
+    """PIL's ``Image.open`` whose decoding errors name the file: ``UnreadableFileError``."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            yield im
+    except (UnidentifiedImageError, SyntaxError, OSError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise UnreadableFileError(
+            f"{path}: cannot read this {what} file ({type(err).__name__}: {err}); "
+            "expected an image PNG/JPEG that PIL opens (re-extract or re-download it)"
+        ) from err
+
+
 def read_rgb(path: Path) -> np.ndarray:
     """An image file as uint8 [H, W, 3] RGB."""
-    with Image.open(path) as im:
+    with open_image(path) as im:
         return np.asarray(im.convert("RGB"))
 
 
@@ -50,7 +69,7 @@ def write_rgb_png(path: Path, rgb: np.ndarray, who: str) -> Path:
 def read_index_png(path: Path, modes: Iterable[str], what: str) -> np.ndarray:
     """A single-channel PNG (palette indices for mode "P", never its colours) as an integer array [H, W]."""
     modes = tuple(modes)
-    with Image.open(path) as im:
+    with open_image(path, f"{what} PNG") as im:
         if im.mode not in modes:
             raise ValueError(
                 f"{path}: {what} PNG has mode {im.mode!r}; expected one of {list(modes)} "

@@ -82,6 +82,11 @@ class UNet(nn.Module):
             raise ValueError(f"UNet: upsampling={upsampling!r} is not one of {UPSAMPLING}")
         if depth < 1:
             raise ValueError(f"UNet: depth={depth} must be >= 1")
+        for name, value in (("in_channels", in_channels), ("num_classes", num_classes)):
+            if value < 1:
+                raise ValueError(f"UNet: {name}={value} must be >= 1")
+        if base_channels < 1:
+            raise ValueError(f"UNet: base_channels={base_channels} must be >= 1")
         widths = [base_channels * 2**i for i in range(depth + 1)]
         self.depth = depth
         self.widths = widths
