@@ -112,3 +112,47 @@ def test_evaluate_refuses_a_malicious_checkpoint_in_one_line(tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: ckpt_path={file}: refused to load:") and "builtins.exec" in last
     assert not (tmp_path / "marker.txt").exists()
+
+
+def test_a_checkpoint_of_another_task_is_refused_naming_both_tasks(tmp_path):
+    from pixelwise.cli import _check_ckpt
+    from pixelwise.errors import UserError
+    from pixelwise.tasks.base import TASK_CLASS_KEY
+
+    file = tmp_path / "seg.ckpt"
+    seg = "pixelwise.tasks.segmentation.SegmentationTask"
+    torch.save({"state_dict": {}, TASK_CLASS_KEY: seg}, file)
+    assert _check_ckpt(str(file), "ckpt_path", seg) == str(file)
+    with pytest.raises(UserError) as info:
+        _check_ckpt(str(file), "ckpt_path", "pixelwise.tasks.edges.EdgesTask")
+    assert str(info.value) == (
+        f"ckpt_path={file}: this checkpoint was trained by task=segmentation, but the run "
+        "builds task=edges; add task=segmentation (and that run's model/data) to the command"
+    )
+
+
+def test_tasks_write_their_class_into_checkpoints():
+    from pixelwise.nets.unet import UNet
+    from pixelwise.tasks.base import TASK_CLASS_KEY
+    from pixelwise.tasks.segmentation import SegmentationTask
+
+    task = SegmentationTask(UNet(num_classes=3, base_channels=4, depth=1), torch.optim.SGD, None, 3)
+    checkpoint: dict = {}
+    task.on_save_checkpoint(checkpoint)
+    assert checkpoint[TASK_CLASS_KEY] == "pixelwise.tasks.segmentation.SegmentationTask"
+
+
+def test_state_dict_mismatch_is_reported_in_config_terms():
+    from omegaconf import OmegaConf
+
+    from pixelwise.cli import user_error_message
+
+    err = RuntimeError(
+        'Error(s) in loading state_dict for EdgeTask:\n\tMissing key(s) in state_dict: "net.a".'
+    )
+    message = user_error_message(
+        err, OmegaConf.create({"ckpt_path": "x.ckpt", "task_name": "edges"})
+    )
+    assert message.startswith("ckpt_path=x.ckpt: its weights do not fit task=edges")
+    assert 'Missing key(s) in state_dict: "net.a"' in message
+    assert user_error_message(RuntimeError("a bug"), OmegaConf.create({})) is None

@@ -23,6 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from pixelwise.errors import UserError
+from pixelwise.tasks.base import TASK_CLASS_KEY
 
 log = logging.getLogger("pixelwise")
 
@@ -270,7 +271,32 @@ def _first_reason(err: Exception) -> str:
     return lines[0] if lines else type(err).__name__
 
 
-def _check_ckpt(path: str | None, key: str) -> str | None:
+def _task_names_by_target() -> dict[str, str]:
+    """``task=`` option of each task class (conf/task/*.yaml ``task._target_``)."""
+    names = {}
+    for path in sorted((Path(CONFIG_DIR) / "task").glob("*.yaml")):
+        target = OmegaConf.select(OmegaConf.load(path), "task._target_", default=None)
+        if target:
+            names.setdefault(str(target), path.stem)
+    return names
+
+
+def _check_ckpt_task(ckpt: dict, path: str, key: str, expected_target: str | None) -> None:
+    """Refuse a checkpoint another task class wrote (PixelwiseTask stores its class in it)."""
+    trained_by = ckpt.get(TASK_CLASS_KEY)
+    if not trained_by or not expected_target or trained_by == expected_target:
+        return
+    names = _task_names_by_target()
+    was, now = names.get(trained_by), names.get(expected_target)
+    was_text = f"task={was}" if was else trained_by
+    now_text = f"task={now}" if now else expected_target
+    raise UserError(
+        f"{key}={path}: this checkpoint was trained by {was_text}, but the run builds {now_text}"
+        + (f"; add task={was} (and that run's model/data) to the command" if was else "")
+    )
+
+
+def _check_ckpt(path: str | None, key: str, task_target: str | None = None) -> str | None:
     """A readable checkpoint path, or a one-line UserError.
 
     The file is read with ``torch.load(weights_only=True)`` plus the globals a Lightning
@@ -305,12 +331,15 @@ def _check_ckpt(path: str | None, key: str) -> str | None:
         ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise UserError(f"{key}={path}: not a Lightning checkpoint (no 'state_dict')")
+    _check_ckpt_task(ckpt, path, key, task_target)
     return str(file)
 
 
 def train(cfg: DictConfig) -> float | None:
     """Fit (optionally resuming from cfg.ckpt_path), test the best checkpoint, return the metric."""
-    ckpt_path = _check_ckpt(cfg.get("ckpt_path"), "ckpt_path")
+    ckpt_path = _check_ckpt(
+        cfg.get("ckpt_path"), "ckpt_path", OmegaConf.select(cfg, "task._target_", default=None)
+    )
     datamodule, task, trainer = build(cfg)
     try:
         if cfg.get("train", True):
@@ -350,7 +379,9 @@ def train(cfg: DictConfig) -> float | None:
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Test a checkpoint (or the net's model.pretrained state dict); write metrics.json into the run directory."""
-    ckpt_path = _check_ckpt(cfg.get("ckpt_path"), "ckpt_path")
+    ckpt_path = _check_ckpt(
+        cfg.get("ckpt_path"), "ckpt_path", OmegaConf.select(cfg, "task._target_", default=None)
+    )
     if ckpt_path is None and not (cfg.get("model") or {}).get("pretrained"):
         raise UserError(
             "ckpt_path is required: python evaluate.py ckpt_path=PATH "
@@ -442,6 +473,18 @@ def user_error_message(err: BaseException, cfg: DictConfig) -> str | None:
         misfit = _misfit_message(current, cfg) if isinstance(current, Exception) else None
         if misfit:
             return misfit
+        if isinstance(current, RuntimeError) and str(current).startswith(
+            "Error(s) in loading state_dict"
+        ):
+            # A checkpoint from before TASK_CLASS_KEY, or the same task with other widths.
+            lines = str(current).splitlines()
+            detail = lines[1].strip()[:160] if len(lines) > 1 else ""
+            choices = _choices()
+            return (
+                f"ckpt_path={cfg.get('ckpt_path')}: its weights do not fit "
+                f"task={choices.get('task', cfg.get('task_name'))} model={choices.get('model', '?')}"
+                f" ({detail} ...); pass the task, model and widths it was trained with"
+            )
         if isinstance(current, InstantiationException) and isinstance(
             current.__cause__, (ValueError, TypeError)
         ):

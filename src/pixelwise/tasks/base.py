@@ -17,6 +17,10 @@ from torch import nn
 
 from pixelwise.tasks.optim import OptimizerFactory, SchedulerFactory, configure
 
+# Checkpoint entry naming the task class that wrote it, so evaluate.py / a resume can refuse a
+# checkpoint of another task in one line instead of a wall of missing state-dict keys.
+TASK_CLASS_KEY = "pixelwise_task_class"
+
 __all__ = ["PixelwiseTask"]
 
 
@@ -113,6 +117,9 @@ class PixelwiseTask(L.LightningModule):
     def trainable_parameters(self) -> Any:
         """What the optimizer updates (a frozen teacher is left out by its task)."""
         return self.parameters()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[TASK_CLASS_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
 
     def configure_optimizers(self) -> dict[str, Any]:
         if self.optimizer_factory is None:
