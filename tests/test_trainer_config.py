@@ -24,6 +24,7 @@ PROJECT_CHOICES = {
     "log_every_n_steps",
     "deterministic",
     "benchmark",
+    "enable_model_summary",  # callbacks.model_summary prints it
 }
 # The flags the README and users type daily: each must override without `+`.
 DAILY_FLAGS = {

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import sys
+import traceback
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -518,12 +519,35 @@ def _full_errors() -> bool:
     return os.environ.get("HYDRA_FULL_ERROR") == "1"
 
 
+def _route_library_logs_to_the_run_log() -> None:
+    """Lightning's messages and Python warnings into the run's log file as well as the console.
+
+    Lightning gives its loggers their own console handler and stops them propagating when it
+    is imported before logging is configured (always, here), so Hydra's ``train.log`` would miss
+    them; they now go through Hydra's root handlers (console + file) instead.
+    """
+    if not logging.getLogger().handlers:
+        return  # no Hydra logging (called as a library): leave Lightning's own setup
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        lib = logging.getLogger(name)
+        for handler in list(lib.handlers):
+            if isinstance(handler, logging.StreamHandler) and not isinstance(
+                handler, logging.FileHandler
+            ):
+                lib.removeHandler(handler)
+        lib.propagate = True
+    logging.captureWarnings(True)
+
+
 def _run(fn, cfg: DictConfig) -> Any:
+    _route_library_logs_to_the_run_log()
     try:
         return fn(cfg)
     except Exception as err:
         message = user_error_message(err, cfg)
         if message is None or (_full_errors() and not isinstance(err, UserError)):
+            # A bug or a full-error request: the traceback also goes into the run's log file.
+            _log_to_files(f"run failed:\n{traceback.format_exc()}")
             raise
         print(f"error: {message}", file=sys.stderr)
         if not isinstance(err, UserError):
