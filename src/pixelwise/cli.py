@@ -40,6 +40,8 @@ if not OmegaConf.has_resolver("pixelwise.weights_dir"):
 # Overrides that say nothing in a run name (besides `task=`, its first word): where files go and
 # how the run is logged or launched do not change the result.
 _NAME_SKIP_KEYS = ("logger", "paths", "hydra", "ckpt_path")
+# A run of at most this many steps is a quick one: it tests on quick_test_batches batches.
+QUICK_RUN_MAX_STEPS = 100
 
 
 def run_name(task: str, time: str, overrides: Iterable[str] = (), max_length: int = 100) -> str:
@@ -113,6 +115,39 @@ def _output_dir(cfg: DictConfig) -> Path:
     return Path(cfg.paths.output_dir)
 
 
+def quick_run_reason(cfg: DictConfig) -> str | None:
+    """Why a training run is a quick one (a few steps or batches), or None for a real run."""
+    if not cfg.get("train", True):
+        return None
+    trainer = cfg.trainer
+    max_steps = trainer.get("max_steps") or -1
+    if 0 < max_steps <= QUICK_RUN_MAX_STEPS:
+        return f"trainer.max_steps={max_steps}"
+    limit = trainer.get("limit_train_batches")
+    if limit is not None and limit != 1.0:
+        return f"trainer.limit_train_batches={limit}"
+    return None
+
+
+def _limit_the_test_of_a_quick_run(cfg: DictConfig) -> None:
+    """A quick run tests on ``quick_test_batches`` batches unless trainer.limit_test_batches is set.
+
+    A 5-step run used to spend minutes testing the whole test set (and the classical baselines
+    on it). ``trainer.fast_dev_run`` limits every loop already.
+    """
+    reason = quick_run_reason(cfg)
+    batches = cfg.get("quick_test_batches")
+    if reason is None or batches is None or cfg.trainer.get("limit_test_batches") is not None:
+        return
+    with open_dict(cfg):
+        cfg.trainer.limit_test_batches = int(batches)
+    log.info(
+        "quick run (%s): testing on %d batches; trainer.limit_test_batches=1.0 tests them all",
+        reason,
+        batches,
+    )
+
+
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Datamodule, task (with its net), and trainer with callbacks and loggers, from a config."""
     from pixelwise.devices import device_problem
@@ -124,6 +159,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
         L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     task = build_task(cfg)
+    _limit_the_test_of_a_quick_run(cfg)
     callbacks = _instantiate_dict(cfg.get("callbacks"), "callbacks")
     loggers = _instantiate_dict(cfg.get("logger"), "logger")
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -357,7 +393,10 @@ def train(cfg: DictConfig) -> float | None:
                 trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
             )
             if not best:
-                log.warning("no best checkpoint (e.g. fast_dev_run): testing the current weights")
+                log.info(
+                    "no best checkpoint (validation did not run, or fast_dev_run): testing the "
+                    "final weights"
+                )
             trainer.test(task, datamodule=datamodule, ckpt_path=best or None)
         metrics = {**fit_metrics, **_scalars(trainer.callback_metrics)}
     finally:
@@ -539,8 +578,24 @@ def _route_library_logs_to_the_run_log() -> None:
     logging.captureWarnings(True)
 
 
+# Warnings nobody running pixelwise can act on; each is silenced by its exact message.
+_HARMLESS_WARNINGS = (
+    # Lightning warns only when validation has not run yet (a run shorter than
+    # val_check_interval); when it has run, a missing key raises instead.
+    r"`ModelCheckpoint\(monitor=.*could not find the monitored key",
+    # Lightning 2.6's own use of torch's pytree API, deprecated by torch 2.14.
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+)
+
+
+def _silence_harmless_warnings() -> None:
+    for message in _HARMLESS_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+
+
 def _run(fn, cfg: DictConfig) -> Any:
     _route_library_logs_to_the_run_log()
+    _silence_harmless_warnings()
     try:
         return fn(cfg)
     except Exception as err:
