@@ -30,7 +30,10 @@ def test_defaults_are_segmentation_on_synthetic_scenes_with_wandb_offline():
     assert cfg.model._target_.endswith("UNet")
     assert cfg.data.train._target_.endswith("SyntheticScenes")
     assert set(cfg.logger) == {"csv", "wandb"}
-    assert OmegaConf.select(cfg, "callbacks.model_checkpoint.save_last") is True
+    # last.ckpt after every validation (not only when the metric improved), best by the metric.
+    assert OmegaConf.select(cfg, "callbacks.last_checkpoint.filename") == "last"
+    assert OmegaConf.select(cfg, "callbacks.last_checkpoint.monitor") is None
+    assert OmegaConf.select(cfg, "callbacks.model_checkpoint.save_last") is False
 
 
 @pytest.mark.parametrize("trainer", options("trainer"))
