@@ -221,6 +221,7 @@ def load_superpoint_weights(
             if d_file != d_net:
                 lines.append(
                     f"  descriptor dimension: file has {d_file}, net has descriptor_dim={d_net}"
+                    f" (in a config: model.descriptor_dim={d_file})"
                 )
         if not net.descriptor and any(k.startswith("convD") for k in unexpected):
             lines.append(
