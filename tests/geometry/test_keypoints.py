@@ -8,6 +8,7 @@ from pixelwise.geometry.keypoints import (
     MAGICPOINT_EVAL_EXTRACTION,
     SUPERPOINT_EXTRACTION,
     Extraction,
+    box_iou_offsets,
     extract_keypoints,
     nms_heatmap,
 )
@@ -168,7 +169,9 @@ class TestExtraction:
 
     def test_the_named_defaults(self):
         assert SUPERPOINT_EXTRACTION == Extraction(0.015, 4, 4, 1000)  # the official demo
-        assert MAGICPOINT_EVAL_EXTRACTION == Extraction(0.001, 4, 0, None)  # rpautrat's eval
+        assert MAGICPOINT_EVAL_EXTRACTION == Extraction(
+            0.001, 4, 0, None, "box_iou"
+        )  # rpautrat's eval
 
     @pytest.mark.parametrize(
         ("values", "keys", "match"),
@@ -194,9 +197,66 @@ def test_task_configs_use_the_named_extraction_defaults():
 
     def extraction(name, top_k_key="top_k"):
         task = OmegaConf.load(f"{CONFIG_DIR}/task/{name}.yaml").task
-        return Extraction(task.detection_threshold, task.nms_radius, task.border, task[top_k_key])
+        return Extraction(
+            task.detection_threshold,
+            task.nms_radius,
+            task.border,
+            task[top_k_key],
+            task.get("nms_shape", "square"),
+        )
 
     assert extraction("magicpoint") == MAGICPOINT_EVAL_EXTRACTION
     assert extraction("superpoint", "max_keypoints") == SUPERPOINT_EXTRACTION
     adaptation = extraction("homographic_adaptation")
     assert adaptation == Extraction(**{**SUPERPOINT_EXTRACTION.__dict__, "top_k": None})
+
+
+class TestBoxIouNms:
+    """rpautrat's box_nms: greedy over boxes of side s centred on candidates, suppress at IoU > 0.1."""
+
+    def test_offsets_of_side_4_by_hand(self):
+        offsets = set(box_iou_offsets(4))
+        # IoU of 4x4 boxes at (dx, dy) = a*b / (32 - a*b) with a = 4-|dx|, b = 4-|dy|; > 0.1 iff a*b >= 3.
+        expected = {
+            (dx, dy)
+            for dx in range(-4, 5)
+            for dy in range(-4, 5)
+            if (4 - abs(dx)) * (4 - abs(dy)) >= 3
+        }
+        assert offsets == expected
+        assert len(offsets) == 49 - 12  # the 7x7 square without (+-3, +-2), (+-2, +-3), (+-3, +-3)
+        assert (3, 1) in offsets and (3, 2) not in offsets and (2, 2) in offsets
+
+    @staticmethod
+    def brute_force(heat, threshold, size):
+        """Greedy NMS on explicit boxes as tf.image.non_max_suppression does (score order, row-major ties)."""
+        h, w = heat.shape
+        ys, xs = np.nonzero(heat >= threshold)
+        scores = heat[ys, xs]
+        order = np.argsort(-scores, kind="stable")
+        kept = []
+        for i in order:
+            ok = True
+            for j in kept:
+                ix = max(0.0, size - abs(float(xs[i]) - xs[j]))
+                iy = max(0.0, size - abs(float(ys[i]) - ys[j]))
+                inter = ix * iy
+                if inter / (2 * size * size - inter) > 0.1:
+                    ok = False
+                    break
+            if ok:
+                kept.append(i)
+        return {(int(xs[i]), int(ys[i])) for i in kept}
+
+    @pytest.mark.parametrize("seed", range(4))
+    def test_matches_greedy_box_nms(self, seed):
+        g = torch.Generator().manual_seed(seed)
+        heat = torch.rand(1, 1, 30, 40, generator=g) ** 4
+        heat[0, 0, 5:8, 5:8] = 0.5  # ties, broken row-major
+        got = extract_keypoints(heat, threshold=0.01, nms_radius=4, border=0, nms_shape="box_iou")
+        mine = {(int(x), int(y)) for x, y in got[0]["keypoints"].tolist()}
+        assert mine == self.brute_force(heat[0, 0].numpy(), 0.01, 4)
+
+    def test_unknown_shape_names_the_key(self):
+        with pytest.raises(ValueError, match="task.nms_shape='circle'"):
+            Extraction.checked(0.1, 4, 0, None, nms_shape="circle")

@@ -15,7 +15,9 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "NMS_SHAPES",
     "Extraction",
+    "box_iou_offsets",
     "MAGICPOINT_EVAL_EXTRACTION",
     "SUPERPOINT_EXTRACTION",
     "extract_keypoints",
@@ -68,21 +70,72 @@ def nms_heatmap(heat: torch.Tensor, radius: int = 4) -> torch.Tensor:
     return torch.where(kept, heat, torch.zeros_like(heat))
 
 
-def _greedy_nms_mask(heat: torch.Tensor, candidate: torch.Tensor, radius: int) -> torch.Tensor:
-    """Bool [B,1,H,W]: the candidates greedy square NMS of ``heat`` keeps (see :func:`nms_heatmap`)."""
+NMS_SHAPES = ("square", "box_iou")
+
+
+def box_iou_offsets(size: int, iou: float = 0.1) -> list[tuple[int, int]]:
+    """Offsets (dx, dy) at which two ``size`` x ``size`` boxes overlap with IoU > ``iou``.
+
+    rpautrat's ``box_nms(prob, size, iou=0.1)`` puts a ``size``-sided box on every candidate and
+    runs greedy box NMS: a candidate is suppressed by a better one at such an offset. For
+    ``size = 4`` that is the 7x7 square without the 12 cells at (+-3, +-2), (+-2, +-3) and
+    (+-3, +-3): 37 cells, a smaller footprint than the demo's 9x9 square of radius 4.
+    """
+    out = []
+    for dy in range(-size, size + 1):
+        for dx in range(-size, size + 1):
+            inter = max(size - abs(dx), 0) * max(size - abs(dy), 0)
+            if inter / (2 * size * size - inter) > iou:
+                out.append((dx, dy))
+    return out
+
+
+def _footprint_max(x: torch.Tensor, offsets: list[tuple[int, int]], reach: int) -> torch.Tensor:
+    """Max of ``x`` [B,1,H,W] over the given (dx, dy) offsets (zero outside the image)."""
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (reach, reach, reach, reach))
+    out = torch.zeros_like(x)
+    for dx, dy in offsets:
+        out = torch.maximum(
+            out, padded[..., reach + dy : reach + dy + h, reach + dx : reach + dx + w]
+        )
+    return out
+
+
+def _greedy_nms_mask(
+    heat: torch.Tensor, candidate: torch.Tensor, radius: int, shape: str = "square"
+) -> torch.Tensor:
+    """Bool [B,1,H,W]: the candidates greedy NMS of ``heat`` keeps (see :func:`nms_heatmap`).
+
+    ``shape="square"``: suppress within ``max(|dx|, |dy|) <= radius``; ``"box_iou"``: within
+    :func:`box_iou_offsets` ``(radius)`` (rpautrat's box NMS of box side ``radius``). Both
+    footprints are symmetric, which the rounds below need.
+    """
+    if shape not in NMS_SHAPES:
+        raise ValueError(f"nms shape: expected one of {list(NMS_SHAPES)}, got {shape!r}")
     if radius == 0 or heat.numel() == 0:
         return candidate.clone()
     k = 2 * radius + 1
+    if shape == "square":
+
+        def window_max(x: torch.Tensor) -> torch.Tensor:
+            return F.max_pool2d(x, k, stride=1, padding=radius)
+
+    else:
+        offsets = box_iou_offsets(radius)
+
+        def window_max(x: torch.Tensor) -> torch.Tensor:
+            return _footprint_max(x, offsets, radius)
+
     ranks = _score_ranks(heat)
     undecided = candidate.clone()
     kept = torch.zeros_like(candidate)
     zero = torch.zeros((), dtype=ranks.dtype, device=ranks.device)
     while bool(undecided.any()):
         r = torch.where(undecided, ranks, zero)
-        local_max = F.max_pool2d(r, k, stride=1, padding=radius)
-        new = undecided & (r == local_max)
+        new = undecided & (r == window_max(r))
         kept |= new
-        suppressed = F.max_pool2d(new.to(ranks.dtype), k, stride=1, padding=radius) > 0
+        suppressed = window_max(new.to(ranks.dtype)) > 0
         undecided &= ~suppressed
     return kept
 
@@ -93,10 +146,13 @@ def extract_keypoints(
     nms_radius: int = 4,
     border: int = 4,
     top_k: int | None = None,
+    nms_shape: str = "square",
 ) -> list[dict[str, torch.Tensor]]:
     """Heatmap [B,1,H,W] -> per image {"keypoints": float [N,2] (x, y), "scores": [N]}, best first.
 
-    Keeps pixels with ``heat >= threshold``, runs :func:`nms_heatmap` (``nms_radius=0``: none),
+    Keeps pixels with ``heat >= threshold``, runs greedy NMS (``nms_radius=0``: none;
+    ``nms_shape`` ``"square"``: :func:`nms_heatmap`'s square of radius ``nms_radius``,
+    ``"box_iou"``: rpautrat's ``box_nms`` with box side ``nms_radius``, IoU 0.1),
     drops points with ``x < border``, ``x >= W - border``, ``y < border`` or ``y >= H - border``
     (after NMS, as the official demo), then keeps the ``top_k`` highest scores (``None``: all).
     Equal scores are ordered row-major.
@@ -109,7 +165,7 @@ def extract_keypoints(
     h, w = heat.shape[-2:]
     if nms_radius < 0:
         raise ValueError(f"extract_keypoints: nms_radius must be >= 0, got {nms_radius}")
-    kept = _greedy_nms_mask(heat, heat >= threshold, nms_radius)
+    kept = _greedy_nms_mask(heat, heat >= threshold, nms_radius, nms_shape)
     if border > 0:
         inner = torch.zeros_like(kept)
         inner[..., border : max(h - border, border), border : max(w - border, border)] = True
@@ -128,7 +184,7 @@ def extract_keypoints(
 
 @dataclass(frozen=True)
 class Extraction:
-    """Keypoint extraction settings: ``heat >= threshold``, NMS ``nms_radius``, ``border``, ``top_k`` (None: all).
+    """Keypoint extraction settings: ``heat >= threshold``, NMS ``nms_radius``, ``border``, ``top_k`` (None: all), ``nms_shape``.
 
     The one place the defaults live; every task and the classical baselines extract through
     it (``extraction(heat)`` = :func:`extract_keypoints` with these settings).
@@ -138,6 +194,7 @@ class Extraction:
     nms_radius: int = 4
     border: int = 4
     top_k: int | None = None
+    nms_shape: str = "square"
 
     @classmethod
     def checked(
@@ -148,6 +205,7 @@ class Extraction:
         top_k: int | None,
         where: str = "task",
         keys: Mapping[str, str] | None = None,
+        nms_shape: str = "square",
     ) -> Extraction:
         """Settings from config values; a bad one is an error naming ``<where>.<key>`` (``keys`` renames fields)."""
         names = {"threshold": "detection_threshold", "top_k": "top_k", **(keys or {})}
@@ -160,7 +218,11 @@ class Extraction:
                 raise ValueError(f"{where}.{names.get(key, key)}={value}: expected >= 0")
         if top_k is not None and top_k < 1:
             raise ValueError(f"{where}.{names['top_k']}={top_k}: expected null (keep all) or >= 1")
-        return cls(float(threshold), int(nms_radius), int(border), top_k)
+        if nms_shape not in NMS_SHAPES:
+            raise ValueError(
+                f"{where}.{names.get('nms_shape', 'nms_shape')}={nms_shape!r}: expected one of {list(NMS_SHAPES)}"
+            )
+        return cls(float(threshold), int(nms_radius), int(border), top_k, nms_shape)
 
     def __call__(self, heat: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         """Heatmap [B,1,H,W] -> per image {"keypoints" [N,2] (x, y), "scores" [N]} (computed in float32)."""
@@ -170,10 +232,14 @@ class Extraction:
             nms_radius=self.nms_radius,
             border=self.border,
             top_k=self.top_k,
+            nms_shape=self.nms_shape,
         )
 
 
 # The official SuperPoint demo's settings (SuperPoint features, pseudo-label export, match.py).
 SUPERPOINT_EXTRACTION = Extraction(threshold=0.015, nms_radius=4, border=4, top_k=1000)
-# rpautrat's magic-point_shapes.yaml evaluation: AP needs the low-score detections, no border, no top-k.
-MAGICPOINT_EVAL_EXTRACTION = Extraction(threshold=0.001, nms_radius=4, border=0, top_k=None)
+# rpautrat's magic-point_shapes.yaml evaluation: its box NMS (side 4, IoU 0.1), AP needs the
+# low-score detections, no border, no top-k.
+MAGICPOINT_EVAL_EXTRACTION = Extraction(
+    threshold=0.001, nms_radius=4, border=0, top_k=None, nms_shape="box_iou"
+)

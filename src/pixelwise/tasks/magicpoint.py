@@ -31,8 +31,9 @@ class MagicPointTask(PixelwiseTask):
     ``detection_threshold``, ``nms_radius``, ``border``, ``top_k``; metrics live in
     ``pixelwise.callbacks.keypoints``). The defaults of the extraction are
     :data:`~pixelwise.geometry.keypoints.MAGICPOINT_EVAL_EXTRACTION` (rpautrat's
-    ``magic-point_shapes.yaml``: threshold 0.001, NMS 4, no border, no top-k: AP needs the
-    low-score detections too). ``baselines`` (e.g. ``[harris, shi, fast]``): classical detectors
+    ``magic-point_shapes.yaml``: threshold 0.001, its box NMS of side 4 at IoU 0.1
+    (``nms_shape="box_iou"``; ``"square"`` is the SuperPoint demo's 9x9 greedy NMS), no border,
+    no top-k: AP needs the low-score detections too). ``baselines`` (e.g. ``[harris, shi, fast]``): classical detectors
     run on every test batch through the same extraction; their points ride along in
     ``KeypointOutput.baselines`` for the same metrics (the paper's Table 2).
     """
@@ -48,8 +49,11 @@ class MagicPointTask(PixelwiseTask):
         top_k: int | None = _DEFAULT.top_k,
         channels_last: bool = True,
         baselines: Sequence[str] = (),
+        nms_shape: str = _DEFAULT.nms_shape,
     ) -> None:
-        extraction = Extraction.checked(detection_threshold, nms_radius, border, top_k)
+        extraction = Extraction.checked(
+            detection_threshold, nms_radius, border, top_k, nms_shape=nms_shape
+        )
         super().__init__(net, optimizer, scheduler, channels_last)
         self.extraction = extraction
         self.baselines = {m: ClassicalDetector(m) for m in baselines}  # unknown names fail here
