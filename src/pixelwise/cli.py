@@ -11,6 +11,7 @@ import copy
 import json
 import logging
 import math
+import os
 import sys
 import traceback
 import warnings
@@ -36,6 +37,16 @@ WEIGHTS_DIR = PACKAGE_DIR / "weights"
 # ${pixelwise.weights_dir:} in the configs: the shipped weights/ are found from any directory.
 if not OmegaConf.has_resolver("pixelwise.weights_dir"):
     OmegaConf.register_new_resolver("pixelwise.weights_dir", lambda: str(WEIGHTS_DIR))
+
+
+def default_cache_dir() -> str:
+    """$PIXELWISE_CACHE_DIR, else ~/.cache/pixelwise (Path.home() works without $HOME too)."""
+    return os.environ.get("PIXELWISE_CACHE_DIR") or str(Path.home() / ".cache" / "pixelwise")
+
+
+# ${pixelwise.cache_dir:}: rendered data kept between runs.
+if not OmegaConf.has_resolver("pixelwise.cache_dir"):
+    OmegaConf.register_new_resolver("pixelwise.cache_dir", default_cache_dir)
 
 # Overrides that say nothing in a run name (besides `task=`, its first word): where files go and
 # how the run is logged or launched do not change the result.

@@ -75,8 +75,10 @@ def test_top_k_from_the_task_gives_hand_computed_ap(tmp_path):
     assert "test/magicpoint/map" not in module.logged
 
     md = (tmp_path / "detector_comparison.md").read_text().splitlines()
-    assert md[0] == "| method | map | localization_error | map/draw_polygon | map/draw_star |"
-    assert md[2].startswith("| magicpoint | 1.0000 | 0.0000 | 1.0000 | - |")
+    assert md[0] == (
+        "| method | map | map_one_to_one | localization_error | map/draw_polygon | map/draw_star |"
+    )
+    assert md[2].startswith("| magicpoint | 1.0000 | 1.0000 | 0.0000 | 1.0000 | - |")
     rows = list(csv.reader((tmp_path / "detector_comparison.csv").open()))
     assert [r[0] for r in rows] == ["method", "magicpoint", "harris", "shi", "fast"]
     assert rows[2][1] == "0.2500"

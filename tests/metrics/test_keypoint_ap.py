@@ -241,3 +241,28 @@ class TestBadInput:
             m.update(torch.zeros(2, 2), sc, gt)
         with pytest.raises(ValueError, match="unique"):
             KeypointAP(groups=["a", "a"])
+
+
+class TestOneToOneNextToTheReferenceQuirk:
+    def test_two_close_points_found_exactly(self):
+        """GT (10,10) and (12,10), both detected exactly, the right one scored higher.
+
+        Reference: the first detection's first in-range GT (row-major) is (10,10) -> TP; the
+        second's first in-range GT is (10,10) again, taken -> FP: AP = 1 * 0.5 = 0.5.
+        One-to-one: each takes its nearest free GT -> 2 TP: AP = 1.
+        """
+        m = KeypointAP(distance=4)
+        gt = torch.tensor([[10.0, 10.0], [12.0, 10.0]])
+        m.update([torch.tensor([[12.0, 10.0], [10.0, 10.0]])], [torch.tensor([0.9, 0.8])], [gt])
+        out = m.compute()
+        assert float(out["map"]) == pytest.approx(0.5)
+        assert float(out["map_one_to_one"]) == pytest.approx(1.0)
+
+    def test_one_to_one_takes_the_nearest_free_point(self):
+        """A detection between two GT points takes the nearer; a later one takes the other if in range."""
+        m = KeypointAP(distance=4)
+        gt = torch.tensor([[0.0, 0.0], [6.0, 0.0]])
+        preds = torch.tensor([[4.0, 0.0], [1.0, 0.0], [20.0, 20.0]])
+        m.update([preds], [torch.tensor([0.9, 0.5, 0.3])], [gt])
+        # one-to-one: (4,0) -> (6,0) at 2 px; (1,0) -> (0,0); (20,20) -> none. TP, TP, FP -> AP 1.
+        assert float(m.compute()["map_one_to_one"]) == pytest.approx(1.0)

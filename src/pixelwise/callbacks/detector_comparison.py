@@ -129,7 +129,7 @@ class DetectorComparison(L.Callback):
                 v = self.table[method][key]
                 if math.isfinite(v):
                     pl_module.log(f"test/{self.prefix}{method}/{key}", v, sync_dist=False)
-        columns = ["map", "localization_error"] + [
+        columns = ["map", "map_one_to_one", "localization_error"] + [
             f"map/{g}" for g in (self.metric_kwargs["groups"] or [])
         ]
         markdown, rows = comparison_table(self.table, columns)
