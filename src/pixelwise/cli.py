@@ -25,6 +25,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from pixelwise.errors import UserError
+from pixelwise.run_dirs import run_dir_for, wandb_run_id
 from pixelwise.tasks.base import TASK_CLASS_KEY
 
 log = logging.getLogger("pixelwise")
@@ -47,6 +48,13 @@ def default_cache_dir() -> str:
 # ${pixelwise.cache_dir:}: rendered data kept between runs.
 if not OmegaConf.has_resolver("pixelwise.cache_dir"):
     OmegaConf.register_new_resolver("pixelwise.cache_dir", default_cache_dir)
+
+# ${pixelwise.run_dir:${ckpt_path},SUBDIR,DEFAULT} and ${pixelwise.wandb_id:${ckpt_path}}: a run
+# started from RUN/checkpoints/x.ckpt writes into RUN (pixelwise.run_dirs).
+if not OmegaConf.has_resolver("pixelwise.run_dir"):
+    OmegaConf.register_new_resolver("pixelwise.run_dir", run_dir_for)
+if not OmegaConf.has_resolver("pixelwise.wandb_id"):
+    OmegaConf.register_new_resolver("pixelwise.wandb_id", wandb_run_id)
 
 # Overrides that say nothing in a run name (besides `task=`, its first word): where files go and
 # how the run is logged or launched do not change the result.
