@@ -211,6 +211,27 @@ class TestEvaluation:
             for a, b in zip(out.detections[who].keypoints_a, out.detections[who].keypoints_b):
                 assert len(a) > 0 and torch.equal(a, b)
 
+    def test_classical_baselines_detect_on_the_same_pairs(self):
+        from pixelwise.geometry.homography import warp_images
+        from pixelwise.nets.classical_detectors import ClassicalDetector
+
+        task = make(baselines=["harris", "fast"])
+        x = images(b=2, h=48, w=64)
+        out = task.validation_step({"image": x, "index": torch.tensor([0, 1])}, 0)
+        assert set(out.detections) == {"student", "teacher", "harris", "fast"}
+        # Image a: exactly the detector's own extraction of its heatmap.
+        expected = task.eval_extraction(ClassicalDetector("harris")(x))
+        for got, want in zip(out.detections["harris"].keypoints_a, expected):
+            assert torch.equal(got, want["keypoints"])
+        # Image b: on the same warped image as the student's.
+        warped = warp_images(x, out.homography)
+        heat_b = ClassicalDetector("fast")(warped)
+        assert len(out.detections["fast"].keypoints_b[0]) <= int((heat_b[0] > 0).sum())
+
+    def test_unknown_baseline_fails_at_construction(self):
+        with pytest.raises(ValueError, match="unknown method 'sift'"):
+            make(baselines=["sift"])
+
     def test_pairs_depend_on_item_index_and_stage(self):
         task = make()
         x = images(b=1)

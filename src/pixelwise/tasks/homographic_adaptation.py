@@ -36,6 +36,7 @@ from pixelwise.geometry.homography import (
 )
 from pixelwise.geometry.keypoints import SUPERPOINT_EXTRACTION, Extraction
 from pixelwise.losses.cell_cross_entropy import cell_cross_entropy
+from pixelwise.nets.classical_detectors import ClassicalDetector
 from pixelwise.nets.superpoint import load_superpoint_weights
 from pixelwise.tasks.base import PixelwiseTask
 from pixelwise.tasks.optim import OptimizerFactory, SchedulerFactory
@@ -89,6 +90,10 @@ class HomographicAdaptationTask(PixelwiseTask):
     also carries, for the first ``media_images`` usable images of each evaluation epoch, the
     teacher's homographic adaptation over ``media_num_homographies`` homographies drawn from a
     generator seeded by ``media_seed`` (for ``pixelwise.callbacks.adaptation_media``).
+    ``baselines`` (e.g. ``[harris, fast]``): classical detectors
+    (:class:`~pixelwise.nets.ClassicalDetector`) detect on the same pairs with the same
+    extraction, under their own names in ``AdaptationOutput.detections`` (list them in
+    ``callbacks.repeatability.models`` to score them).
     """
 
     def __init__(
@@ -118,6 +123,7 @@ class HomographicAdaptationTask(PixelwiseTask):
         media_images: int = 0,
         media_num_homographies: int | None = 25,
         media_seed: int = 0,
+        baselines: Sequence[str] = (),
     ) -> None:
         if targets not in TARGETS:
             raise ValueError(f"task.targets={targets!r}: expected one of {list(TARGETS)}")
@@ -178,6 +184,7 @@ class HomographicAdaptationTask(PixelwiseTask):
         self.eval_homography = eval_homography
         self.export_extraction = export_extraction
         self.eval_extraction = eval_extraction
+        self.baselines = {m: ClassicalDetector(m) for m in baselines}  # unknown names fail here
         self.teacher = copy.deepcopy(net).eval()
         self.teacher.requires_grad_(False)
         self.skipped_items = 0
@@ -409,10 +416,12 @@ class HomographicAdaptationTask(PixelwiseTask):
         pair = torch.cat([images, warped])
         detections, heatmaps = {}, {}
         with torch.no_grad():
-            for who, heat in (
+            heats = [
                 ("student", self.student_heatmap(pair)),
                 ("teacher", self.teacher_heatmap(pair)),
-            ):
+            ]
+            heats += [(m, d(pair.float()).to(pair.dtype)) for m, d in self.baselines.items()]
+            for who, heat in heats:
                 heat_a, heat_b = heat[:b], heat[b:] * valid[:, None].to(heat.dtype)
                 detections[who] = PairDetections.from_detections(
                     self.eval_extraction(heat_a), self.eval_extraction(heat_b)
