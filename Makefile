@@ -13,6 +13,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(TORCH)
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,sweep,slurm,tensorboard]"
+	# Compile BoundaryF's numba kernels into their on-disk cache now, not at a user's first call.
+	$(PY) -c "from pixelwise.metrics.boundary_f import warm_up; print(f'BoundaryF kernels compiled in {warm_up():.0f} s')"
 	touch $@
 
 install: $(VENV)/.installed

@@ -253,3 +253,11 @@ class TestBoundaryF:
             BoundaryF(num_threads=0)
         with pytest.warns(UserWarning, match="before the ``update``"):
             assert math.isfinite(float(BoundaryF(thresholds=3).compute()["ods"]))
+
+
+def test_warm_up_runs_every_option_and_leaves_no_state():
+    from pixelwise.metrics.boundary_f import warm_up
+
+    assert warm_up() >= 0.0
+    # A metric made afterwards starts empty.
+    assert int(BoundaryF(thresholds=3).counts.sum()) == 0
