@@ -100,6 +100,11 @@ def _inside(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return points[keep]
 
 
+def _line(img: np.ndarray, a: np.ndarray, b: np.ndarray, color: int, thickness: int) -> None:
+    """cv2.line between integer points ``a`` and ``b`` (x, y)."""
+    cv2.line(img, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), color, thickness)
+
+
 def _scale(img: np.ndarray) -> float:
     return math.sqrt(img.shape[0] * img.shape[1] / (REFERENCE_CANVAS[0] * REFERENCE_CANVAS[1]))
 
@@ -131,21 +136,33 @@ def generate_reference_background(
     return img
 
 
+def _star_points(
+    rng: np.random.Generator, img: np.ndarray, n: int, min_rad: float, min_radial: float
+) -> tuple[np.ndarray, float, int, int]:
+    """``n`` integer points, one per equal angular slice, at ``max(U, min_radial) * rad`` from a random centre.
+
+    ``rad = max(U * min_dim / 2, min_rad)``; the centre keeps the circle inside the canvas.
+    Returns (points int64 [n, 2] (x, y), rad, x, y): how the reference samples polygons and stars.
+    """
+    min_dim = min(img.shape)
+    rad = max(rng.random() * min_dim / 2, min_rad)
+    x = _int_range(rng, rad, img.shape[1] - rad)
+    y = _int_range(rng, rad, img.shape[0] - rad)
+    slices = np.linspace(0, 2 * math.pi, n + 1)
+    angles = slices[:-1] + rng.random(n) * np.diff(slices)
+    radial = np.maximum(rng.random((n, 2)), min_radial) * rad
+    points = np.stack(
+        [x + radial[:, 0] * np.cos(angles), y + radial[:, 1] * np.sin(angles)], axis=1
+    ).astype(np.int64)  # int() truncation
+    return points, rad, x, y
+
+
 def _polygon_points(
     rng: np.random.Generator, img: np.ndarray, max_sides: int
 ) -> tuple[np.ndarray, float, int, int]:
     """Random star-shaped polygon as the reference samples it, flat corners and repeats removed."""
     num_corners = int(rng.integers(3, max_sides))
-    min_dim = min(img.shape)
-    rad = max(rng.random() * min_dim / 2, min_dim / 10)
-    x = _int_range(rng, rad, img.shape[1] - rad)
-    y = _int_range(rng, rad, img.shape[0] - rad)
-    slices = np.linspace(0, 2 * math.pi, num_corners + 1)
-    angles = slices[:-1] + rng.random(num_corners) * np.diff(slices)
-    radial = np.maximum(rng.random((num_corners, 2)), 0.4) * rad
-    points = np.stack(
-        [x + radial[:, 0] * np.cos(angles), y + radial[:, 1] * np.sin(angles)], axis=1
-    ).astype(np.int64)  # int() truncation
+    points, rad, x, y = _star_points(rng, img, num_corners, min(img.shape) / 10, 0.4)
     # Drop repeated vertices, then corners flatter than 120 degrees.
     prev = np.roll(points, 1, axis=0)
     points = points[np.linalg.norm(prev - points, axis=1) > 0.01]
@@ -303,15 +320,7 @@ def draw_star(img: np.ndarray, rng: np.random.Generator, nb_branches: int = 6) -
     num_branches = int(rng.integers(3, nb_branches))
     min_dim = min(img.shape)
     thickness = _int_range(rng, min_dim * 0.01, min_dim * 0.02)
-    rad = max(rng.random() * min_dim / 2, min_dim / 5)
-    x = _int_range(rng, rad, img.shape[1] - rad)
-    y = _int_range(rng, rad, img.shape[0] - rad)
-    slices = np.linspace(0, 2 * math.pi, num_branches + 1)
-    angles = slices[:-1] + rng.random(num_branches) * np.diff(slices)
-    radial = np.maximum(rng.random((num_branches, 2)), 0.3) * rad
-    tips = np.stack(
-        [x + radial[:, 0] * np.cos(angles), y + radial[:, 1] * np.sin(angles)], axis=1
-    ).astype(np.int64)
+    tips, _, x, y = _star_points(rng, img, num_branches, min_dim / 5, 0.3)
     points = np.concatenate([[[x, y]], tips])
     background_color = int(img.mean())
     for tip in tips.tolist():
@@ -390,13 +399,13 @@ def draw_checkerboard(
         c1, c2 = int(rng.integers(cols + 1)), int(rng.integers(cols + 1))
         color = _random_color(rng, background_color)
         a, b = warped[r * (cols + 1) + c1], warped[r * (cols + 1) + c2]
-        cv2.line(img, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), color, thickness)
+        _line(img, a, b, color, thickness)
     for _ in range(nb_cols):
         c = int(rng.integers(cols + 1))
         r1, r2 = int(rng.integers(rows + 1)), int(rng.integers(rows + 1))
         color = _random_color(rng, background_color)
         a, b = warped[r1 * (cols + 1) + c], warped[r2 * (cols + 1) + c]
-        cv2.line(img, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), color, thickness)
+        _line(img, a, b, color, thickness)
     return _inside(warped, img.shape)
 
 
@@ -444,12 +453,12 @@ def draw_stripes(
         c1, c2 = int(rng.integers(n + 1)), int(rng.integers(n + 1))
         color = _random_color(rng, background_color)
         a, b = warped[r + c1], warped[r + c2]
-        cv2.line(img, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), color, thickness)
+        _line(img, a, b, color, thickness)
     for _ in range(nb_cols):
         c = int(rng.integers(n + 1))
         color = _random_color(rng, background_color)
         a, b = warped[c], warped[c + n + 1]
-        cv2.line(img, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), color, thickness)
+        _line(img, a, b, color, thickness)
     return _inside(warped, img.shape)
 
 
@@ -506,7 +515,7 @@ def draw_cube(
         for j in range(4):
             col_edge = (col_face + 128 + int(rng.integers(-64, 64))) % 256
             p, q = cube[face[j]], cube[face[(j + 1) % 4]]
-            cv2.line(img, (int(p[0]), int(p[1])), (int(q[0]), int(q[1])), col_edge, thickness)
+            _line(img, p, q, col_edge, thickness)
     return _inside(cube[1:], img.shape)
 
 
