@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pixelwise.errors import UserError
 from pixelwise.run_dirs import run_dir_for, wandb_run_id
 from pixelwise.tasks.base import TASK_CLASS_KEY
+from pixelwise.weights_settings import apply_weights_settings
 
 log = logging.getLogger("pixelwise")
 
@@ -167,6 +168,13 @@ def _limit_the_test_of_a_quick_run(cfg: DictConfig) -> None:
     )
 
 
+def _command_line_overrides() -> list[str]:
+    """The run's command-line overrides (empty outside a Hydra run)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Datamodule, task (with its net), and trainer with callbacks and loggers, from a config."""
     from pixelwise.devices import device_problem
@@ -174,6 +182,9 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     problem = device_problem(cfg.trainer.get("accelerator"), cfg.trainer.get("devices"))
     if problem:
         raise UserError(problem)
+    applied = apply_weights_settings(cfg, _command_line_overrides())
+    if applied:
+        log.info("settings of model.pretrained's weights: %s", " ".join(applied))
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)

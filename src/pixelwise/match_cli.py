@@ -32,9 +32,11 @@ OPTIONS = {
     "weights": None,
     "out": "matches.png",
     "max_keypoints": "1000",
-    "threshold": "0.015",
-    "nms_radius": "4",
-    "border": "4",
+    # None: the weights' own settings (weights=NAME|PATH, see pixelwise.weights_settings) or the
+    # official demo's 0.015 / 4 / 4.
+    "threshold": None,
+    "nms_radius": None,
+    "border": None,
     "max_distance": "0.7",
     "ransac_threshold": "3.0",
     "size": None,
@@ -92,16 +94,12 @@ def main(argv: list[str] | None = None) -> Path:
     size = tuple(int(v) for v in o["size"].strip("[]()").split(",")) if o["size"] else None
     extract = _extractor(o)
     images = [_read(args.image_a, size), _read(args.image_b, size)]
-    feats = [
-        extract(
-            image,
-            max_keypoints=int(o["max_keypoints"]),
-            nms_radius=int(o["nms_radius"]),
-            threshold=float(o["threshold"]),
-            border=int(o["border"]),
-        )[0]
-        for image in images
-    ]
+    given = {
+        key: cast(o[key])
+        for key, cast in (("nms_radius", int), ("threshold", float), ("border", int))
+        if o[key] is not None
+    }
+    feats = [extract(image, max_keypoints=int(o["max_keypoints"]), **given)[0] for image in images]
     matches = match_descriptors(
         feats[0]["descriptors"],
         feats[1]["descriptors"],

@@ -33,6 +33,7 @@ from pixelwise.nets.superpoint import (
     superpoint_from_file,
     superpoint_net_config,
 )
+from pixelwise.weights_settings import read_weights_settings
 
 __all__ = ["WEIGHTS_DIR", "MagicPoint", "SuperPoint", "shipped_weights", "weights_path"]
 
@@ -115,15 +116,20 @@ class _PretrainedPoints(SuperPointNet):
         cls,
         name_or_path: str | os.PathLike | None = None,
         device: str | torch.device = "cpu",
-        extraction: Extraction = SUPERPOINT_EXTRACTION,
+        extraction: Extraction | None = None,
     ):
         """A shipped weight name (see :func:`shipped_weights`) or a state-dict file -> this net, in eval mode.
 
         Widths and BatchNorm are read from the file (as :func:`superpoint_from_file`), so the
         official ``superpoint_v1.pth`` loads too. ``MagicPoint`` takes a SuperPoint file's
-        detector; ``SuperPoint`` refuses a file without a descriptor head.
+        detector; ``SuperPoint`` refuses a file without a descriptor head. ``extraction``
+        (default): the official demo's :data:`SUPERPOINT_EXTRACTION` with the file's own
+        settings over it (``<name>.json`` beside it, :mod:`pixelwise.weights_settings`).
         """
         path = weights_path(name_or_path or cls.default_weights)
+        if extraction is None:
+            own = read_weights_settings(path).get("extraction", {})
+            extraction = dataclasses.replace(SUPERPOINT_EXTRACTION, **own)
         source = superpoint_from_file(path)
         if cls.has_descriptor and not source.descriptor:
             raise ValueError(

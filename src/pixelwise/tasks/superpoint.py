@@ -132,11 +132,15 @@ class SuperPointTask(PixelwiseTask):
         self,
         images: torch.Tensor,
         max_keypoints: int | None = _DEFAULT.top_k,
-        nms_radius: int = _DEFAULT.nms_radius,
-        threshold: float = _DEFAULT.threshold,
-        border: int = _DEFAULT.border,
+        nms_radius: int | None = None,
+        threshold: float | None = None,
+        border: int | None = None,
     ) -> list[Features]:
-        """images [B,1,H,W] (or [1,H,W]), any size -> per image {"keypoints" [N,2] (x,y), "scores" [N], "descriptors" [N,D]}."""
+        """images [B,1,H,W] (or [1,H,W]), any size -> per image {"keypoints" [N,2] (x,y), "scores" [N], "descriptors" [N,D]}.
+
+        ``nms_radius``, ``threshold`` and ``border`` default to the task's own extraction
+        (``task.nms_radius``, ``task.detection_threshold``, ``task.border``).
+        """
         if images.dim() == 3:
             images = images[None]
         was_training = self.training
@@ -145,7 +149,13 @@ class SuperPointTask(PixelwiseTask):
             out = self(images.to(self.device, torch.float32))
         finally:
             self.train(was_training)
-        extraction = Extraction(threshold, nms_radius, border, max_keypoints)
+        own = self.extraction
+        extraction = Extraction(
+            own.threshold if threshold is None else threshold,
+            own.nms_radius if nms_radius is None else nms_radius,
+            own.border if border is None else border,
+            max_keypoints,
+        )
         return superpoint_features(out, images.shape[-2:], extraction)
 
     # -- loss -----------------------------------------------------------------------------------
