@@ -70,7 +70,19 @@ class TestTeacher:
             assert torch.equal(task.teacher.state_dict()[name], value)
         assert not any(p.requires_grad for p in task.teacher.parameters())
         task.train()
-        assert task.net.training and not task.teacher.training
+        assert task.net.training
+        # The teacher runs in eval mode at every use (frozen batch-norm statistics), with the
+        # same output as a separate eval-mode copy; its running statistics never move.
+        x = images()
+        stats = {k: v.clone() for k, v in task.teacher.state_dict().items()}
+        heat = task.teacher_heatmap(x)
+        assert not task.teacher.training
+        source.eval()
+        with torch.no_grad():
+            expected = logits_to_heatmap(source(x)["logits"], image_size=x.shape[-2:])
+        torch.testing.assert_close(heat, expected)
+        for k, v in task.teacher.state_dict().items():
+            assert torch.equal(v, stats[k]), k
 
     def test_fallback_teacher_used_if_present(self, tmp_path):
         path = tmp_path / "fallback.pt"

@@ -233,12 +233,6 @@ class HomographicAdaptationTask(PixelwiseTask):
                     "none: set data.labels=DIR (the output of task.run.mode=export), or use task.targets=soft"
                 )
 
-    def train(self, mode: bool = True) -> HomographicAdaptationTask:
-        """Switch the student's mode; the teacher stays in eval mode (frozen batch-norm statistics)."""
-        super().train(mode)
-        self.teacher.eval()
-        return self
-
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images [B,1,H,W] -> student logits [B,65,ceil(H/8),ceil(W/8)]."""
         return self.net(self.as_input(images))["logits"]
@@ -248,7 +242,13 @@ class HomographicAdaptationTask(PixelwiseTask):
         return logits_to_heatmap(self(images), image_size=images.shape[-2:])
 
     def teacher_heatmap(self, images: torch.Tensor) -> torch.Tensor:
-        """images [B,1,H,W] -> the frozen teacher's point probability [B,1,H,W] (no grad)."""
+        """images [B,1,H,W] -> the frozen teacher's point probability [B,1,H,W] (no grad).
+
+        The teacher always runs in eval mode (frozen batch-norm statistics). It is switched there
+        here, at each use, not kept there: Lightning warns at the start of training about any
+        module left in eval mode, and its ``train()`` calls flip the teacher back anyway.
+        """
+        self.teacher.eval()
         with torch.no_grad():
             logits = self.teacher(self.as_input(images))["logits"]
         return logits_to_heatmap(logits, image_size=images.shape[-2:])
