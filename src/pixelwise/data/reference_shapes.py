@@ -33,6 +33,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from pixelwise.data.shape_primitives import _random_color, _random_colors
+
 __all__ = [
     "REFERENCE_CANVAS",
     "REFERENCE_DRAW_FUNCTIONS",
@@ -50,24 +52,14 @@ def _int_range(rng: np.random.Generator, low: float, high: float) -> int:
     return int(rng.integers(lo, max(hi, lo + 1)))
 
 
-def _random_color(rng: np.random.Generator, background_color: int) -> int:
-    """A grey at least 30 from the background (else shifted by 128): the reference's ``get_random_color``."""
-    color = int(rng.integers(256))
-    if abs(color - background_color) < 30:
-        color = (color + 128) % 256
-    return color
-
-
-def _random_colors(rng: np.random.Generator, background_color: int, n: int) -> np.ndarray:
-    """``n`` draws of :func:`_random_color` at once: int64 [n]."""
-    colors = rng.integers(256, size=n)
-    return np.where(np.abs(colors - background_color) < 30, (colors + 128) % 256, colors)
-
-
 def _different_color(
     rng: np.random.Generator, previous: list[int], min_dist: int = 50, max_count: int = 20
 ) -> int:
-    """A grey at least ``min_dist`` from all ``previous`` greys, giving up after ``max_count`` redraws."""
+    """A grey at least ``min_dist`` from all ``previous`` greys, giving up after ``max_count`` redraws.
+
+    Unlike ``shape_primitives._different_color`` (which draws all candidates at once), this draws
+    lazily as the reference does, so the random stream, and the cached shapes, stay as rendered.
+    """
     prev = np.asarray(previous)
     color = int(rng.integers(256))
     count = 0
