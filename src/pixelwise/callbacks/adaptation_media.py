@@ -8,8 +8,10 @@ import cv2
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.loggers import WandbLogger
 
+from pixelwise.callbacks.options import check_at_least
+from pixelwise.callbacks.stages import StageCallback
+from pixelwise.callbacks.wandb_media import log_images, wandb_loggers
 from pixelwise.drawing import to_uint8_image
 from pixelwise.tasks.outputs import AdaptationOutput
 
@@ -36,7 +38,7 @@ def heatmap_panel(
     return np.concatenate(parts, axis=1)
 
 
-class AdaptationMedia(L.Callback):
+class AdaptationMedia(StageCallback):
     """Every ``every_n_epochs`` validations (and at test), panels of the first ``max_images`` images.
 
     Reads the task's :class:`~pixelwise.tasks.outputs.AdaptationOutput`: ``media_images`` and
@@ -55,24 +57,18 @@ class AdaptationMedia(L.Callback):
         max_images: int = 4,
         dirpath: str | None = None,
     ) -> None:
-        if every_n_epochs < 1:
-            raise ValueError(f"AdaptationMedia.every_n_epochs={every_n_epochs}: expected >= 1")
-        if max_images < 0:
-            raise ValueError(f"AdaptationMedia.max_images={max_images}: expected >= 0")
+        check_at_least("AdaptationMedia", "every_n_epochs", every_n_epochs, 1)
+        check_at_least("AdaptationMedia", "max_images", max_images, 0)
         self.every_n_epochs = every_n_epochs
         self.max_images = max_images
         self.dirpath = Path(dirpath) if dirpath is not None else None
         self._parts: list[tuple[torch.Tensor, ...]] = []
         self.panels: list[np.ndarray] = []
 
-    @staticmethod
-    def _wandb(trainer: L.Trainer) -> list[WandbLogger]:
-        return [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
-
     def _due(self, trainer: L.Trainer, stage: str) -> bool:
         if self.max_images == 0 or not trainer.is_global_zero or trainer.sanity_checking:
             return False
-        if not self._wandb(trainer) and self.dirpath is None:
+        if not wandb_loggers(trainer) and self.dirpath is None:
             return False
         return stage == "test" or trainer.current_epoch % self.every_n_epochs == 0
 
@@ -101,31 +97,15 @@ class AdaptationMedia(L.Callback):
         if not parts or not self._due(trainer, stage):
             return
         self.panels = [heatmap_panel(*p) for p in parts]
-        for logger in self._wandb(trainer):
-            logger.log_image(
-                key=f"{stage}/adaptation_heatmaps",
-                images=self.panels,
-                caption=[CAPTION] * len(self.panels),
-                step=trainer.global_step,
-            )
+        log_images(trainer, f"{stage}/adaptation_heatmaps", self.panels, CAPTION)
         if self.dirpath is not None:
             self.dirpath.mkdir(parents=True, exist_ok=True)
             for i, panel in enumerate(self.panels):
                 name = f"{stage}_{trainer.global_step:06d}_{i}.png"
                 cv2.imwrite(str(self.dirpath / name), cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
 
-    def on_validation_batch_end(
-        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
-    ) -> None:
-        self._collect(trainer, "val", outputs)
+    def stage_batch_end(self, stage, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._collect(trainer, stage, outputs)
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._emit(trainer, "val")
-
-    def on_test_batch_end(
-        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
-    ) -> None:
-        self._collect(trainer, "test", outputs)
-
-    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._emit(trainer, "test")
+    def stage_end(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._emit(trainer, stage)

@@ -6,15 +6,17 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 import torch.distributed as dist
-from lightning.pytorch.loggers import WandbLogger
 
+from pixelwise.callbacks.options import check_at_least
 from pixelwise.callbacks.stages import StageCallback
+from pixelwise.callbacks.wandb_media import wandb_loggers
 from pixelwise.formats.coco import coco_results
 from pixelwise.metrics.coco_map import coco_box_map
 from pixelwise.tasks.outputs import DetectionOutput
@@ -38,8 +40,27 @@ SCALARS: tuple[str, ...] = (
 )
 
 
-def _wandb_loggers(trainer: L.Trainer) -> list[WandbLogger]:
-    return [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+def per_class_ap(
+    prefix: str, per_class: Any, classes: Any, names: Sequence[str]
+) -> dict[str, float]:
+    """MeanAveragePrecision's per-class AP [K] of class ids [K] -> ``{f"{prefix}/{name}": ap}``.
+
+    Empty unless there is more than one class; classes absent from the data (AP -1) are left out,
+    an id without a name is logged by its number.
+    """
+    if per_class is None or classes is None or per_class.numel() <= 1:
+        return {}
+    return {
+        f"{prefix}/{names[c] if c < len(names) else c}": float(ap)
+        for c, ap in zip(classes.tolist(), per_class.tolist())
+        if ap >= 0
+    }
+
+
+def crowd_and_area(batch: dict[str, Any], i: int) -> dict[str, torch.Tensor]:
+    """Item ``i``'s "iscrowd" (long) and "area" (float) for a MeanAveragePrecision target, where the batch has them."""
+    fields = (("iscrowd", torch.long), ("area", torch.float32))
+    return {key: batch[key][i].to(dtype) for key, dtype in fields if batch.get(key) is not None}
 
 
 def metric_targets(batch: dict[str, Any]) -> list[dict[str, torch.Tensor]]:
@@ -54,12 +75,10 @@ def metric_targets(batch: dict[str, Any]) -> list[dict[str, torch.Tensor]]:
     targets = []
     for i in range(n):
         s = float(scales[i]) if scales is not None else 1.0
-        target = {"boxes": batch["boxes"][i].float() / s, "labels": batch["labels"][i].long()}
-        if batch.get("iscrowd") is not None:
-            target["iscrowd"] = batch["iscrowd"][i].long()
-        if batch.get("area") is not None:
-            target["area"] = batch["area"][i].float()
-        targets.append(target)
+        boxes = batch["boxes"][i].float() / s
+        targets.append(
+            {"boxes": boxes, "labels": batch["labels"][i].long(), **crowd_and_area(batch, i)}
+        )
     return targets
 
 
@@ -73,7 +92,59 @@ def metric_preds(outputs: DetectionOutput, batch: dict[str, Any]) -> list[dict[s
     return preds
 
 
-class DetectionMetrics(StageCallback):
+class CocoMetrics(StageCallback):
+    """One torchmetrics MeanAveragePrecision per evaluation stage, logged at the stage's end.
+
+    A subclass makes the stage's metric (``_metric``), picks its logged scalars from the result
+    (``_scalars``) and names its per-class AP (``per_class_key`` of the result, logged as
+    ``<stage>/<per_class_name>/<class>``).
+    """
+
+    per_class_key = "map_per_class"
+    per_class_name = "ap"
+
+    def __init__(self, class_names: Sequence[str] | None, backend: str | None) -> None:
+        self.class_names = list(class_names) if class_names else None
+        self.backend = backend
+        self.metrics: dict[str, Any] = {}
+
+    def _names(self, pl_module: L.LightningModule) -> list[str]:
+        return self.class_names or list(getattr(pl_module, "class_names", []))
+
+    def _metric(self, stage: str, options: dict[str, Any]) -> Any:
+        """The stage's fresh metric; ``options`` holds the chosen ``backend``, if any."""
+        raise NotImplementedError
+
+    def _scalars(self, stage: str, result: dict[str, Any]) -> dict[str, float]:
+        """The scalars of a computed result, by logged name (a negative or NaN one is not logged)."""
+        raise NotImplementedError
+
+    def _start(self, stage: str, pl_module: L.LightningModule) -> None:
+        options = {"backend": self.backend} if self.backend else {}
+        self.metrics[stage] = self._metric(stage, options).to(pl_module.device)
+
+    def _finish(self, stage: str, pl_module: L.LightningModule) -> dict[str, Any]:
+        result = self.metrics[stage].compute()
+        self.metrics[stage].reset()
+        values = {
+            name: value
+            for name, value in self._scalars(stage, result).items()
+            if value >= 0 and math.isfinite(value)  # COCO's -1: no object of that kind
+        }
+        values |= per_class_ap(
+            f"{stage}/{self.per_class_name}",
+            result.get(self.per_class_key),
+            result.get("classes"),
+            self._names(pl_module),
+        )
+        pl_module.log_dict(values, sync_dist=False)
+        return result
+
+    def stage_start(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start(stage, pl_module)
+
+
+class DetectionMetrics(CocoMetrics):
     """COCO box metrics of validation and test detections.
 
     Logs ``<stage>/map``, ``map_50``, ``map_75``, ``map_small|medium|large``, ``mar_1|10|100`` and
@@ -93,69 +164,42 @@ class DetectionMetrics(StageCallback):
         max_images: int = 4,
         image_score_threshold: float = 0.3,
     ) -> None:
-        if images_every_n_epochs < 1:
-            raise ValueError(
-                f"DetectionMetrics.images_every_n_epochs={images_every_n_epochs}: expected >= 1"
-            )
-        self.class_names = list(class_names) if class_names else None
-        self.backend = backend
+        check_at_least("DetectionMetrics", "images_every_n_epochs", images_every_n_epochs, 1)
+        super().__init__(class_names, backend)
         self.images_every_n_epochs = images_every_n_epochs
         self.max_images = max_images
         self.image_score_threshold = image_score_threshold
-        self.metrics: dict[str, Any] = {}
         self._images: list[Any] = []
 
-    def _names(self, pl_module: L.LightningModule) -> list[str]:
-        return self.class_names or list(getattr(pl_module, "class_names", []))
-
-    def _start(self, stage: str, pl_module: L.LightningModule) -> None:
-        options = {"backend": self.backend} if self.backend else {}
-        metric = coco_box_map(class_metrics=True, extended_summary=stage == "test", **options)
-        self.metrics[stage] = metric.to(pl_module.device)
+    def _metric(self, stage: str, options: dict[str, Any]) -> Any:
+        return coco_box_map(class_metrics=True, extended_summary=stage == "test", **options)
 
     def _update(self, stage: str, outputs: DetectionOutput, batch: dict[str, Any]) -> None:
         self.metrics[stage].update(metric_preds(outputs, batch), metric_targets(batch))
 
-    def _finish(
-        self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule
-    ) -> dict[str, Any]:
-        result = self.metrics[stage].compute()
-        self.metrics[stage].reset()
-        values = {}
-        for key in SCALARS:
-            value = float(result[key])
-            if value >= 0 and math.isfinite(value):
-                values[f"{stage}/{key}"] = value
-        names = self._names(pl_module)
-        per_class = result.get("map_per_class")
-        classes = result.get("classes")
-        if per_class is not None and classes is not None and per_class.numel() > 1:
-            for c, ap in zip(classes.tolist(), per_class.tolist()):
-                if ap >= 0:
-                    values[f"{stage}/ap/{names[c] if c < len(names) else c}"] = float(ap)
-        pl_module.log_dict(values, sync_dist=False)
-        return result
+    def _scalars(self, stage: str, result: dict[str, Any]) -> dict[str, float]:
+        return {f"{stage}/{key}": float(result[key]) for key in SCALARS}
 
     # -- validation and test (StageCallback) -------------------------------------------------
     def stage_start(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start(stage, pl_module)
+        super().stage_start(stage, trainer, pl_module)
         self._images = []
 
     def stage_batch_end(self, stage, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._update(stage, outputs, batch)
         due = trainer.current_epoch % self.images_every_n_epochs == 0
         if stage == "val" and batch_idx == 0 and due and trainer.is_global_zero:
-            if _wandb_loggers(trainer):
+            if wandb_loggers(trainer):
                 self._images = self._box_images(outputs, batch, self._names(pl_module))
 
     def stage_end(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        result = self._finish(stage, trainer, pl_module)
+        result = self._finish(stage, pl_module)
         if stage == "val" and self._images and not trainer.sanity_checking:
-            for logger in _wandb_loggers(trainer):
+            for logger in wandb_loggers(trainer):
                 # Through Lightning's step, so W&B's history stays monotonic.
                 logger.log_metrics({"val/detections": self._images}, step=trainer.global_step)
         self._images = []
-        if stage == "test" and trainer.is_global_zero and _wandb_loggers(trainer):
+        if stage == "test" and trainer.is_global_zero and wandb_loggers(trainer):
             self._log_tables(trainer, result, self._names(pl_module))
 
     # -- media --------------------------------------------------------------------------------
@@ -244,7 +288,7 @@ class DetectionMetrics(StageCallback):
                 title="precision-recall at IoU 0.5",
                 xname="recall",
             )
-        for logger in _wandb_loggers(trainer):
+        for logger in wandb_loggers(trainer):
             logger.log_metrics(payload, step=trainer.global_step)
 
 

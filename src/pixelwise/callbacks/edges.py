@@ -12,9 +12,11 @@ import cv2
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.loggers import WandbLogger
 
+from pixelwise.callbacks.options import check_at_least
+from pixelwise.callbacks.panels import ValidationPanels
 from pixelwise.callbacks.stages import StageCallback
+from pixelwise.callbacks.wandb_media import log_pr_curve
 from pixelwise.drawing import to_uint8_image
 from pixelwise.metrics.boundary_f import BoundaryF
 from pixelwise.tasks.outputs import EdgeOutput
@@ -69,8 +71,7 @@ class EdgeMetrics(StageCallback):
         test_approximate: bool = False,
         metric_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        if thresholds < 1:
-            raise ValueError(f"EdgeMetrics.thresholds={thresholds}: expected >= 1")
+        check_at_least("EdgeMetrics", "thresholds", thresholds, 1)
         self.thresholds = thresholds
         self.max_dist = max_dist
         self.thin = thin
@@ -132,25 +133,15 @@ class EdgeMetrics(StageCallback):
             self._write_curve(Path(trainer.default_root_dir) / "test_pr_curve.csv", curve)
 
     def _log_curve(self, stage: str, trainer: L.Trainer, curve: dict[str, np.ndarray]) -> None:
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
-        if not loggers:
-            return
-        import wandb
-
-        rows = [
-            list(map(float, r))
-            for r in zip(curve["threshold"], curve["recall"], curve["precision"])
-        ]
-        table = wandb.Table(data=rows, columns=["threshold", "recall", "precision"])
-        key = self.metric_name(stage, "pr_curve")
         title = f"{stage} precision-recall" + (" (approximate)" if self.approximate[stage] else "")
-        for logger in loggers:
-            logger.experiment.log(
-                {
-                    key: wandb.plot.line(table, "recall", "precision", title=title),
-                    "trainer/global_step": trainer.global_step,
-                }
-            )
+        log_pr_curve(
+            trainer,
+            self.metric_name(stage, "pr_curve"),
+            title,
+            curve["threshold"],
+            curve["recall"],
+            curve["precision"],
+        )
 
     @staticmethod
     def _write_curve(path: Path, curve: dict[str, np.ndarray]) -> None:
@@ -176,44 +167,16 @@ class EdgeMetrics(StageCallback):
         self._log(stage, trainer, pl_module)
 
 
-class EdgePanels(L.Callback):
+class EdgePanels(ValidationPanels):
     """Every few validation epochs, log (image | annotator mean | side outputs | fused) panels to W&B."""
 
+    caption = "image | annotator mean | side outputs | fused"
+
     def __init__(self, every_n_epochs: int = 2, max_images: int = 4) -> None:
-        if every_n_epochs < 1:
-            raise ValueError(f"EdgePanels.every_n_epochs={every_n_epochs}: expected >= 1")
-        self.every_n_epochs = every_n_epochs
-        self.max_images = max_images
-        self.panels: list[np.ndarray] = []
+        super().__init__(every_n_epochs, max_images)
 
-    def _due(self, trainer: L.Trainer) -> bool:
-        wandb = any(isinstance(lg, WandbLogger) for lg in trainer.loggers)
-        due = trainer.current_epoch % self.every_n_epochs == 0
-        return wandb and due and not trainer.sanity_checking and trainer.is_global_zero
-
-    def on_validation_batch_end(
-        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
-    ):
-        if batch_idx != 0 or not self._due(trainer):
-            return
-        n = min(self.max_images, batch["image"].shape[0])
-        self.panels = [
-            edge_panel(batch["image"][i], outputs.edges[i], outputs.sides[i], outputs.preds[i])
-            for i in range(n)
-        ]
-
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self.panels:
-            return
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.log_image(
-                    key="val/panels",
-                    images=self.panels,
-                    caption=["image | annotator mean | side outputs | fused"] * len(self.panels),
-                    step=trainer.global_step,
-                )
-        self.panels = []
+    def panel(self, trainer: L.Trainer, batch: Any, outputs: EdgeOutput, i: int) -> np.ndarray:
+        return edge_panel(batch["image"][i], outputs.edges[i], outputs.sides[i], outputs.preds[i])
 
 
 class EdgePredictionWriter(L.Callback):

@@ -9,9 +9,10 @@ import cv2
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.loggers import WandbLogger
 
+from pixelwise.callbacks.options import check_at_least
 from pixelwise.callbacks.stages import StageCallback
+from pixelwise.callbacks.wandb_media import log_images, log_pr_curve, wandb_loggers
 from pixelwise.metrics.keypoint_ap import KeypointAP
 from pixelwise.tasks.outputs import KeypointOutput
 
@@ -85,10 +86,8 @@ class KeypointMetrics(StageCallback):
         max_images: int = 4,
         draw_threshold: float = 0.015,
     ) -> None:
-        if every_n_epochs < 1:
-            raise ValueError(f"KeypointMetrics.every_n_epochs={every_n_epochs}: expected >= 1")
-        if max_images < 0:
-            raise ValueError(f"KeypointMetrics.max_images={max_images}: expected >= 0")
+        check_at_least("KeypointMetrics", "every_n_epochs", every_n_epochs, 1)
+        check_at_least("KeypointMetrics", "max_images", max_images, 0)
         self.kwargs = dict(
             distance=distance,
             loc_score_threshold=loc_score_threshold,
@@ -144,12 +143,8 @@ class KeypointMetrics(StageCallback):
                 )
             )
 
-    @staticmethod
-    def _wandb(trainer: L.Trainer) -> list[WandbLogger]:
-        return [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
-
     def _media_due(self, trainer: L.Trainer, stage: str) -> bool:
-        if not self._wandb(trainer) or not trainer.is_global_zero or self.max_images == 0:
+        if not wandb_loggers(trainer) or not trainer.is_global_zero or self.max_images == 0:
             return False
         if stage == "test":
             return True
@@ -175,31 +170,20 @@ class KeypointMetrics(StageCallback):
         self._panels = []
 
     def _log_media(self, stage: str, trainer: L.Trainer) -> None:
-        import wandb  # only when a W&B logger is configured
-
         curve = self.curves[stage]
         base = f"{stage}/{self.prefix}"
-        rows = [
-            [float(t), float(r), float(p)]
-            for t, r, p in zip(curve["thresholds"], curve["recall"], curve["precision"])
-        ]
-        table = wandb.Table(data=rows, columns=["threshold", "recall", "precision"])
-        for logger in self._wandb(trainer):
-            logger.experiment.log(
-                {
-                    f"{base}pr_curve": wandb.plot.line(
-                        table, "recall", "precision", title=f"{base}precision-recall"
-                    ),
-                    "trainer/global_step": trainer.global_step,
-                }
+        log_pr_curve(
+            trainer,
+            f"{base}pr_curve",
+            f"{base}precision-recall",
+            curve["thresholds"],
+            curve["recall"],
+            curve["precision"],
+        )
+        if self._panels:
+            log_images(
+                trainer, f"{base}detections", self._panels, "green: ground truth, red: detections"
             )
-            if self._panels:
-                logger.log_image(
-                    key=f"{base}detections",
-                    images=self._panels,
-                    caption=["green: ground truth, red: detections"] * len(self._panels),
-                    step=trainer.global_step,
-                )
 
     # -- hooks --------------------------------------------------------------------------------
 

@@ -1,29 +1,40 @@
-"""Log (image | ground truth | prediction) panels to W&B every few validation epochs."""
+"""Log overlay panels of the first validation batch to W&B every few validation epochs."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.loggers import WandbLogger
+import numpy as np
 
+from pixelwise.callbacks.options import check_at_least
 from pixelwise.callbacks.overlays import default_palette, segmentation_panel
+from pixelwise.callbacks.wandb_media import log_images, wandb_loggers
+
+__all__ = ["SegmentationPanels", "ValidationPanels"]
 
 
-class SegmentationPanels(L.Callback):
-    """Keep the first validation batch and log `max_images` overlay panels to W&B loggers."""
+class ValidationPanels(L.Callback):
+    """Keep the first validation batch's first `max_images` panels and log them to W&B loggers.
 
-    def __init__(self, every_n_epochs: int = 5, max_images: int = 4) -> None:
-        if every_n_epochs < 1:
-            raise ValueError(f"SegmentationPanels.every_n_epochs={every_n_epochs}: expected >= 1")
+    A subclass draws one item's panel in ``panel`` and names its columns in ``caption``.
+    """
+
+    caption: str = ""
+
+    def __init__(self, every_n_epochs: int, max_images: int) -> None:
+        check_at_least(type(self).__name__, "every_n_epochs", every_n_epochs, 1)
         self.every_n_epochs = every_n_epochs
         self.max_images = max_images
-        self.panels: list = []
+        self.panels: list[np.ndarray] = []
+
+    def panel(self, trainer: L.Trainer, batch: Any, outputs: Any, i: int) -> np.ndarray:
+        """Item ``i`` of a validation batch and its outputs -> uint8 RGB panel [H, W', 3]."""
+        raise NotImplementedError
 
     def _due(self, trainer: L.Trainer) -> bool:
-        wandb = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
         due = trainer.current_epoch % self.every_n_epochs == 0
-        return bool(wandb) and due and not trainer.sanity_checking
+        return bool(wandb_loggers(trainer)) and due and not trainer.sanity_checking
 
     def on_validation_batch_end(
         self,
@@ -36,28 +47,29 @@ class SegmentationPanels(L.Callback):
     ) -> None:
         if batch_idx != 0 or not trainer.is_global_zero or not self._due(trainer):
             return
+        n = min(self.max_images, batch["image"].shape[0])
+        self.panels = [self.panel(trainer, batch, outputs, i) for i in range(n)]
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.panels:
+            log_images(trainer, "val/panels", self.panels, self.caption)
+        self.panels = []
+
+
+class SegmentationPanels(ValidationPanels):
+    """(image | ground truth | prediction) panels, in the datamodule's palette."""
+
+    caption = "image | ground truth | prediction"
+
+    def __init__(self, every_n_epochs: int = 5, max_images: int = 4) -> None:
+        super().__init__(every_n_epochs, max_images)
+
+    def panel(self, trainer: L.Trainer, batch: Any, outputs: Any, i: int) -> np.ndarray:
         dm = trainer.datamodule
         palette = getattr(dm, "palette", None)
         if palette is None:
             palette = default_palette(outputs.num_classes)
         ignore = getattr(dm, "ignore_index", 255)
-        n = min(self.max_images, batch["image"].shape[0])
-        self.panels = [
-            segmentation_panel(
-                batch["image"][i], batch["mask"][i], outputs.preds[i], palette, ignore
-            )
-            for i in range(n)
-        ]
-
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self.panels:
-            return
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.log_image(
-                    key="val/panels",
-                    images=self.panels,
-                    caption=["image | ground truth | prediction"] * len(self.panels),
-                    step=trainer.global_step,
-                )
-        self.panels = []
+        return segmentation_panel(
+            batch["image"][i], batch["mask"][i], outputs.preds[i], palette, ignore
+        )

@@ -12,10 +12,11 @@ import lightning as L
 import numpy as np
 import torch
 import torch.distributed as dist
-from lightning.pytorch.loggers import WandbLogger
 
+from pixelwise.callbacks.options import check_at_least
 from pixelwise.callbacks.overlays import default_palette
 from pixelwise.callbacks.stages import StageCallback
+from pixelwise.callbacks.wandb_media import wandb_loggers
 from pixelwise.drawing import to_uint8_image
 from pixelwise.formats.panoptic import (
     categories_json,
@@ -33,10 +34,6 @@ PQ_KEYS: tuple[str, ...] = tuple(
     f"{q}{g}" for g in ("", "_things", "_stuff") for q in ("pq", "sq", "rq")
 )
 MASK_KEYS: tuple[str, ...] = ("map", "map_50", "map_75")
-
-
-def _wandb_loggers(trainer: L.Trainer) -> list[WandbLogger]:
-    return [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
 
 
 def _key(name: str) -> str:
@@ -123,10 +120,7 @@ class PanopticMetrics(StageCallback):
         images_every_n_epochs: int = 2,
         max_images: int = 4,
     ) -> None:
-        if images_every_n_epochs < 1:
-            raise ValueError(
-                f"PanopticMetrics.images_every_n_epochs={images_every_n_epochs}: expected >= 1"
-            )
+        check_at_least("PanopticMetrics", "images_every_n_epochs", images_every_n_epochs, 1)
         self.num_classes = num_classes
         self.class_names = (
             list(class_names) if class_names else [str(i) for i in range(num_classes)]
@@ -235,7 +229,7 @@ class PanopticMetrics(StageCallback):
                 int(result["fp"][c]),
                 int(result["fn"][c]),
             )
-        for logger in _wandb_loggers(trainer):
+        for logger in wandb_loggers(trainer):
             # Through Lightning's step, so W&B's history stays monotonic.
             logger.log_metrics({f"{stage}/pq_table": table}, step=trainer.global_step)
 
@@ -267,13 +261,13 @@ class PanopticMetrics(StageCallback):
         self._update(stage, trainer, outputs, batch)
         due = trainer.current_epoch % self.images_every_n_epochs == 0
         if stage == "val" and batch_idx == 0 and due and trainer.is_global_zero:
-            if _wandb_loggers(trainer):
+            if wandb_loggers(trainer):
                 self._panels = self._make_panels(trainer, outputs, batch)
 
     def stage_end(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         result = self._finish(stage, trainer, pl_module)
         panels, self._panels = self._panels, []
-        if trainer.sanity_checking or not trainer.is_global_zero or not _wandb_loggers(trainer):
+        if trainer.sanity_checking or not trainer.is_global_zero or not wandb_loggers(trainer):
             return
         if stage == "test":
             self._table(trainer, "test", result)
@@ -281,7 +275,7 @@ class PanopticMetrics(StageCallback):
             import wandb
 
             caption = "image | ground truth | prediction | centre heatmap | offsets"
-            for logger in _wandb_loggers(trainer):
+            for logger in wandb_loggers(trainer):
                 # Through Lightning's step, so W&B's history stays monotonic.
                 logger.log_metrics(
                     {"val/panoptic": [wandb.Image(p, caption=caption) for p in panels]},

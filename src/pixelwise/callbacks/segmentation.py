@@ -8,11 +8,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.loggers import WandbLogger
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassConfusionMatrix, MulticlassJaccardIndex
 
+from pixelwise.callbacks.options import check_at_least
 from pixelwise.callbacks.stages import StageCallback
+from pixelwise.callbacks.wandb_media import wandb_loggers
 from pixelwise.metrics import CategoryInstanceIoU, CategoryIoU, InstanceIoU
 
 log = logging.getLogger("pixelwise")
@@ -78,10 +79,7 @@ class SegmentationMetrics(StageCallback):
             raise ValueError(
                 f"SegmentationMetrics: {len(self.class_names)} class names for {num_classes} classes"
             )
-        if table_every_n_epochs < 1:
-            raise ValueError(
-                f"SegmentationMetrics.table_every_n_epochs={table_every_n_epochs}: expected >= 1"
-            )
+        check_at_least("SegmentationMetrics", "table_every_n_epochs", table_every_n_epochs, 1)
         if isinstance(mean_instance_size, str) and mean_instance_size != OBSERVED:
             raise ValueError(
                 f"SegmentationMetrics.mean_instance_size={mean_instance_size!r}: expected a "
@@ -301,7 +299,7 @@ class SegmentationMetrics(StageCallback):
             self._log_table(stage, trainer, rows)
 
     def _log_table(self, stage: str, trainer: Any, rows: list[list[Any]]) -> None:
-        loggers = [lg for lg in getattr(trainer, "loggers", []) if isinstance(lg, WandbLogger)]
+        loggers = wandb_loggers(trainer)
         columns = list(TABLE_COLUMNS)
         if self.facts["class_to_category"] is None:
             columns.remove("category")

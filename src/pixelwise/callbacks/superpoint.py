@@ -10,9 +10,10 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.loggers import WandbLogger
 
+from pixelwise.callbacks.options import check_at_least
 from pixelwise.callbacks.stages import StageCallback
+from pixelwise.callbacks.wandb_media import log_images
 from pixelwise.drawing import draw_matches
 from pixelwise.geometry.matching import match_descriptors, ransac_inliers
 from pixelwise.hpatches_report import format_table
@@ -52,8 +53,7 @@ class SuperPointEvaluation(StageCallback):
         max_distance: float | None = 0.7,
         ransac_threshold: float = 3.0,
     ) -> None:
-        if every_n_epochs < 1:
-            raise ValueError(f"SuperPointEvaluation.every_n_epochs={every_n_epochs}: expected >= 1")
+        check_at_least("SuperPointEvaluation", "every_n_epochs", every_n_epochs, 1)
         self.protocol = dict(protocol) if protocol is not None else None
         self.model_name = model_name
         self.output_dir = output_dir
@@ -152,14 +152,9 @@ class SuperPointEvaluation(StageCallback):
             return
         self._log(pl_module, "val", self.evaluator.compute())
         if self.pictures:
-            for logger in trainer.loggers:
-                if isinstance(logger, WandbLogger):
-                    logger.log_image(
-                        key="val/matches",
-                        images=self.pictures,
-                        caption=["green: RANSAC inliers, red: outliers"] * len(self.pictures),
-                        step=trainer.global_step,
-                    )
+            log_images(
+                trainer, "val/matches", self.pictures, "green: RANSAC inliers, red: outliers"
+            )
 
     def _finish_test(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.results = {name: ev.compute() for name, ev in self.evaluators.items()}

@@ -1,0 +1,49 @@
+"""The W&B loggers of a trainer, and what callbacks send them: captioned pictures, P-R curves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning as L
+import numpy as np
+from lightning.pytorch.loggers import WandbLogger
+
+__all__ = ["log_images", "log_pr_curve", "wandb_loggers"]
+
+
+def wandb_loggers(trainer: L.Trainer) -> list[WandbLogger]:
+    """The trainer's W&B loggers (empty when it logs elsewhere or nowhere)."""
+    return [lg for lg in getattr(trainer, "loggers", []) if isinstance(lg, WandbLogger)]
+
+
+def log_images(trainer: L.Trainer, key: str, images: list[np.ndarray], caption: str) -> None:
+    """Log uint8 RGB pictures [H,W,3] under ``key`` to every W&B logger, each with ``caption``, at the global step."""
+    for logger in wandb_loggers(trainer):
+        logger.log_image(
+            key=key, images=images, caption=[caption] * len(images), step=trainer.global_step
+        )
+
+
+def log_pr_curve(
+    trainer: L.Trainer,
+    key: str,
+    title: str,
+    thresholds: Sequence[float],
+    recall: Sequence[float],
+    precision: Sequence[float],
+) -> None:
+    """Log a precision-recall curve (one row per threshold) as a W&B line plot under ``key``."""
+    loggers = wandb_loggers(trainer)
+    if not loggers:
+        return
+    import wandb  # only when a W&B logger is configured
+
+    rows = [[float(t), float(r), float(p)] for t, r, p in zip(thresholds, recall, precision)]
+    table = wandb.Table(data=rows, columns=["threshold", "recall", "precision"])
+    for logger in loggers:
+        logger.experiment.log(
+            {
+                key: wandb.plot.line(table, "recall", "precision", title=title),
+                "trainer/global_step": trainer.global_step,
+            }
+        )
