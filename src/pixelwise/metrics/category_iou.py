@@ -60,6 +60,8 @@ class _CategoryMetric(Metric):
     is_differentiable = False
     higher_is_better = True
     full_state_update = False
+    # The subclass's counts per category: long [num_categories] states summed across processes.
+    category_counts: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -77,6 +79,10 @@ class _CategoryMetric(Metric):
         self.num_categories = num_categories
         self.ignore_index = ignore_index
         self.register_buffer("class_to_category", table, persistent=False)
+        for name in self.category_counts:
+            self.add_state(
+                name, default=torch.zeros(num_categories, dtype=torch.long), dist_reduce_fx="sum"
+            )
 
     def _counts(
         self, preds: torch.Tensor, target: torch.Tensor, instances: torch.Tensor | None = None
@@ -100,18 +106,7 @@ class CategoryIoU(_CategoryMetric):
     another category; IoU_k = TP / (TP + FP + FN), NaN where that is 0/0.
     """
 
-    def __init__(
-        self,
-        class_to_category: Sequence[int],
-        num_categories: int,
-        ignore_index: int = 255,
-        **kwargs,
-    ) -> None:
-        super().__init__(class_to_category, num_categories, ignore_index, **kwargs)
-        for name in ("true_positives", "false_positives", "false_negatives"):
-            self.add_state(
-                name, default=torch.zeros(num_categories, dtype=torch.long), dist_reduce_fx="sum"
-            )
+    category_counts = ("true_positives", "false_positives", "false_negatives")
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
         """Accumulate preds (long [B,H,W] or logits [B,C,H,W]) against target (long [B,H,W], ignore_index skipped)."""
@@ -139,6 +134,8 @@ class CategoryInstanceIoU(_CategoryMetric):
     others add w_t to iFN. FP_k counts pixels predicted in category k whose target is a
     non-ignored class of another category. States are sums, as in `InstanceIoU`.
     """
+
+    category_counts = ("false_positives",)
 
     def __init__(
         self,
@@ -180,9 +177,6 @@ class CategoryInstanceIoU(_CategoryMetric):
         )
         self.add_state(
             "instance_count", default=zeros(num_classes, torch.long), dist_reduce_fx="sum"
-        )
-        self.add_state(
-            "false_positives", default=zeros(num_categories, torch.long), dist_reduce_fx="sum"
         )
 
     def update(self, preds: torch.Tensor, target: torch.Tensor, instances: torch.Tensor) -> None:

@@ -121,6 +121,11 @@ class DetectionTask(PixelwiseTask):
         """images [B,3,H,W] -> the net's raw output (dense maps, or detections for torchvision)."""
         return self.net(self.as_input(images))
 
+    def _dense_maps(self, images: torch.Tensor) -> tuple[Any, Any, Any, Sequence[int]]:
+        """A dense net's per-level class logits, box distances and centerness, and its strides."""
+        out = self(images)
+        return out["cls_logits"], out["box_distances"], out["centerness"], self.net.strides
+
     def training_loss(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         boxes, labels, iscrowd = self.targets(batch)
         images = batch["image"]
@@ -132,13 +137,9 @@ class DetectionTask(PixelwiseTask):
             ]
             parts = self.net.losses(self.as_input(images), targets)
             return {"loss": sum(parts.values()), **parts}
-        out = self(images)
         h = self.hparams
         return fcos_loss(
-            out["cls_logits"],
-            out["box_distances"],
-            out["centerness"],
-            self.net.strides,
+            *self._dense_maps(images),
             boxes,
             labels,
             iscrowd,
@@ -152,13 +153,9 @@ class DetectionTask(PixelwiseTask):
         """images [B,3,H,W] -> per image {"boxes" [N,4], "scores" [N], "labels" [N]}."""
         if self.own_loss:
             return self.net.detect(self.as_input(images))
-        out = self(images)
         h = self.hparams
         return decode_dense_detections(
-            out["cls_logits"],
-            out["box_distances"],
-            out["centerness"],
-            self.net.strides,
+            *self._dense_maps(images),
             tuple(images.shape[-2:]),
             score_threshold=h.score_threshold,
             pre_nms_top_k=h.pre_nms_top_k,
