@@ -76,8 +76,12 @@ def main() -> None:
         step += 1  # Lightning logs a validation with the index of the last training step
         row = (name, parameter_count(overrides), best_val, step, metrics["test/miou"], seconds)
         rows.append(row)
-        print(f"{name}: val {best_val:.3f} (after {step} steps), test {row[4]:.3f}, {seconds:.0f} s")
-    print("\n| model | parameters | val mIoU (chosen checkpoint: after N steps) | test mIoU | run time |")
+        print(
+            f"{name}: val {best_val:.3f} (after {step} steps), test {row[4]:.3f}, {seconds:.0f} s"
+        )
+    print(
+        "\n| model | parameters | val mIoU (chosen checkpoint: after N steps) | test mIoU | run time |"
+    )
     print("|---|---|---|---|---|")
     for name, params, val, step, test, seconds in rows:
         print(f"| {name} | {params:,} | {val:.3f} ({step}) | {test:.3f} | {seconds / 60:.1f} min |")
