@@ -45,3 +45,31 @@ def test_bad_model_option_is_reported_with_its_key(tmp_path):
     assert proc.returncode != 0
     assert "features=['texture']" in proc.stderr + proc.stdout
     assert "'color', 'position'" in proc.stderr + proc.stdout
+
+
+def test_benchmark_runs_every_model_on_one_budget():
+    """benchmarks/segmentation_baselines.py: the six configs differ in the model only."""
+    import importlib.util
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from tests.integration.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location(
+        "segmentation_baselines", REPO / "benchmarks" / "segmentation_baselines.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert len(bench.MODELS) == 6
+    rest, targets = [], set()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        for overrides in bench.MODELS.values():
+            cfg = compose("train", ["experiment=segmentation_baselines", *overrides])
+            targets.add((cfg.model._target_, cfg.model.get("upsampling")))
+            cfg = OmegaConf.to_container(cfg, resolve=False)
+            cfg.pop("model")
+            rest.append(cfg)
+    assert len(targets) == 6
+    assert all(r == rest[0] for r in rest)
+    assert rest[0]["trainer"]["max_steps"] == 400 and rest[0]["data"]["batch_size"] == 16
