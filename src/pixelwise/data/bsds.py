@@ -22,9 +22,8 @@ from typing import Any
 import cv2
 import numpy as np
 import scipy.io
-from torch.utils.data import Dataset
 
-from pixelwise.data.edge_labels import check_label_mode, edge_item
+from pixelwise.data.edge_labels import EdgeDataset
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 Transform = Callable[..., dict[str, Any]]
@@ -98,7 +97,7 @@ def read_bsds_boundaries(path: str | Path) -> np.ndarray:
     return np.stack(maps)
 
 
-class BSDS500(Dataset):
+class BSDS500(EdgeDataset):
     """BSDS500 split(s) in the Berkeley layout: items as `edge_item` (image, annotations, targets).
 
     `split` is one of train/val/test or a list of them (HED trains on train + val).
@@ -113,7 +112,7 @@ class BSDS500(Dataset):
         label_threshold: float = 0.5,
         transform: Transform | None = None,
     ) -> None:
-        check_label_mode(label_mode, label_threshold, "data label_mode")
+        super().__init__(label_mode, label_threshold, transform)
         splits = [split] if isinstance(split, str) else list(split)
         for s in splits:
             if s not in SPLITS:
@@ -121,9 +120,6 @@ class BSDS500(Dataset):
                     f"BSDS500: split={s!r}: expected one of {SPLITS} or a list of them"
                 )
         self.data_dir = find_bsds_data(root)
-        self.label_mode = label_mode
-        self.label_threshold = label_threshold
-        self.transform = transform
         self.items: list[tuple[Path, Path]] = []
         for s in splits:
             image_dir = self.data_dir / "images" / s
@@ -153,14 +149,7 @@ class BSDS500(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         image, boundaries = self.annotations(index)
-        return edge_item(
-            image,
-            self.label_mode,
-            self.label_threshold,
-            annotations=boundaries,
-            transform=self.transform,
-            name=self.items[index][0].stem,
-        )
+        return self.item(image, self.items[index][0].stem, annotations=boundaries)
 
 
 def read_pair_list(
@@ -190,7 +179,7 @@ def read_pair_list(
     return pairs
 
 
-class EdgePairList(Dataset):
+class EdgePairList(EdgeDataset):
     """Image / averaged-label pairs from a HED/RCF list file: items as `edge_item`."""
 
     def __init__(
@@ -201,11 +190,8 @@ class EdgePairList(Dataset):
         label_threshold: float = 0.5,
         transform: Transform | None = None,
     ) -> None:
-        check_label_mode(label_mode, label_threshold, "data label_mode")
+        super().__init__(label_mode, label_threshold, transform)
         self.pairs = read_pair_list(list_file, root)
-        self.label_mode = label_mode
-        self.label_threshold = label_threshold
-        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -219,11 +205,4 @@ class EdgePairList(Dataset):
                 f"{label_path}: label is {mean.shape[0]}x{mean.shape[1]} but the image "
                 f"{image_path} is {image.shape[0]}x{image.shape[1]}; expected the same size"
             )
-        return edge_item(
-            image,
-            self.label_mode,
-            self.label_threshold,
-            mean=mean,
-            transform=self.transform,
-            name=image_path.stem,
-        )
+        return self.item(image, image_path.stem, mean=mean)

@@ -98,17 +98,18 @@ class CityscapesLabelled(Dataset):
 
     @property
     def info(self) -> DatasetInfo:
-        """The label facts above, as ``DataModule.info`` reads them."""
-        return DatasetInfo(
-            num_classes=self.num_classes,
-            class_names=self.class_names,
-            ignore_index=self.ignore_index,
-            palette=self.palette,
-            instance_classes=self.instance_classes,
-            class_to_category=self.class_to_category,
-            category_names=self.category_names,
-            mean_instance_size=self.mean_instance_size,
+        """The label facts above (each a ``DatasetInfo`` field of the same name), as ``DataModule.info`` reads them."""
+        facts = (
+            "num_classes",
+            "class_names",
+            "ignore_index",
+            "palette",
+            "instance_classes",
+            "class_to_category",
+            "category_names",
+            "mean_instance_size",
         )
+        return DatasetInfo(**{name: getattr(self, name) for name in facts})
 
     def decode_instances(self, raw: np.ndarray, path: Path) -> np.ndarray:
         """The instance PNG's values [H, W] -> ids 1..K int32 [H, W] on evaluated instance classes."""

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 LABEL_MODES: tuple[str, ...] = ("each", "mean", "consensus")
 
@@ -108,3 +109,34 @@ def edge_item(
         "weights": torch.from_numpy(np.ascontiguousarray(weights, dtype=np.float32)),
         "name": name,
     }
+
+
+class EdgeDataset(Dataset):
+    """Base of the edge datasets: the label mode, its threshold and the transform, checked once,
+    and the `edge_item` a subclass's ``__getitem__`` returns through ``item``."""
+
+    def __init__(
+        self, label_mode: str, label_threshold: float, transform: Callable[..., Any] | None
+    ) -> None:
+        check_label_mode(label_mode, label_threshold, "data label_mode")
+        self.label_mode = label_mode
+        self.label_threshold = label_threshold
+        self.transform = transform
+
+    def item(
+        self,
+        image: np.ndarray,
+        name: str,
+        annotations: np.ndarray | None = None,
+        mean: np.ndarray | None = None,
+    ) -> dict[str, Any]:
+        """`edge_item` of uint8 image [H,W,3] and annotations [K,H,W] or a mean [H,W], named `name`."""
+        return edge_item(
+            image,
+            self.label_mode,
+            self.label_threshold,
+            annotations=annotations,
+            mean=mean,
+            transform=self.transform,
+            name=name,
+        )

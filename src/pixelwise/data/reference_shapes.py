@@ -33,7 +33,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from pixelwise.data.shape_primitives import _random_color, _random_colors
+from pixelwise.data.shape_primitives import PRIMITIVES, _random_color, _random_colors
 
 __all__ = [
     "REFERENCE_CANVAS",
@@ -517,16 +517,10 @@ def gaussian_noise(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.empty((0, 2), np.int64)
 
 
+# The same primitives, under the same names and in the same order, as the fast renderer's
+# (shape_primitives.PRIMITIVES): each is this module's function of that name.
 REFERENCE_DRAW_FUNCTIONS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {
-    "draw_lines": draw_lines,
-    "draw_polygon": draw_polygon,
-    "draw_multiple_polygons": draw_multiple_polygons,
-    "draw_ellipses": draw_ellipses,
-    "draw_star": draw_star,
-    "draw_checkerboard": draw_checkerboard,
-    "draw_stripes": draw_stripes,
-    "draw_cube": draw_cube,
-    "gaussian_noise": gaussian_noise,
+    name: globals()[name] for name in PRIMITIVES
 }
 
 

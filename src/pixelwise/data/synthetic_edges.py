@@ -17,9 +17,8 @@ from typing import Any
 import cv2
 import numpy as np
 from skimage.measure import label as connected_regions
-from torch.utils.data import Dataset
 
-from pixelwise.data.edge_labels import check_label_mode, edge_item
+from pixelwise.data.edge_labels import EdgeDataset
 from pixelwise.data.synthetic_scenes import SPLIT_IDS, SyntheticScenes
 
 # The eight one-pixel shifts (dy, dx) an annotator's stroke may be off by.
@@ -101,7 +100,7 @@ def simulate_annotators(
     return out
 
 
-class SyntheticEdges(Dataset):
+class SyntheticEdges(EdgeDataset):
     """Synthetic street scenes with the boundaries drawn by `annotators` simulated annotators.
 
     Items as `edge_item`: "image" [3,H,W], "edges" bool [K,H,W], "targets"/"weights" from
@@ -122,7 +121,7 @@ class SyntheticEdges(Dataset):
         label_threshold: float = 0.5,
         transform: Any = None,
     ) -> None:
-        check_label_mode(label_mode, label_threshold, "data label_mode")
+        super().__init__(label_mode, label_threshold, transform)
         if annotators < 1:
             raise ValueError(f"SyntheticEdges: annotators={annotators}: expected >= 1")
         self.scenes = SyntheticScenes(split=split, size=size, length=length, seed=seed)
@@ -132,9 +131,6 @@ class SyntheticEdges(Dataset):
         self.shift_prob = shift_prob
         self.max_drop_area = max_drop_area
         self.max_drop_contrast = max_drop_contrast
-        self.label_mode = label_mode
-        self.label_threshold = label_threshold
-        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.scenes)
@@ -160,11 +156,4 @@ class SyntheticEdges(Dataset):
         # Rendering is single-threaded by design; cv2's own pool would fight DataLoader workers.
         cv2.setNumThreads(0)
         image, annotations = self.render(index)
-        return edge_item(
-            image,
-            self.label_mode,
-            self.label_threshold,
-            annotations=annotations,
-            transform=self.transform,
-            name=f"{self.split}_{index:05d}",
-        )
+        return self.item(image, f"{self.split}_{index:05d}", annotations=annotations)

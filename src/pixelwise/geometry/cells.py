@@ -23,6 +23,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from pixelwise.geometry.keypoints import check_gray_batch
+
 __all__ = [
     "CELL",
     "DUSTBIN",
@@ -213,14 +215,7 @@ def heatmap_to_cell_distribution(heat: torch.Tensor) -> torch.Tensor:
     strong points in a cell, e.g. an aggregated homographic-adaptation heatmap). A cell of all
     zeros is a pure dustbin. Negative values are an error. Padding to a multiple of 8 is zeros.
     """
-    if heat.dim() != 4 or heat.shape[1] != 1:
-        raise ValueError(
-            f"heatmap_to_cell_distribution: expected heat [B, 1, H, W], got shape {list(heat.shape)}"
-        )
-    if not heat.is_floating_point():
-        raise TypeError(
-            f"heatmap_to_cell_distribution: heat must be a float tensor, got {heat.dtype}"
-        )
+    check_gray_batch(heat, "heatmap_to_cell_distribution")
     if (heat < 0).any():
         raise ValueError(
             f"heatmap_to_cell_distribution: heat must be >= 0 (probabilities), min is {heat.min().item():.4g}"

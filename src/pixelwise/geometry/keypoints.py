@@ -18,6 +18,7 @@ __all__ = [
     "NMS_SHAPES",
     "Extraction",
     "box_iou_offsets",
+    "check_gray_batch",
     "MAGICPOINT_EVAL_EXTRACTION",
     "SUPERPOINT_EXTRACTION",
     "extract_keypoints",
@@ -25,12 +26,13 @@ __all__ = [
 ]
 
 
-def _check_heat(heat: torch.Tensor, name: str) -> None:
-    if not isinstance(heat, torch.Tensor) or heat.dim() != 4 or heat.shape[1] != 1:
-        shape = list(heat.shape) if isinstance(heat, torch.Tensor) else type(heat).__name__
-        raise ValueError(f"{name}: expected a heatmap [B, 1, H, W], got {shape}")
-    if not heat.is_floating_point():
-        raise TypeError(f"{name}: heat must be a float tensor, got {heat.dtype}")
+def check_gray_batch(x: torch.Tensor, name: str, what: str = "heat") -> None:
+    """Raise unless ``x`` is a float tensor [B, 1, H, W] (a heatmap, gray images); errors name ``name``."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 1:
+        shape = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name}: expected {what} [B, 1, H, W], got {shape}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name}: {what} must be a float tensor, got {x.dtype}")
 
 
 def _score_ranks(heat: torch.Tensor) -> torch.Tensor:
@@ -63,7 +65,7 @@ def nms_heatmap(heat: torch.Tensor, radius: int = 4) -> torch.Tensor:
     greedy. Each round decides at least the best undecided pixel; in practice a few rounds
     (about one per ``radius + 1`` pixels along a monotone ridge).
     """
-    _check_heat(heat, "nms_heatmap")
+    check_gray_batch(heat, "nms_heatmap")
     if radius < 0:
         raise ValueError(f"nms_heatmap: radius must be >= 0, got {radius}")
     kept = _greedy_nms_mask(heat, heat > 0, radius)
@@ -157,7 +159,7 @@ def extract_keypoints(
     (after NMS, as the official demo), then keeps the ``top_k`` highest scores (``None``: all).
     Equal scores are ordered row-major.
     """
-    _check_heat(heat, "extract_keypoints")
+    check_gray_batch(heat, "extract_keypoints")
     if border < 0:
         raise ValueError(f"extract_keypoints: border must be >= 0, got {border}")
     if top_k is not None and top_k < 0:

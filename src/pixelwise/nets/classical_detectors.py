@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from pixelwise.geometry.keypoints import check_gray_batch
+
 __all__ = ["ClassicalDetector", "fast_score_map", "METHODS"]
 
 METHODS = ("harris", "shi", "fast")
@@ -146,14 +148,7 @@ class ClassicalDetector(nn.Module):
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images [B,1,H,W] float in [0,1] -> heat [B,1,H,W] in [0,1]."""
-        if images.dim() != 4 or images.shape[1] != 1:
-            raise ValueError(
-                f"ClassicalDetector: expected gray images [B, 1, H, W], got shape {list(images.shape)}"
-            )
-        if not images.is_floating_point():
-            raise TypeError(
-                f"ClassicalDetector: images must be float in [0, 1], got {images.dtype}"
-            )
+        check_gray_batch(images, "ClassicalDetector", "gray images")
         arr = images.detach().to("cpu", torch.float32).numpy()
         heat = np.stack(
             [self._one(np.ascontiguousarray(arr[b, 0]))[None] for b in range(arr.shape[0])]
