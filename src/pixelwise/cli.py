@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 import traceback
 import warnings
@@ -24,8 +25,9 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from pixelwise import interrupts
 from pixelwise.errors import UserError
-from pixelwise.run_dirs import run_dir_for, wandb_run_id
+from pixelwise.run_dirs import last_checkpoint, run_dir_for, wandb_run_id
 from pixelwise.tasks.base import TASK_CLASS_KEY
 from pixelwise.weights_settings import apply_weights_settings
 
@@ -193,6 +195,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     callbacks = _instantiate_dict(cfg.get("callbacks"), "callbacks")
     loggers = _instantiate_dict(cfg.get("logger"), "logger")
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    interrupts.watch(trainer)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     for logger in loggers:
         logger.log_hyperparams(resolved)
@@ -623,24 +626,83 @@ def _silence_harmless_warnings() -> None:
         warnings.filterwarnings("ignore", message=message)
 
 
+def _checkpoint_step(path: Path) -> int | None:
+    """The ``global_step`` a Lightning checkpoint was written at (memory-mapped, weights-only), or None."""
+    try:
+        with torch.serialization.safe_globals(_checkpoint_safe_globals()):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(ckpt["global_step"])
+    except Exception:  # noqa: BLE001 — a half-written or foreign file: say nothing about its step
+        return None
+
+
+# Lightning's RunningStage values, as the interruption message says them (training says nothing).
+_STAGE_WORDS = {
+    "sanity_check": "in the sanity check",
+    "validate": "during validation",
+    "test": "during testing",
+    "predict": "during prediction",
+}
+
+
+def interruption_message(signum: int, cfg: DictConfig) -> str:
+    """One line for a run ended by ``signum``: where it stopped and how to resume it."""
+    name = signal.Signals(signum).name
+    trainer = interrupts.watched_trainer()
+    stage = getattr(getattr(trainer, "state", None), "stage", None)
+    where = f"stopped at step {trainer.global_step}" if trainer is not None else "stopped"
+    if stage is not None and stage.value in _STAGE_WORDS:
+        where += f" ({_STAGE_WORDS[stage.value]})"
+    try:
+        last = last_checkpoint(_output_dir(cfg))
+    except Exception:  # noqa: BLE001 — no paths.output_dir (called as a library)
+        last = None
+    if last is None:
+        return f"interrupted by {name}: {where}; no checkpoint was written yet"
+    step = _checkpoint_step(last)
+    saved = f" (saved at step {step})" if step is not None else ""
+    return f"interrupted by {name}: {where}; resume with ckpt_path={last}{saved}"
+
+
+def _report_interruption(signum: int, cfg: DictConfig) -> None:
+    """The one-line message on the console (rank zero only) and in the run's log file."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    if getattr(rank_zero_only, "rank", 0) != 0:
+        return
+    message = interruption_message(signum, cfg)
+    print(message, file=sys.stderr, flush=True)
+    _log_to_files(message)
+
+
 def _run(fn, cfg: DictConfig) -> Any:
     _route_library_logs_to_the_run_log()
     _silence_harmless_warnings()
-    try:
-        return fn(cfg)
-    except Exception as err:
-        message = user_error_message(err, cfg)
-        if message is None or (_full_errors() and not isinstance(err, UserError)):
-            # A bug or a full-error request: the traceback also goes into the run's log file.
-            _log_to_files(f"run failed:\n{traceback.format_exc()}")
-            raise
-        print(f"error: {message}", file=sys.stderr)
-        if not isinstance(err, UserError):
-            print("(HYDRA_FULL_ERROR=1 shows the traceback)", file=sys.stderr)
-        _log_to_files(f"error: {message}")
-        _remove_empty_run_dir(cfg)
-        # SystemExit passes through Hydra without a traceback.
-        raise SystemExit(2) from None
+    with interrupts.catch_signals():
+        try:
+            return fn(cfg)
+        except BaseException as err:
+            signum = interrupts.received()
+            if signum is not None:
+                # Whatever the signal left behind (Lightning's exit, a worker it killed, a rank
+                # whose peer left a collective) is the interruption, reported in one line.
+                interrupts.stop_reporting_worker_deaths()
+                _report_interruption(signum, cfg)
+                raise SystemExit(128 + signum) from None
+            if not isinstance(err, Exception):
+                raise
+            message = user_error_message(err, cfg)
+            if message is None or (_full_errors() and not isinstance(err, UserError)):
+                # A bug or a full-error request: the traceback also goes into the run's log file.
+                _log_to_files(f"run failed:\n{traceback.format_exc()}")
+                raise
+            print(f"error: {message}", file=sys.stderr)
+            if not isinstance(err, UserError):
+                print("(HYDRA_FULL_ERROR=1 shows the traceback)", file=sys.stderr)
+            _log_to_files(f"error: {message}")
+            _remove_empty_run_dir(cfg)
+            # SystemExit passes through Hydra without a traceback.
+            raise SystemExit(2) from None
 
 
 # What Hydra (and build) put into a run directory before anything ran.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["checkpoint_run", "run_dir_for", "wandb_run_id"]
+__all__ = ["checkpoint_run", "last_checkpoint", "run_dir_for", "wandb_run_id"]
 
 
 def checkpoint_run(ckpt_path: str | None) -> Path | None:
@@ -41,3 +41,9 @@ def wandb_run_id(ckpt_path: str | None, job: str = "train") -> str | None:
     runs = sorted((run / "wandb").glob("*run-*-*"), key=lambda p: p.name.split("run-", 1)[1])
     runs = [p for p in runs if p.is_dir() and not p.is_symlink()]
     return runs[-1].name.rsplit("-", 1)[1] if runs else None
+
+
+def last_checkpoint(run: str | Path) -> Path | None:
+    """``RUN/checkpoints/last.ckpt`` (written after every validation, to resume from) if it exists."""
+    path = Path(run) / "checkpoints" / "last.ckpt"
+    return path if path.is_file() else None

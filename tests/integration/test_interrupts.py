@@ -1,0 +1,133 @@
+"""Ctrl-C and SIGTERM end a training run, every DDP rank and DataLoader worker, quietly and fast.
+
+Each run starts train.py in its own process group (as a shell starts a job), waits until
+checkpoints/last.ckpt shows training steps have run, and signals the group (Ctrl-C, ``kill -TERM
+-PGID``, a cluster's SIGTERM to the job) or rank 0 alone (``kill PID``). Before pixelwise handled
+the signals, SIGTERM printed one traceback per killed worker (286 lines on stderr for a 2-rank run
+with 2 workers each) and ``kill <rank 0>`` left all ten processes running for good.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import REPO, env
+
+# A run far longer than the test (so training is under way when the signal comes), that
+# validates and writes checkpoints/last.ckpt every 5 steps, with 2 DataLoader workers per rank.
+LONG_RUN = [
+    "data.train.length=100000",
+    "data.val.length=4",
+    "data.test.length=4",
+    "data.train.size=[32,48]",
+    "data.batch_size=2",
+    "data.eval_batch_size=2",
+    "data.num_workers=2",
+    "model.base_channels=4",
+    "model.depth=2",
+    "trainer.max_epochs=1",
+    "trainer.val_check_interval=5",
+    "trainer.num_sanity_val_steps=0",
+    "logger=csv",
+]
+# How long every process of the group may take to end after the signal.
+EXIT_SECONDS = 20
+MESSAGE = re.compile(
+    r"^interrupted by (SIGINT|SIGTERM): stopped at step (\d+)(?: \(during validation\))?; "
+    r"resume with ckpt_path=(\S+last\.ckpt) \(saved at step (\d+)\)$"
+)
+
+
+def _alive(pgid: int) -> list[str]:
+    """``pid stat`` of the group's processes that are not zombies."""
+    out = subprocess.run(
+        ["ps", "-o", "pid=,stat=", "-g", str(pgid)], capture_output=True, text=True
+    ).stdout
+    return [
+        line.strip() for line in out.splitlines() if line.strip() and "Z" not in line.split()[1]
+    ]
+
+
+def interrupt_run(tmp_path: Path, args: list[str], signum: int, whole_group: bool):
+    """Start train.py, signal it once training steps ran; (returncode, stderr, seconds to exit, run dir)."""
+    run_dir = tmp_path / "run"
+    stdout, stderr = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with stdout.open("w") as out, stderr.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, str(REPO / "train.py"), *LONG_RUN, *args, f"hydra.run.dir={run_dir}"],
+            cwd=tmp_path,
+            env=env(),
+            stdout=out,
+            stderr=err,
+            start_new_session=True,  # its own process group, as a shell's job
+        )
+    pgid = proc.pid
+    try:
+        deadline = time.monotonic() + 300
+        while not (run_dir / "checkpoints" / "last.ckpt").is_file():
+            assert proc.poll() is None, f"train.py exited {proc.returncode}: {stderr.read_text()}"
+            assert time.monotonic() < deadline, "no checkpoint after 300 s"
+            time.sleep(0.2)
+        time.sleep(2)  # training goes on after the validation that wrote it
+        processes = len(_alive(pgid))
+        if whole_group:
+            os.killpg(pgid, signum)
+        else:
+            os.kill(proc.pid, signum)
+        sent = time.monotonic()
+        while _alive(pgid) and time.monotonic() - sent < 60:
+            time.sleep(0.1)
+        seconds = time.monotonic() - sent
+        left = _alive(pgid)
+        assert not left, f"{len(left)} of {processes} processes alive 60 s after the signal: {left}"
+        return proc.wait(timeout=10), stderr.read_text(), seconds, run_dir, processes
+    finally:
+        if _alive(pgid):
+            os.killpg(pgid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def check_quiet_exit(tmp_path: Path, args: list[str], signum: int, whole_group: bool, ranks: int):
+    code, stderr, seconds, run_dir, processes = interrupt_run(tmp_path, args, signum, whole_group)
+    # Each rank and its workers (2 training, 2 validation) were running.
+    assert processes >= ranks * 3, processes
+    assert seconds < EXIT_SECONDS, f"the processes took {seconds:.1f} s to end"
+    assert code == 128 + signum
+    assert "Traceback" not in stderr and "Error" not in stderr, stderr[-3000:]
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr[-3000:]
+    match = MESSAGE.match(lines[0])
+    assert match, lines[0]
+    assert match[1] == signal.Signals(signum).name
+    stopped, saved = int(match[2]), int(match[4])
+    assert Path(match[3]) == run_dir / "checkpoints" / "last.ckpt"
+    assert saved % 5 == 0 and 5 <= saved <= stopped
+    assert lines[0] in (run_dir / "train.log").read_text()
+
+
+def test_ctrl_c_ends_a_single_process_run_in_one_line(tmp_path):
+    check_quiet_exit(tmp_path, ["trainer.devices=1"], signal.SIGINT, True, ranks=1)
+
+
+@pytest.mark.slow
+def test_sigterm_ends_a_single_process_run_and_its_workers_in_one_line(tmp_path):
+    # Its DataLoader workers die of the same SIGTERM: once a traceback each.
+    check_quiet_exit(tmp_path, ["trainer.devices=1"], signal.SIGTERM, True, ranks=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "signum, whole_group",
+    [(signal.SIGINT, True), (signal.SIGTERM, True), (signal.SIGTERM, False)],
+    ids=["ctrl-c", "sigterm-group", "sigterm-rank0"],
+)
+def test_ddp_run_ends_every_rank_and_worker_in_one_line(tmp_path, signum, whole_group):
+    check_quiet_exit(tmp_path, ["trainer=ddp_cpu", "trainer.devices=2"], signum, whole_group, 2)
