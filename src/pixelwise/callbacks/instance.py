@@ -31,9 +31,9 @@ class InstanceMetrics(CocoMetrics):
     """COCO box AP (``<stage>/map``, ``map_50``, ...) and mask AP (``<stage>/mask_map``, ``mask_map_50``, ...).
 
     Per class mask AP as ``<stage>/mask_ap/<class>``. The batch needs "masks" (data.with_masks=true).
-    States are gathered under DDP by torchmetrics; values equal pycocotools' COCOeval (tests).
-    Under DDP the ranks must hold the same number of images: torchmetrics 1.9 gathers the ``segm``
-    per-image lists element by element (a gloo size mismatch otherwise).
+    Values equal pycocotools' COCOeval (tests); under DDP the states are gathered whole, rank by
+    rank (:class:`~pixelwise.metrics.coco_map.CocoMeanAveragePrecision`), so uneven shards give the
+    single-process values (tests/metrics/test_coco_map_ddp.py).
     """
 
     per_class_key = "segm_map_per_class"

@@ -11,10 +11,14 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-from torchmetrics.detection import MeanAveragePrecision
 from torchvision.ops import masks_to_boxes
 
-from pixelwise.metrics.coco_map import COCO_IOU_THRESHOLDS, COCO_RECALL_THRESHOLDS, DEFAULT_BACKEND
+from pixelwise.metrics.coco_map import (
+    COCO_IOU_THRESHOLDS,
+    COCO_RECALL_THRESHOLDS,
+    DEFAULT_BACKEND,
+    CocoMeanAveragePrecision,
+)
 
 __all__ = ["coco_mask_map", "mask_boxes"]
 
@@ -24,11 +28,11 @@ def coco_mask_map(
     iou_type: tuple[str, ...] | str = ("bbox", "segm"),
     class_metrics: bool = False,
     **kwargs: Any,
-) -> MeanAveragePrecision:
-    """MeanAveragePrecision over xyxy boxes and masks with COCOeval's float64 thresholds."""
+) -> CocoMeanAveragePrecision:
+    """MeanAveragePrecision over xyxy boxes and masks, COCOeval's float64 thresholds, DDP-exact."""
     kwargs.setdefault("iou_thresholds", list(COCO_IOU_THRESHOLDS))
     kwargs.setdefault("rec_thresholds", list(COCO_RECALL_THRESHOLDS))
-    return MeanAveragePrecision(
+    return CocoMeanAveragePrecision(
         box_format="xyxy", iou_type=iou_type, backend=backend, class_metrics=class_metrics, **kwargs
     )
 
