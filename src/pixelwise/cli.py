@@ -646,13 +646,16 @@ _STAGE_WORDS = {
 
 
 def interruption_message(signum: int, cfg: DictConfig) -> str:
-    """One line for a run ended by ``signum``: where it stopped and how to resume it."""
+    """One line for a run ended by ``signum``: where it stopped and, for a fit, how to resume it."""
     name = signal.Signals(signum).name
     trainer = interrupts.watched_trainer()
-    stage = getattr(getattr(trainer, "state", None), "stage", None)
-    where = f"stopped at step {trainer.global_step}" if trainer is not None else "stopped"
-    if stage is not None and stage.value in _STAGE_WORDS:
-        where += f" ({_STAGE_WORDS[stage.value]})"
+    state = getattr(trainer, "state", None)
+    if trainer is None or state.fn is None:
+        return f"interrupted by {name} while setting up the run"
+    stage = _STAGE_WORDS.get(state.stage.value) if state.stage is not None else None
+    if state.fn.value != "fit":  # evaluate.py, or the test after a fit
+        return f"interrupted by {name}: stopped {stage or 'after ' + state.fn.value}"
+    where = f"stopped at step {trainer.global_step}" + (f" ({stage})" if stage else "")
     try:
         last = last_checkpoint(_output_dir(cfg))
     except Exception:  # noqa: BLE001 — no paths.output_dir (called as a library)

@@ -1,0 +1,83 @@
+"""pixelwise.interrupts and the interruption line of pixelwise.cli, in one process (no training)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from lightning.pytorch.trainer.states import RunningStage, TrainerFn
+from omegaconf import OmegaConf
+
+from pixelwise import interrupts
+from pixelwise.cli import interruption_message
+
+
+def _signal_self(signum: int) -> None:
+    os.kill(os.getpid(), signum)
+    time.sleep(1)  # the handler runs (and raises) before this returns
+
+
+@pytest.mark.parametrize(
+    "signum, error",
+    [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, interrupts.Interrupted)],
+)
+def test_a_signal_is_recorded_and_stops_the_block(signum, error):
+    before = signal.getsignal(signum)
+    with pytest.raises(error), interrupts.catch_signals():
+        _signal_self(signum)
+    assert interrupts.received() == signum
+    assert signal.getsignal(signum) is before  # the previous handler is back
+
+
+def test_an_ignored_sigint_stays_ignored():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with interrupts.catch_signals():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            _signal_self(signal.SIGINT)
+        assert interrupts.received() is None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _trainer(fn: str, stage: str | None, step: int = 12):
+    return SimpleNamespace(
+        state=SimpleNamespace(
+            fn=TrainerFn(fn), stage=RunningStage(stage) if stage is not None else None
+        ),
+        global_step=step,
+        strategy=SimpleNamespace(launcher=None),
+    )
+
+
+def _message(trainer, run: Path, signum: int = signal.SIGTERM) -> str:
+    cfg = OmegaConf.create({"paths": {"output_dir": str(run)}})
+    with interrupts.catch_signals():
+        if trainer is not None:
+            interrupts._state.trainer = trainer
+        return interruption_message(signum, cfg)
+
+
+def test_the_message_says_where_a_fit_stopped_and_how_to_resume(tmp_path):
+    assert _message(_trainer("fit", "train"), tmp_path) == (
+        "interrupted by SIGTERM: stopped at step 12; no checkpoint was written yet"
+    )
+    (tmp_path / "checkpoints").mkdir()
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    torch.save({"global_step": 10, "state_dict": {}}, last)
+    assert _message(_trainer("fit", "validate"), tmp_path, signal.SIGINT) == (
+        f"interrupted by SIGINT: stopped at step 12 (during validation); resume with "
+        f"ckpt_path={last} (saved at step 10)"
+    )
+
+
+def test_the_message_of_an_evaluation_or_a_setup(tmp_path):
+    assert _message(_trainer("test", "test"), tmp_path) == (
+        "interrupted by SIGTERM: stopped during testing"
+    )
+    assert _message(None, tmp_path) == "interrupted by SIGTERM while setting up the run"
