@@ -240,6 +240,28 @@ class TestEvaluation:
         heat_b = ClassicalDetector("fast")(warped)
         assert len(out.detections["fast"].keypoints_b[0]) <= int((heat_b[0] > 0).sum())
 
+    def test_adapted_teacher_is_scored_on_the_same_pairs(self):
+        # One homography (the identity): the adapted heatmap is the teacher's own heatmap.
+        task = make(baselines=["adapted_teacher"], num_homographies=1)
+        x = images(b=2, h=48, w=64)
+        out = task.validation_step({"image": x, "index": torch.tensor([0, 1])}, 0)
+        assert set(out.detections) == {"student", "teacher", "adapted_teacher"}
+        for who in ("keypoints_a", "keypoints_b"):
+            for got, want in zip(
+                getattr(out.detections["adapted_teacher"], who),
+                getattr(out.detections["teacher"], who),
+            ):
+                assert torch.equal(got, want)
+        # More homographies: a different (averaged) heatmap, the same for the same batch.
+        task = make(baselines=["adapted_teacher"], num_homographies=6)
+        first = task.validation_step({"image": x, "index": torch.tensor([0, 1])}, 0)
+        again = task.validation_step({"image": x, "index": torch.tensor([0, 1])}, 0)
+        for a, b in zip(
+            first.detections["adapted_teacher"].keypoints_a,
+            again.detections["adapted_teacher"].keypoints_a,
+        ):
+            assert torch.equal(a, b)
+
     def test_unknown_baseline_fails_at_construction(self):
         with pytest.raises(ValueError, match="unknown method 'sift'"):
             make(baselines=["sift"])

@@ -42,11 +42,13 @@ from pixelwise.tasks.base import PixelwiseTask
 from pixelwise.tasks.optim import OptimizerFactory, SchedulerFactory
 from pixelwise.tasks.outputs import AdaptationOutput, KeypointOutput, PairDetections
 
-__all__ = ["HomographicAdaptationTask", "TARGETS"]
+__all__ = ["ADAPTED_TEACHER", "HomographicAdaptationTask", "TARGETS"]
 
 log = logging.getLogger("pixelwise")
 
 TARGETS = ("soft", "hard")
+# The baseline name that scores the teacher's adapted heatmap (see HomographicAdaptationTask).
+ADAPTED_TEACHER = "adapted_teacher"
 
 
 def _seed32(*parts: object) -> int:
@@ -93,7 +95,10 @@ class HomographicAdaptationTask(PixelwiseTask):
     ``baselines`` (e.g. ``[harris, fast]``): classical detectors
     (:class:`~pixelwise.nets.ClassicalDetector`) detect on the same pairs with the same
     extraction, under their own names in ``AdaptationOutput.detections`` (list them in
-    ``callbacks.repeatability.models`` to score them).
+    ``callbacks.repeatability.models`` to score them). The name ``adapted_teacher`` scores the
+    teacher's homographic adaptation itself (``num_homographies`` homographies, drawn from a
+    generator seeded by the stage's seed and the batch's first index): the target the student
+    learns, so an upper reference for what a round can reach.
     """
 
     def __init__(
@@ -184,8 +189,13 @@ class HomographicAdaptationTask(PixelwiseTask):
         self.eval_homography = eval_homography
         self.export_extraction = export_extraction
         self.eval_extraction = eval_extraction
-        self.baselines = {m: ClassicalDetector(m) for m in baselines}  # unknown names fail here
-        self.teacher = copy.deepcopy(net).eval()
+        # Unknown names fail here (ClassicalDetector names them).
+        self.baselines = {m: ClassicalDetector(m) for m in baselines if m != ADAPTED_TEACHER}
+        self.score_adapted_teacher = ADAPTED_TEACHER in baselines
+        # Left in train mode here: teacher_heatmap switches it to eval at each use. Lightning
+        # restores the mode it found before the sanity check, and warns about eval-mode modules
+        # when training starts.
+        self.teacher = copy.deepcopy(net)
         self.teacher.requires_grad_(False)
         self.skipped_items = 0
         self._media_left = 0
@@ -421,6 +431,9 @@ class HomographicAdaptationTask(PixelwiseTask):
                 ("teacher", self.teacher_heatmap(pair)),
             ]
             heats += [(m, d(pair.float()).to(pair.dtype)) for m, d in self.baselines.items()]
+            if self.score_adapted_teacher:
+                generator = torch.Generator().manual_seed(_seed32("adapted", seed, indices[0]))
+                heats.append((ADAPTED_TEACHER, self.adapted_heatmap(pair, generator=generator)))
             for who, heat in heats:
                 heat_a, heat_b = heat[:b], heat[b:] * valid[:, None].to(heat.dtype)
                 detections[who] = PairDetections.from_detections(
