@@ -81,3 +81,10 @@ def test_the_message_of_an_evaluation_or_a_setup(tmp_path):
         "interrupted by SIGTERM: stopped during testing"
     )
     assert _message(None, tmp_path) == "interrupted by SIGTERM while setting up the run"
+
+
+def test_the_message_of_an_export_says_a_rerun_continues(tmp_path):
+    assert _message(_trainer("predict", "predict"), tmp_path) == (
+        "interrupted by SIGTERM: stopped during prediction; rerun the same command to continue "
+        "(images already written are skipped)"
+    )

@@ -653,6 +653,11 @@ def interruption_message(signum: int, cfg: DictConfig) -> str:
     if trainer is None or state.fn is None:
         return f"interrupted by {name} while setting up the run"
     stage = _STAGE_WORDS.get(state.stage.value) if state.stage is not None else None
+    if state.fn.value == "predict":  # task.run.mode=export writes one file per image as it goes
+        return (
+            f"interrupted by {name}: stopped during prediction; rerun the same command to "
+            "continue (images already written are skipped)"
+        )
     if state.fn.value != "fit":  # evaluate.py, or the test after a fit
         return f"interrupted by {name}: stopped {stage or 'after ' + state.fn.value}"
     where = f"stopped at step {trainer.global_step}" + (f" ({stage})" if stage else "")

@@ -23,6 +23,7 @@ from typing import Any
 import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from pixelwise import interrupts
 from pixelwise.callbacks.detector_weights import DetectorWeights
 from pixelwise.callbacks.pseudo_label_writer import PseudoLabelWriter
 from pixelwise.errors import UserError
@@ -161,6 +162,7 @@ def export(cfg: DictConfig, runner: Runner) -> dict[str, Any]:
     trainer = runner.instantiate(
         cfg.trainer, callbacks=[writer, *_progress_bars(cfg, runner)], logger=False
     )
+    interrupts.watch(trainer)  # Ctrl-C / SIGTERM: one line saying a rerun continues
     trainer.predict(task, datamodule=datamodule, return_predictions=False)
     summary = {**writer.summary, "images_total": total}
     if trainer.is_global_zero:

@@ -5,9 +5,10 @@ SIGTERM, passes SIGTERM on to the DDP ranks this process started and stops the p
 ``KeyboardInterrupt`` (Lightning's own shutdown path: teardown, then the other ranks are killed),
 SIGTERM outside a fit as :class:`Interrupted`. A second signal ends the process at once.
 
-During ``trainer.fit/validate/test`` Lightning's signal connector handles SIGTERM: it sets
-``trainer.received_sigterm``, the loops raise ``SIGTERMException`` at the next batch boundary and the
-ranks agree on it through the broadcast at the start of each training batch. Its handler also
+During ``trainer.fit/validate/test/predict`` Lightning's signal connector handles SIGTERM: it sets
+``trainer.received_sigterm``, the loops raise ``SIGTERMException`` at the next batch boundary (the
+prediction loop through a callback :func:`watch` adds) and the ranks agree on it through the
+broadcast at the start of each training batch. Its handler also
 broadcasts from *inside* the signal handler, an extra collective that lands at a different point
 on each rank and hangs the job for good (Lightning 2.6: ``kill <rank 0>`` left both ranks and their
 workers alive); :func:`watch` gives the trainer a connector without that broadcast.
@@ -30,6 +31,7 @@ import lightning as L
 from lightning.pytorch.trainer.connectors.signal_connector import (
     _SignalConnector as _LightningSignalConnector,
 )
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 __all__ = [
     "Interrupted",
@@ -126,9 +128,22 @@ class _SignalConnector(_LightningSignalConnector):
         self.received_sigterm = True
 
 
+class _StopPredictionOnSigterm(L.Callback):
+    """Lightning's prediction loop never looks at ``received_sigterm`` (2.6): stop at a batch boundary.
+
+    Without it a SIGTERM during ``trainer.predict`` (``task.run.mode=export``) was recorded and the
+    export ran on to the end; stopping after a batch keeps every written file whole.
+    """
+
+    def on_predict_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        if trainer.received_sigterm:
+            raise SIGTERMException
+
+
 def watch(trainer: L.Trainer) -> None:
     """Give ``trainer`` the signal connector of this module and forward signals to its ranks."""
     trainer._signal_connector = _SignalConnector(trainer)
+    trainer.callbacks.append(_StopPredictionOnSigterm())
     _state.trainer = trainer
 
 

@@ -131,3 +131,70 @@ def test_sigterm_ends_a_single_process_run_and_its_workers_in_one_line(tmp_path)
 )
 def test_ddp_run_ends_every_rank_and_worker_in_one_line(tmp_path, signum, whole_group):
     check_quiet_exit(tmp_path, ["trainer=ddp_cpu", "trainer.devices=2"], signum, whole_group, 2)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_an_export_after_a_batch_and_a_rerun_continues(tmp_path):
+    """Lightning's prediction loop ignores ``received_sigterm``: the export ran on to the end."""
+    import numpy as np
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(60):
+        Image.fromarray(rng.integers(0, 256, (48, 64), dtype=np.uint8)).save(
+            photos / f"{i:02d}.png"
+        )
+    run_dir = tmp_path / "export"
+    labels = run_dir / "pseudo_labels"
+    args = [
+        sys.executable,
+        str(REPO / "train.py"),
+        "task=homographic_adaptation",
+        "task.run.mode=export",
+        "task.num_homographies=40",
+        "data=images",
+        f"data.root={photos}",
+        "data.size=[48,64]",
+        "data.eval_batch_size=1",
+        "data.num_workers=0",
+        f"hydra.run.dir={run_dir}",
+    ]
+    err_file = tmp_path / "stderr.txt"
+    with err_file.open("w") as err:
+        proc = subprocess.Popen(
+            args,
+            cwd=tmp_path,
+            env=env(),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while len(list(labels.rglob("*.npz"))) < 2:
+            assert proc.poll() is None, f"export exited {proc.returncode}: {err_file.read_text()}"
+            assert time.monotonic() < deadline, "no pseudo-labels after 300 s"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=EXIT_SECONDS)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    assert code == 128 + signal.SIGTERM
+    assert err_file.read_text().strip() == (
+        "interrupted by SIGTERM: stopped during prediction; rerun the same command to continue "
+        "(images already written are skipped)"
+    )
+    written = sorted(labels.rglob("*.npz"))
+    assert 2 <= len(written) < 60
+    for file in written:  # stopped between batches: every file is whole
+        np.load(file)["keypoints"]
+    rerun = subprocess.run(
+        args, cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=600
+    )
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert f"export: {60 - len(written)} written" in rerun.stdout, rerun.stdout[-600:]
+    assert len(list(labels.rglob("*.npz"))) == 60
