@@ -24,7 +24,8 @@ from pixelwise.formats.panoptic import (
     write_panoptic_json,
     write_panoptic_png,
 )
-from pixelwise.metrics.coco_map import COCO_IOU_THRESHOLDS, COCO_RECALL_THRESHOLDS, DEFAULT_BACKEND
+from pixelwise.metrics.coco_map import DEFAULT_BACKEND
+from pixelwise.metrics.coco_mask_map import coco_mask_map
 from pixelwise.metrics.panoptic_quality import PanopticQuality
 from pixelwise.tasks.outputs import PanopticOutput
 
@@ -105,9 +106,8 @@ class PanopticMetrics(StageCallback):
     W&B: a per-class table (PQ, SQ, RQ, TP, FP, FN) and panels (image | ground truth | prediction
     | centre heatmap | offsets) every ``images_every_n_epochs`` validations. PQ states are sums
     (DDP-exact with the DataModule's unrepeated evaluation sampler, also when the ranks get
-    different numbers of images). Mask AP under DDP: torchmetrics' MeanAveragePrecision with
-    ``segm`` gathers its per-image lists element by element and fails when the ranks hold
-    different numbers of images (torchmetrics 1.9); set ``mask_ap=false`` for such runs.
+    different numbers of images); mask AP is :func:`~pixelwise.metrics.coco_mask_map.coco_mask_map`'s
+    ``CocoMeanAveragePrecision``, DDP-exact in the same case.
     """
 
     def __init__(
@@ -159,14 +159,9 @@ class PanopticMetrics(StageCallback):
         things = self._things(trainer)
         self.metrics[stage] = PanopticQuality(self.num_classes, things).to(pl_module.device)
         if self.mask_ap:
-            from torchmetrics.detection import MeanAveragePrecision
-
-            self.mask_metrics[stage] = MeanAveragePrecision(
-                iou_type="segm",
-                backend=self.backend,
-                iou_thresholds=list(COCO_IOU_THRESHOLDS),
-                rec_thresholds=list(COCO_RECALL_THRESHOLDS),
-            ).to(pl_module.device)
+            self.mask_metrics[stage] = coco_mask_map(iou_type="segm", backend=self.backend).to(
+                pl_module.device
+            )
 
     def _update(
         self, stage: str, trainer: L.Trainer, outputs: PanopticOutput, batch: dict[str, Any]
