@@ -239,6 +239,11 @@ class PanopticOutput:
     loss: torch.Tensor | None = None
     label_divisor: int = 1000
 
+    @property
+    def preds(self) -> torch.Tensor | None:
+        """``semantic`` under :class:`SegmentationOutput`'s name: the segmentation metrics score the semantic head."""
+        return self.semantic
+
     def instances(self, thing_classes: Sequence[int]) -> list[dict[str, torch.Tensor]]:
         """The thing segments as instance segmentation, per image {"masks" bool [N,H,W], "labels" [N], "scores" [N]}.
 
