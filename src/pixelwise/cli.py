@@ -636,12 +636,12 @@ def _checkpoint_step(path: Path) -> int | None:
         return None
 
 
-# Lightning's RunningStage values, as the interruption message says them (training says nothing).
+# Lightning's RunningStage values, as the interruption message says them (training says nothing;
+# prediction has its own line).
 _STAGE_WORDS = {
     "sanity_check": "in the sanity check",
     "validate": "during validation",
     "test": "during testing",
-    "predict": "during prediction",
 }
 
 
