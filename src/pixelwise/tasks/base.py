@@ -8,7 +8,7 @@ loss logging) lives here once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import lightning as L
@@ -21,7 +21,7 @@ from pixelwise.tasks.optim import OptimizerFactory, SchedulerFactory, configure
 # checkpoint of another task in one line instead of a wall of missing state-dict keys.
 TASK_CLASS_KEY = "pixelwise_task_class"
 
-__all__ = ["PixelwiseTask"]
+__all__ = ["ClassifyingTask", "PixelwiseTask"]
 
 
 class PixelwiseTask(L.LightningModule):
@@ -132,4 +132,34 @@ class PixelwiseTask(L.LightningModule):
             self.optimizer_factory,
             self.scheduler_factory,
             self.trainer.estimated_stepping_batches,
+        )
+
+
+class ClassifyingTask(PixelwiseTask):
+    """A task whose net scores ``num_classes`` named classes (segmentation, panoptic, detection).
+
+    Holds ``num_classes`` and ``class_names`` (default ``"0"``, ``"1"``, ...) and refuses a net that
+    declares (``net.num_classes``) another number of classes than the task: both normally come
+    from ``data.num_classes``, and a mismatch would otherwise surface as a shape error mid-epoch.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: OptimizerFactory | None,
+        scheduler: SchedulerFactory | None,
+        num_classes: int,
+        class_names: Sequence[str] | None,
+        channels_last: bool,
+    ) -> None:
+        net_classes = getattr(net, "num_classes", num_classes)
+        if net_classes != num_classes:
+            raise ValueError(
+                f"model has {net_classes} classes but task.num_classes={num_classes} "
+                "(both normally come from data.num_classes)"
+            )
+        super().__init__(net, optimizer, scheduler, channels_last)
+        self.num_classes = num_classes
+        self.class_names = (
+            list(class_names) if class_names else [str(i) for i in range(num_classes)]
         )

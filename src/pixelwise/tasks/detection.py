@@ -25,7 +25,7 @@ from torch import nn
 
 from pixelwise.geometry.dense_boxes import decode_dense_detections
 from pixelwise.losses.fcos import fcos_loss
-from pixelwise.tasks.base import PixelwiseTask
+from pixelwise.tasks.base import ClassifyingTask
 from pixelwise.tasks.optim import OptimizerFactory, SchedulerFactory
 from pixelwise.tasks.outputs import DetectionOutput
 
@@ -48,7 +48,7 @@ def _per_image(batch: dict[str, Any], key: str, n: int) -> list[torch.Tensor]:
     return list(value)
 
 
-class DetectionTask(PixelwiseTask):
+class DetectionTask(ClassifyingTask):
     """Detector + its loss; evaluation returns boxes, scores and labels per image."""
 
     def __init__(
@@ -76,17 +76,7 @@ class DetectionTask(PixelwiseTask):
             raise ValueError(
                 f"task.max_detections={max_detections}, task.pre_nms_top_k={pre_nms_top_k}: expected >= 1"
             )
-        net_classes = getattr(net, "num_classes", num_classes)
-        if net_classes != num_classes:
-            raise ValueError(
-                f"model has {net_classes} classes but task.num_classes={num_classes} "
-                "(both normally come from data.num_classes)"
-            )
-        super().__init__(net, optimizer, scheduler, channels_last)
-        self.num_classes = num_classes
-        self.class_names = (
-            list(class_names) if class_names else [str(i) for i in range(num_classes)]
-        )
+        super().__init__(net, optimizer, scheduler, num_classes, class_names, channels_last)
         self.own_loss = bool(getattr(net, "computes_own_loss", False))
         if not self.own_loss and not hasattr(net, "strides"):
             raise TypeError(

@@ -59,9 +59,6 @@ class PanopticTask(SegmentationTask):
             raise ValueError(
                 f"task.thing_classes={thing_classes}: expected a non-empty list of classes in [0, {num_classes})"
             )
-        net_classes = getattr(net, "num_classes", num_classes)
-        if net_classes != num_classes:
-            raise ValueError(f"model has {net_classes} classes but task.num_classes={num_classes}")
         super().__init__(
             net,
             optimizer,

@@ -10,12 +10,12 @@ from torch import nn
 
 from pixelwise.losses.class_weights import CLASS_WEIGHTING, class_weights
 from pixelwise.losses.pixel_cross_entropy import pixel_cross_entropy
-from pixelwise.tasks.base import PixelwiseTask
+from pixelwise.tasks.base import ClassifyingTask
 from pixelwise.tasks.optim import OptimizerFactory, SchedulerFactory
 from pixelwise.tasks.outputs import SegmentationOutput
 
 
-class SegmentationTask(PixelwiseTask):
+class SegmentationTask(ClassifyingTask):
     """Net + per-pixel cross-entropy; evaluation steps return a ``SegmentationOutput``.
 
     Batches are dicts with "image" [B,3,H,W] and "mask" long [B,H,W] (255 = ignore), optionally
@@ -38,11 +38,7 @@ class SegmentationTask(PixelwiseTask):
             raise ValueError(
                 f"task.class_weighting={class_weighting!r}: expected one of {CLASS_WEIGHTING}"
             )
-        super().__init__(net, optimizer, scheduler, channels_last)
-        self.num_classes = num_classes
-        self.class_names = (
-            list(class_names) if class_names else [str(i) for i in range(num_classes)]
-        )
+        super().__init__(net, optimizer, scheduler, num_classes, class_names, channels_last)
         self.ignore_index = ignore_index
         # Kept in the checkpoint so a resumed run uses the same weights without recounting.
         self.register_buffer("class_weight", torch.ones(num_classes))
