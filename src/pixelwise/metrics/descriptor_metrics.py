@@ -49,12 +49,7 @@ import torch.nn.functional as F
 from torchmetrics import Metric
 
 from pixelwise.geometry.homography import warp_points
-from pixelwise.metrics.pair_batches import (
-    check_pair_batch,
-    check_pair_features,
-    check_point_options,
-    pair_shapes,
-)
+from pixelwise.metrics.pair_batches import check_pairs, check_point_options
 
 __all__ = [
     "DescriptorMetrics",
@@ -268,11 +263,10 @@ class DescriptorMetrics(Metric):
             "scores_b": scores_b,
             "descriptors_b": descriptors_b,
         }
-        homography = check_pair_batch("DescriptorMetrics", homography, lists)
-        check_pair_features("DescriptorMetrics", lists)
-        batch = homography.shape[0]
-        shape_a, shape_b = pair_shapes(shape, shape_b)
-        for i in range(batch):
+        homography, shape_a, shape_b = check_pairs(
+            "DescriptorMetrics", homography, lists, shape, shape_b
+        )
+        for i in range(homography.shape[0]):
             ap, ms = pair_descriptor_scores(
                 keypoints_a[i],
                 scores_a[i],

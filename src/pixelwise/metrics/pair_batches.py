@@ -6,7 +6,13 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-__all__ = ["check_pair_batch", "check_pair_features", "check_point_options", "pair_shapes"]
+__all__ = [
+    "check_pair_batch",
+    "check_pair_features",
+    "check_pairs",
+    "check_point_options",
+    "pair_shapes",
+]
 
 
 def check_pair_batch(
@@ -71,3 +77,22 @@ def check_pair_features(owner: str, lists: Mapping[str, Sequence[torch.Tensor]])
                 raise ValueError(
                     f"{owner}: pair {i}: descriptor dimensions differ ({d_a} vs {d_b})"
                 )
+
+
+def check_pairs(
+    owner: str,
+    homography: torch.Tensor,
+    lists: Mapping[str, Sequence[torch.Tensor]],
+    shape: Sequence[int],
+    shape_b: Sequence[int] | None,
+) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]]:
+    """A batch of pairs checked as a whole -> (H [B,3,3], (H, W) of a, (H, W) of b).
+
+    :func:`check_pair_batch` (one entry per pair in every list), then
+    :func:`check_pair_features` (per-pair shapes), then :func:`pair_shapes`; ``owner`` names the
+    metric in the error messages.
+    """
+    homography = check_pair_batch(owner, homography, lists)
+    check_pair_features(owner, lists)
+    shape_a, shape_b = pair_shapes(shape, shape_b)
+    return homography, shape_a, shape_b

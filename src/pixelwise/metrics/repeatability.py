@@ -9,12 +9,7 @@ from torch import nn
 from torchmetrics import Metric
 
 from pixelwise.geometry.homography import warp_points
-from pixelwise.metrics.pair_batches import (
-    check_pair_batch,
-    check_pair_features,
-    check_point_options,
-    pair_shapes,
-)
+from pixelwise.metrics.pair_batches import check_pairs, check_point_options
 
 __all__ = [
     "Repeatability",
@@ -159,12 +154,11 @@ class Repeatability(Metric):
             "keypoints_b": keypoints_b,
             "scores_b": scores_b,
         }
-        homography = check_pair_batch("Repeatability", homography, lists)
-        check_pair_features("Repeatability", lists)
-        batch = homography.shape[0]
-        shape_a, shape_b = pair_shapes(shape, shape_b)
+        homography, shape_a, shape_b = check_pairs(
+            "Repeatability", homography, lists, shape, shape_b
+        )
         top_k = top_k_for_area(self.top_k, shape_a, self.top_k_size)
-        for i in range(batch):
+        for i in range(homography.shape[0]):
             count, total, error = pair_repeatability(
                 keypoints_a[i],
                 scores_a[i],
