@@ -124,9 +124,8 @@ class SyntheticEdges(EdgeDataset):
         super().__init__(label_mode, label_threshold, transform)
         if annotators < 1:
             raise ValueError(f"SyntheticEdges: annotators={annotators}: expected >= 1")
+        # The scenes hold the split and the seed; the annotators' stream below reads them there.
         self.scenes = SyntheticScenes(split=split, size=size, length=length, seed=seed)
-        self.split = split
-        self.seed = seed
         self.annotators = annotators
         self.shift_prob = shift_prob
         self.max_drop_area = max_drop_area
@@ -139,7 +138,7 @@ class SyntheticEdges(EdgeDataset):
         """Item `index` untransformed: uint8 image [H,W,3] and annotations bool [K,H,W]."""
         scene = self.scenes.render(index)
         # Its own stream, so the annotators do not change when the scene generator draws more.
-        rng = np.random.default_rng([self.seed, SPLIT_IDS[self.split], index, 0xED6E])
+        rng = np.random.default_rng([self.scenes.seed, SPLIT_IDS[self.scenes.split], index, 0xED6E])
         annotations = simulate_annotators(
             scene["image"],
             scene["mask"],
@@ -156,4 +155,4 @@ class SyntheticEdges(EdgeDataset):
         # Rendering is single-threaded by design; cv2's own pool would fight DataLoader workers.
         cv2.setNumThreads(0)
         image, annotations = self.render(index)
-        return self.item(image, f"{self.split}_{index:05d}", annotations=annotations)
+        return self.item(image, f"{self.scenes.split}_{index:05d}", annotations=annotations)
