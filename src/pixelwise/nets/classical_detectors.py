@@ -28,6 +28,8 @@ precision-recall and AP depend on) and the reference's cut-off of weak responses
 
 from __future__ import annotations
 
+from functools import partial
+
 import cv2
 import numpy as np
 import torch
@@ -78,6 +80,36 @@ def fast_score_map(image: np.ndarray) -> np.ndarray:
     return score
 
 
+def _harris_heat(
+    image_u8: np.ndarray, block_size: int, ksize: int, k: float, scale: float
+) -> np.ndarray:
+    """uint8 [H,W] -> Harris response squashed to [0, 1): ``r / (r + scale)`` for r > 0, else 0."""
+    r = cv2.cornerHarris(image_u8, block_size, ksize, k).astype(np.float64)
+    r = np.maximum(r, 0.0)
+    return r / (r + scale)
+
+
+def _shi_heat(image_u8: np.ndarray, block_size: int, ksize: int) -> np.ndarray:
+    """uint8 [H,W] -> minimum eigenvalue divided by its maximum over the image (0 if flat)."""
+    lam = cv2.cornerMinEigenVal(image_u8, block_size, ksize=ksize).astype(np.float64)
+    lam = np.maximum(lam, 0.0)
+    peak = lam.max()
+    return lam / peak if peak > 0 else lam
+
+
+def _fast_heat(image_u8: np.ndarray, threshold: int, nms: bool) -> np.ndarray:
+    """uint8 [H,W] -> FAST response / 255: OpenCV's suppressed corners, or every score >= threshold."""
+    if nms:
+        heat = np.zeros(image_u8.shape, np.float64)
+        detector = cv2.FastFeatureDetector_create(threshold, True)
+        for kp in detector.detect(image_u8):
+            x, y = int(kp.pt[0]), int(kp.pt[1])
+            heat[y, x] = max(heat[y, x], kp.response / 255.0)
+        return heat
+    score = fast_score_map(image_u8)
+    return np.where(score >= threshold, score / 255.0, 0.0)
+
+
 class ClassicalDetector(nn.Module):
     """images [B,1,H,W] float in [0,1] -> heatmap [B,1,H,W] in [0,1] from an OpenCV corner response.
 
@@ -107,43 +139,26 @@ class ClassicalDetector(nn.Module):
         if harris_scale <= 0:
             raise ValueError(f"ClassicalDetector: harris_scale must be > 0, got {harris_scale}")
         self.method = name
-        self.harris_block_size = harris_block_size
-        self.harris_ksize = harris_ksize
-        self.harris_k = harris_k
-        self.harris_scale = harris_scale
-        self.shi_block_size = shi_block_size
-        self.shi_ksize = shi_ksize
-        self.fast_threshold = fast_threshold
-        self.fast_nms = bool(fast_nms)
+        # uint8 [H,W] -> heat [H,W]: the method's response with its own options bound.
+        if name == "harris":
+            self.response = partial(
+                _harris_heat,
+                block_size=harris_block_size,
+                ksize=harris_ksize,
+                k=harris_k,
+                scale=harris_scale,
+            )
+        elif name == "shi":
+            self.response = partial(_shi_heat, block_size=shi_block_size, ksize=shi_ksize)
+        else:
+            self.response = partial(_fast_heat, threshold=fast_threshold, nms=bool(fast_nms))
 
     def extra_repr(self) -> str:
         return f"method={self.method!r}"
 
     def _one(self, image: np.ndarray) -> np.ndarray:
         # rpautrat's np.uint8(im * 255): truncation, not rounding.
-        image_u8 = (np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
-        if self.method == "harris":
-            r = cv2.cornerHarris(
-                image_u8, self.harris_block_size, self.harris_ksize, self.harris_k
-            ).astype(np.float64)
-            r = np.maximum(r, 0.0)
-            return r / (r + self.harris_scale)
-        if self.method == "shi":
-            lam = cv2.cornerMinEigenVal(image_u8, self.shi_block_size, ksize=self.shi_ksize).astype(
-                np.float64
-            )
-            lam = np.maximum(lam, 0.0)
-            peak = lam.max()
-            return lam / peak if peak > 0 else lam
-        if self.fast_nms:
-            heat = np.zeros(image.shape, np.float64)
-            detector = cv2.FastFeatureDetector_create(self.fast_threshold, True)
-            for kp in detector.detect(image_u8):
-                x, y = int(kp.pt[0]), int(kp.pt[1])
-                heat[y, x] = max(heat[y, x], kp.response / 255.0)
-            return heat
-        score = fast_score_map(image_u8)
-        return np.where(score >= self.fast_threshold, score / 255.0, 0.0)
+        return self.response((np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8))
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
