@@ -46,10 +46,9 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import Metric
 
 from pixelwise.geometry.homography import warp_points
-from pixelwise.metrics.pair_batches import check_pairs, check_point_options
+from pixelwise.metrics.pair_batches import PairMetric
 
 __all__ = [
     "DescriptorMetrics",
@@ -206,7 +205,7 @@ def pair_descriptor_scores(
     return (ap_ab + ap_ba) / 2.0, (ms_ab + ms_ba) / 2.0
 
 
-class DescriptorMetrics(Metric):
+class DescriptorMetrics(PairMetric):
     """Nearest-neighbour mAP and matching score over image pairs related by a known homography.
 
     ``update(keypoints_a, scores_a, descriptors_a, keypoints_b, scores_b, descriptors_b,
@@ -216,10 +215,6 @@ class DescriptorMetrics(Metric):
     module docstring for the definitions and the options.
     """
 
-    is_differentiable = False
-    higher_is_better = True
-    full_state_update = False
-
     def __init__(
         self,
         distance: float = 3.0,
@@ -228,19 +223,15 @@ class DescriptorMetrics(Metric):
         mutual_matching_score: bool = False,
         **kwargs,
     ) -> None:
-        super().__init__(**kwargs)
-        check_point_options("DescriptorMetrics", distance, top_k)
+        super().__init__(distance, top_k, **kwargs)
         if recall_base not in _RECALL_BASES:
             raise ValueError(
                 f"DescriptorMetrics: recall_base={recall_base!r} is invalid; expected one of {list(_RECALL_BASES)}"
             )
-        self.distance = float(distance)
-        self.top_k = top_k
         self.recall_base = recall_base
         self.mutual_matching_score = mutual_matching_score
         self.add_state("ap_sum", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("ms_sum", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("pairs", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(
         self,
@@ -263,9 +254,7 @@ class DescriptorMetrics(Metric):
             "scores_b": scores_b,
             "descriptors_b": descriptors_b,
         }
-        homography, shape_a, shape_b = check_pairs(
-            "DescriptorMetrics", homography, lists, shape, shape_b
-        )
+        homography, shape_a, shape_b = self.checked_pairs(homography, lists, shape, shape_b)
         for i in range(homography.shape[0]):
             ap, ms = pair_descriptor_scores(
                 keypoints_a[i],

@@ -1,12 +1,15 @@
-"""Argument checks shared by the metrics that score image pairs (repeatability, descriptors)."""
+"""What the metrics that score image pairs (repeatability, descriptors) share: argument checks and a base."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
+from torchmetrics import Metric
 
 __all__ = [
+    "PairMetric",
     "check_pair_batch",
     "check_pair_features",
     "check_pairs",
@@ -96,3 +99,34 @@ def check_pairs(
     check_pair_features(owner, lists)
     shape_a, shape_b = pair_shapes(shape, shape_b)
     return homography, shape_a, shape_b
+
+
+class PairMetric(Metric):
+    """Base of the metrics over image pairs related by a known homography (Repeatability, DescriptorMetrics).
+
+    Holds the checked ``distance`` (pixels within which two points correspond) and ``top_k``
+    (best-scored points kept per image), and the DDP-summed ``pairs`` counter its subclass's
+    ``compute`` averages over; :meth:`checked_pairs` checks one ``update``'s batch. Error
+    messages name the subclass.
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, distance: float, top_k: int | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        check_point_options(type(self).__name__, distance, top_k)
+        self.distance = float(distance)
+        self.top_k = top_k
+        self.add_state("pairs", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def checked_pairs(
+        self,
+        homography: torch.Tensor,
+        lists: Mapping[str, Sequence[torch.Tensor]],
+        shape: Sequence[int],
+        shape_b: Sequence[int] | None,
+    ) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]]:
+        """:func:`check_pairs` of one ``update``: -> (H [B,3,3], (H, W) of a, (H, W) of b)."""
+        return check_pairs(type(self).__name__, homography, lists, shape, shape_b)

@@ -9,7 +9,7 @@ from torch import nn
 from torchmetrics import Metric
 
 from pixelwise.geometry.homography import warp_points
-from pixelwise.metrics.pair_batches import check_pairs, check_point_options
+from pixelwise.metrics.pair_batches import PairMetric
 
 __all__ = [
     "Repeatability",
@@ -92,7 +92,7 @@ def pair_repeatability(
     return count, n1 + n2, error
 
 
-class Repeatability(Metric):
+class Repeatability(PairMetric):
     """Repeatability of keypoints between image pairs related by a known homography.
 
     The paper's definition as computed by rpautrat/SuperPoint
@@ -110,10 +110,6 @@ class Repeatability(Metric):
     that size and scaled by area for each pair's image size (:func:`top_k_for_area`).
     """
 
-    is_differentiable = False
-    higher_is_better = True
-    full_state_update = False
-
     def __init__(
         self,
         distance: float = 3.0,
@@ -122,18 +118,14 @@ class Repeatability(Metric):
         top_k_size: Sequence[int] | None = None,
         **kwargs,
     ) -> None:
-        super().__init__(**kwargs)
         if top_k_size is not None and (len(top_k_size) != 2 or min(top_k_size) < 1):
             raise ValueError(f"Repeatability: top_k_size={top_k_size}: expected None or [H, W] > 0")
+        super().__init__(distance, top_k, **kwargs)
         self.top_k_size = None if top_k_size is None else (int(top_k_size[0]), int(top_k_size[1]))
-        check_point_options("Repeatability", distance, top_k)
-        self.distance = float(distance)
-        self.top_k = top_k
         self.localization_error = localization_error
         self.add_state(
             "repeatability_sum", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum"
         )
-        self.add_state("pairs", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("error_sum", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("localized_pairs", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
@@ -154,9 +146,7 @@ class Repeatability(Metric):
             "keypoints_b": keypoints_b,
             "scores_b": scores_b,
         }
-        homography, shape_a, shape_b = check_pairs(
-            "Repeatability", homography, lists, shape, shape_b
-        )
+        homography, shape_a, shape_b = self.checked_pairs(homography, lists, shape, shape_b)
         top_k = top_k_for_area(self.top_k, shape_a, self.top_k_size)
         for i in range(homography.shape[0]):
             count, total, error = pair_repeatability(
