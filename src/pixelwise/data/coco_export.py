@@ -17,6 +17,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from pixelwise.data.export_arguments import add_scene_export_arguments
 from pixelwise.data.label_io import write_rgb_png
 from pixelwise.data.synthetic_detection import SyntheticDetectionScenes
 from pixelwise.formats.coco import coco_ground_truth_json, encode_mask
@@ -80,11 +81,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="write scenes as a COCO detection dataset (DIR/<split>2017/*.png + "
         "DIR/annotations/instances_<split>2017.json), the layout data=coco reads",
     )
-    exp.add_argument("directory", type=Path)
-    exp.add_argument("--split", default="val", choices=["train", "val", "test"])
-    exp.add_argument("--count", type=int, default=200)
-    exp.add_argument("--size", type=int, nargs=2, default=[128, 160], metavar=("H", "W"))
-    exp.add_argument("--seed", type=int, default=0)
+    add_scene_export_arguments(exp, count=200, size=(128, 160))
     exp.add_argument("--min-pixels", type=int, default=16)
     args = parser.parse_args(argv)
     if args.count < 1:

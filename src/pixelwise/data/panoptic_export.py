@@ -16,6 +16,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from pixelwise.data.export_arguments import add_scene_export_arguments
 from pixelwise.data.label_io import write_rgb_png
 from pixelwise.data.panoptic_scenes import SyntheticPanopticScenes
 from pixelwise.formats.panoptic import (
@@ -71,11 +72,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         prog="python -m pixelwise.data.panoptic_export",
         description="Synthetic street scenes in the Cityscapes panoptic format.",
     )
-    parser.add_argument("directory")
-    parser.add_argument("--split", default="val", choices=["train", "val", "test"])
-    parser.add_argument("--count", type=int, default=50)
-    parser.add_argument("--size", type=int, nargs=2, default=[96, 128], metavar=("H", "W"))
-    parser.add_argument("--seed", type=int, default=0)
+    add_scene_export_arguments(parser, count=50, size=(96, 128))
     args = parser.parse_args(argv)
     path = export_panoptic(args.directory, args.split, args.count, args.size, args.seed)
     print(path)
