@@ -9,6 +9,7 @@ from pathlib import Path
 
 import lightning as L
 
+from pixelwise.callbacks.keypoints import KeypointAPSettings
 from pixelwise.metrics.keypoint_ap import KeypointAP
 from pixelwise.tasks.outputs import KeypointOutput
 
@@ -66,14 +67,14 @@ class DetectorComparison(L.Callback):
                 f"DetectorComparison: model_name={model_name!r} clashes with a method name {self.methods}"
             )
         self.model_name = model_name
-        self.metric_kwargs = dict(
+        self.settings = KeypointAPSettings(
+            "DetectorComparison",
+            group_key,
             distance=distance,
             loc_score_threshold=loc_score_threshold,
             min_score=min_score,
             groups=list(groups) if groups else None,
         )
-        KeypointAP(**self.metric_kwargs)
-        self.group_key = group_key
         self.prefix = prefix
         self.filename = filename
         self.output_dir = output_dir
@@ -83,8 +84,7 @@ class DetectorComparison(L.Callback):
 
     def _metric(self, name: str) -> KeypointAP:
         if name not in self.metrics:
-            # on the module's device, so that a DDP all-gather (e.g. NCCL) sees device tensors
-            self.metrics[name] = KeypointAP(**self.metric_kwargs).to(self._device)
+            self.metrics[name] = self.settings.new_metric(self._device)
         return self.metrics[name]
 
     def _baselines(self, outputs: KeypointOutput) -> dict[str, KeypointOutput]:
@@ -109,9 +109,7 @@ class DetectorComparison(L.Callback):
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
     ) -> None:
         gt = list(batch["keypoints"])
-        groups = None
-        if self.metric_kwargs["groups"] and self.group_key in batch:
-            groups = list(batch[self.group_key])
+        groups = self.settings.batch_groups(batch, len(gt))
         for name, out in {self.model_name: outputs, **self._baselines(outputs)}.items():
             self._metric(name).update(
                 [k.cpu() for k in out.keypoints], [s.cpu() for s in out.scores], gt, groups
@@ -130,7 +128,7 @@ class DetectorComparison(L.Callback):
                 if math.isfinite(v):
                     pl_module.log(f"test/{self.prefix}{method}/{key}", v, sync_dist=False)
         columns = ["map", "map_one_to_one", "localization_error"] + [
-            f"map/{g}" for g in (self.metric_kwargs["groups"] or [])
+            f"map/{g}" for g in (self.settings.groups or [])
         ]
         markdown, rows = comparison_table(self.table, columns)
         if trainer.is_global_zero:

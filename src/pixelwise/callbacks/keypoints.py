@@ -16,7 +16,7 @@ from pixelwise.callbacks.wandb_media import log_images, log_pr_curve, wandb_logg
 from pixelwise.metrics.keypoint_ap import KeypointAP
 from pixelwise.tasks.outputs import KeypointOutput
 
-__all__ = ["KeypointMetrics", "draw_detections"]
+__all__ = ["KeypointAPSettings", "KeypointMetrics", "draw_detections"]
 
 _GT_COLOUR = (0, 200, 0)
 _PRED_COLOUR = (255, 40, 40)
@@ -59,6 +59,41 @@ def draw_detections(
     return canvas
 
 
+class KeypointAPSettings:
+    """The options of a callback's ``KeypointAP`` metrics and the batch entry that groups the images.
+
+    ``options`` are KeypointAP's keyword arguments (``groups`` among them: the group names scored
+    separately); ``group_key`` names the batch entry with each image's group (the primitive of a
+    Synthetic Shapes image). ``owner`` names the callback in error messages.
+    """
+
+    def __init__(self, owner: str, group_key: str, **options: Any) -> None:
+        KeypointAP(**options)  # bad arguments fail at construction, not after an epoch
+        self.owner = owner
+        self.group_key = group_key
+        self.options = options
+
+    @property
+    def groups(self) -> list[str] | None:
+        """The groups scored separately (None: none)."""
+        return self.options.get("groups")
+
+    def new_metric(self, device: torch.device | str | None) -> KeypointAP:
+        """A fresh KeypointAP on ``device`` (the module's, so a DDP all-gather sees device tensors)."""
+        return KeypointAP(**self.options).to(device)
+
+    def batch_groups(self, batch: dict[str, Any], n: int) -> list[str] | None:
+        """The group of each of the batch's ``n`` images, or None without groups or the batch entry."""
+        if not self.groups or self.group_key not in batch:
+            return None
+        groups = list(batch[self.group_key])
+        if len(groups) != n:
+            raise ValueError(
+                f"{self.owner}: batch[{self.group_key!r}] has {len(groups)} entries for {n} images"
+            )
+        return groups
+
+
 class KeypointMetrics(StageCallback):
     """KeypointAP on validation and test from the task's ``KeypointOutput`` and the batch's ground truth.
 
@@ -88,15 +123,15 @@ class KeypointMetrics(StageCallback):
     ) -> None:
         check_at_least("KeypointMetrics", "every_n_epochs", every_n_epochs, 1)
         check_at_least("KeypointMetrics", "max_images", max_images, 0)
-        self.kwargs = dict(
+        self.settings = KeypointAPSettings(
+            "KeypointMetrics",
+            group_key,
             distance=distance,
             loc_score_threshold=loc_score_threshold,
             min_score=min_score,
             num_thresholds=num_thresholds,
             groups=list(groups) if groups else None,
         )
-        KeypointAP(**self.kwargs)  # bad arguments fail at construction, not after an epoch
-        self.group_key = group_key
         self.prefix = prefix
         self.every_n_epochs = every_n_epochs
         self.max_images = max_images
@@ -109,18 +144,8 @@ class KeypointMetrics(StageCallback):
     # -- shared -------------------------------------------------------------------------------
 
     def _start(self, stage: str, pl_module: L.LightningModule) -> None:
-        self.metrics[stage] = KeypointAP(**self.kwargs).to(pl_module.device)
+        self.metrics[stage] = self.settings.new_metric(pl_module.device)
         self._panels = []
-
-    def _groups(self, batch: dict[str, Any], n: int) -> list[str] | None:
-        if not self.kwargs["groups"] or self.group_key not in batch:
-            return None
-        groups = list(batch[self.group_key])
-        if len(groups) != n:
-            raise ValueError(
-                f"KeypointMetrics: batch[{self.group_key!r}] has {len(groups)} entries for {n} images"
-            )
-        return groups
 
     def _update(self, stage: str, outputs: KeypointOutput, batch: dict[str, Any]) -> None:
         n = len(outputs.keypoints)
@@ -128,7 +153,7 @@ class KeypointMetrics(StageCallback):
             outputs.keypoints,
             outputs.scores,
             list(batch["keypoints"]),
-            self._groups(batch, n),
+            self.settings.batch_groups(batch, n),
         )
 
     def _collect_panels(self, outputs: KeypointOutput, batch: dict[str, Any]) -> None:
