@@ -16,7 +16,7 @@ import torch.distributed as dist
 
 from pixelwise.callbacks.options import check_at_least
 from pixelwise.callbacks.stages import StageCallback
-from pixelwise.callbacks.wandb_media import wandb_loggers
+from pixelwise.callbacks.wandb_media import log_media, wandb_loggers
 from pixelwise.formats.coco import coco_results
 from pixelwise.metrics.coco_map import coco_box_map
 from pixelwise.tasks.outputs import DetectionOutput
@@ -195,9 +195,7 @@ class DetectionMetrics(CocoMetrics):
     def stage_end(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         result = self._finish(stage, pl_module)
         if stage == "val" and self._images and not trainer.sanity_checking:
-            for logger in wandb_loggers(trainer):
-                # Through Lightning's step, so W&B's history stays monotonic.
-                logger.log_metrics({"val/detections": self._images}, step=trainer.global_step)
+            log_media(trainer, {"val/detections": self._images})
         self._images = []
         if stage == "test" and trainer.is_global_zero and wandb_loggers(trainer):
             self._log_tables(trainer, result, self._names(pl_module))
@@ -288,8 +286,7 @@ class DetectionMetrics(CocoMetrics):
                 title="precision-recall at IoU 0.5",
                 xname="recall",
             )
-        for logger in wandb_loggers(trainer):
-            logger.log_metrics(payload, step=trainer.global_step)
+        log_media(trainer, payload)
 
 
 class DetectionResultsWriter(L.Callback):

@@ -16,7 +16,7 @@ import torch.distributed as dist
 from pixelwise.callbacks.options import check_at_least
 from pixelwise.callbacks.overlays import default_palette
 from pixelwise.callbacks.stages import StageCallback
-from pixelwise.callbacks.wandb_media import wandb_loggers
+from pixelwise.callbacks.wandb_media import log_media, wandb_loggers
 from pixelwise.drawing import to_uint8_image
 from pixelwise.formats.panoptic import (
     categories_json,
@@ -224,9 +224,7 @@ class PanopticMetrics(StageCallback):
                 int(result["fp"][c]),
                 int(result["fn"][c]),
             )
-        for logger in wandb_loggers(trainer):
-            # Through Lightning's step, so W&B's history stays monotonic.
-            logger.log_metrics({f"{stage}/pq_table": table}, step=trainer.global_step)
+        log_media(trainer, {f"{stage}/pq_table": table})
 
     def _make_panels(
         self, trainer: L.Trainer, outputs: PanopticOutput, batch: dict[str, Any]
@@ -270,12 +268,7 @@ class PanopticMetrics(StageCallback):
             import wandb
 
             caption = "image | ground truth | prediction | centre heatmap | offsets"
-            for logger in wandb_loggers(trainer):
-                # Through Lightning's step, so W&B's history stays monotonic.
-                logger.log_metrics(
-                    {"val/panoptic": [wandb.Image(p, caption=caption) for p in panels]},
-                    step=trainer.global_step,
-                )
+            log_media(trainer, {"val/panoptic": [wandb.Image(p, caption=caption) for p in panels]})
             self._table(trainer, "val", result)
 
 

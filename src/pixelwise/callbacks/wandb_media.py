@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import lightning as L
 import numpy as np
 from lightning.pytorch.loggers import WandbLogger
 
-__all__ = ["log_images", "log_pr_curve", "wandb_loggers"]
+__all__ = ["log_images", "log_media", "log_pr_curve", "wandb_loggers"]
 
 
 def wandb_loggers(trainer: L.Trainer) -> list[WandbLogger]:
@@ -22,6 +23,15 @@ def log_images(trainer: L.Trainer, key: str, images: list[np.ndarray], caption: 
         logger.log_image(
             key=key, images=images, caption=[caption] * len(images), step=trainer.global_step
         )
+
+
+def log_media(trainer: L.Trainer, media: Mapping[str, Any]) -> None:
+    """Log W&B objects (images, tables, plots) under their keys to every W&B logger, at the global step.
+
+    Through Lightning's ``log_metrics`` with its step, so W&B's history stays monotonic.
+    """
+    for logger in wandb_loggers(trainer):
+        logger.log_metrics(dict(media), step=trainer.global_step)
 
 
 def log_pr_curve(
