@@ -1,11 +1,11 @@
-"""log_media: every W&B logger gets the media at the trainer's global step; other loggers none."""
+"""log_media sends to the W&B loggers only, at the global step; first_val_batch_media_due says when to draw."""
 
 from types import SimpleNamespace
 from unittest.mock import MagicMock
 
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
-from pixelwise.callbacks.wandb_media import log_media
+from pixelwise.callbacks.wandb_media import first_val_batch_media_due, log_media
 
 
 def test_log_media_goes_to_each_wandb_logger_at_the_global_step():
@@ -20,3 +20,17 @@ def test_log_media_goes_to_each_wandb_logger_at_the_global_step():
 
 def test_log_media_without_wandb_loggers_does_nothing():
     log_media(SimpleNamespace(loggers=[], global_step=0), {"val/pictures": []})
+
+
+def test_first_val_batch_media_due_only_for_the_first_val_batch_of_a_due_epoch_on_rank_0():
+    wandb = MagicMock(spec=WandbLogger)
+
+    def trainer(epoch=4, rank0=True, loggers=(wandb,)):
+        return SimpleNamespace(current_epoch=epoch, is_global_zero=rank0, loggers=list(loggers))
+
+    assert first_val_batch_media_due(trainer(), "val", 0, every_n_epochs=2)
+    assert not first_val_batch_media_due(trainer(epoch=3), "val", 0, every_n_epochs=2)
+    assert not first_val_batch_media_due(trainer(), "val", 1, every_n_epochs=2)
+    assert not first_val_batch_media_due(trainer(), "test", 0, every_n_epochs=2)
+    assert not first_val_batch_media_due(trainer(rank0=False), "val", 0, every_n_epochs=2)
+    assert not first_val_batch_media_due(trainer(loggers=()), "val", 0, every_n_epochs=2)

@@ -16,7 +16,7 @@ import torch.distributed as dist
 
 from pixelwise.callbacks.options import check_at_least
 from pixelwise.callbacks.stages import StageCallback
-from pixelwise.callbacks.wandb_media import log_media, wandb_loggers
+from pixelwise.callbacks.wandb_media import first_val_batch_media_due, log_media, wandb_loggers
 from pixelwise.formats.coco import coco_results
 from pixelwise.metrics.coco_map import coco_box_map
 from pixelwise.tasks.outputs import DetectionOutput
@@ -187,10 +187,8 @@ class DetectionMetrics(CocoMetrics):
 
     def stage_batch_end(self, stage, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._update(stage, outputs, batch)
-        due = trainer.current_epoch % self.images_every_n_epochs == 0
-        if stage == "val" and batch_idx == 0 and due and trainer.is_global_zero:
-            if wandb_loggers(trainer):
-                self._images = self._box_images(outputs, batch, self._names(pl_module))
+        if first_val_batch_media_due(trainer, stage, batch_idx, self.images_every_n_epochs):
+            self._images = self._box_images(outputs, batch, self._names(pl_module))
 
     def stage_end(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         result = self._finish(stage, pl_module)

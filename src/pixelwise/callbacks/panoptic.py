@@ -16,7 +16,7 @@ import torch.distributed as dist
 from pixelwise.callbacks.options import check_at_least
 from pixelwise.callbacks.overlays import default_palette
 from pixelwise.callbacks.stages import StageCallback
-from pixelwise.callbacks.wandb_media import log_media, wandb_loggers
+from pixelwise.callbacks.wandb_media import first_val_batch_media_due, log_media, wandb_loggers
 from pixelwise.drawing import to_uint8_image
 from pixelwise.formats.panoptic import (
     categories_json,
@@ -252,10 +252,8 @@ class PanopticMetrics(StageCallback):
 
     def stage_batch_end(self, stage, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._update(stage, trainer, outputs, batch)
-        due = trainer.current_epoch % self.images_every_n_epochs == 0
-        if stage == "val" and batch_idx == 0 and due and trainer.is_global_zero:
-            if wandb_loggers(trainer):
-                self._panels = self._make_panels(trainer, outputs, batch)
+        if first_val_batch_media_due(trainer, stage, batch_idx, self.images_every_n_epochs):
+            self._panels = self._make_panels(trainer, outputs, batch)
 
     def stage_end(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         result = self._finish(stage, trainer, pl_module)

@@ -9,12 +9,33 @@ import lightning as L
 import numpy as np
 from lightning.pytorch.loggers import WandbLogger
 
-__all__ = ["log_images", "log_media", "log_pr_curve", "wandb_loggers"]
+__all__ = [
+    "first_val_batch_media_due",
+    "log_images",
+    "log_media",
+    "log_pr_curve",
+    "wandb_loggers",
+]
 
 
 def wandb_loggers(trainer: L.Trainer) -> list[WandbLogger]:
     """The trainer's W&B loggers (empty when it logs elsewhere or nowhere)."""
     return [lg for lg in getattr(trainer, "loggers", []) if isinstance(lg, WandbLogger)]
+
+
+def first_val_batch_media_due(
+    trainer: L.Trainer, stage: str, batch_idx: int, every_n_epochs: int
+) -> bool:
+    """Whether to draw pictures of this batch: the first validation batch, every ``every_n_epochs``
+    epochs, on rank 0, with a W&B logger to send them to."""
+    due = trainer.current_epoch % every_n_epochs == 0
+    return (
+        stage == "val"
+        and batch_idx == 0
+        and due
+        and trainer.is_global_zero
+        and bool(wandb_loggers(trainer))
+    )
 
 
 def log_images(trainer: L.Trainer, key: str, images: list[np.ndarray], caption: str) -> None:
