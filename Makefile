@@ -33,16 +33,16 @@ test-slow: install
 	WANDB_MODE=offline $(PY) -m pytest -m slow -q $(PYTEST_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check src tests benchmarks train.py evaluate.py match.py
-	$(VENV)/bin/ruff format --check src tests benchmarks train.py evaluate.py match.py
+	$(VENV)/bin/ruff check src tests benchmarks train.py evaluate.py match.py setup.py
+	$(VENV)/bin/ruff format --check src tests benchmarks train.py evaluate.py match.py setup.py
 
 # What .ci/run runs: lint, then the whole suite (slow tests included; `make test` is the quick loop).
 # CI: lint, the README's test command, then the slow tests (together the whole suite).
 ci: lint test test-slow
 
 format: install
-	$(VENV)/bin/ruff format src tests benchmarks train.py evaluate.py match.py
-	$(VENV)/bin/ruff check --fix src tests benchmarks train.py evaluate.py match.py
+	$(VENV)/bin/ruff format src tests benchmarks train.py evaluate.py match.py setup.py
+	$(VENV)/bin/ruff check --fix src tests benchmarks train.py evaluate.py match.py setup.py
 
 bench: install
 	$(PY) benchmarks/run.py $(ARGS)

@@ -10,7 +10,8 @@
    differs from MATLAB's bwmorph on a few pixels, and its matcher's random outlier edges move
    a few matches between runs: tests/metrics/test_boundary_f_pyedgeeval.py.)
 3. The first ``BoundaryF.update`` in a fresh process: with numba's on-disk cache, and with an
-   empty cache (what the first process after an install does: compile every kernel).
+   empty cache (what a process without a usable cache does: compile every kernel). An install
+   from the wheel has the cache: ``setup.py`` compiles the kernels into it.
 
 Run: .venv/bin/python benchmarks/bench_boundary_f.py [--quick] [--size H W]
 (--quick: 96x128, for checking the code paths; the BSDS-size run takes pyEdgeEval minutes
@@ -213,7 +214,7 @@ def main() -> None:
         f"| on disk (every process after the first) | {warm[0]:.2f} | {warm[1]:.2f} | {warm[2]:.3f} |"
     )
     print(
-        f"| empty (the first process after an install) | {cold[0]:.2f} | {cold[1]:.2f} | {cold[2]:.3f} |"
+        f"| empty (no usable cache: compiles every kernel) | {cold[0]:.2f} | {cold[1]:.2f} | {cold[2]:.3f} |"
     )
     print(f"\n{machine_line()}")
 

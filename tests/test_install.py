@@ -41,7 +41,7 @@ def installed(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("install")
     source = root / "source"
     source.mkdir()
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
+    for name in ("pyproject.toml", "setup.py", "README.md", "LICENSE"):
         shutil.copy2(REPO / name, source / name)
     shutil.copytree(
         REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
@@ -108,3 +108,55 @@ def test_console_scripts_answer_help(installed, tmp_path):
         out = _run([installed / script, "--help"], tmp_path).stdout
         assert "usage: " + script in out
     _run([installed / "pixelwise-evaluate", "--cfg", "job"], tmp_path)
+
+
+_FIRST_BOUNDARY_CALLS = """
+import json, time
+import numba, torch
+from pixelwise.geometry import thinning
+from pixelwise.metrics import BoundaryF, boundary_matching
+
+g = torch.Generator().manual_seed(1)
+preds = torch.rand(2, 40, 50, generator=g)
+targets = [torch.rand(3, 40, 50, generator=g) > 0.9 for _ in range(2)]
+start = time.perf_counter()
+BoundaryF(thresholds=99).update(preds, targets)
+first = time.perf_counter() - start
+for kwargs in ({}, {"edge_nms": True}, {"approximate": True}, {"thin": False}, {"num_threads": 2}):
+    for p in (preds, (preds * 255).to(torch.uint8)):
+        metric = BoundaryF(thresholds=5, **kwargs)
+        metric.update(p, targets)
+        metric.compute()
+thinning.thin(targets[0])
+thinning.edge_nms(preds)
+boundary_matching.correspond_pixels(targets[0][0].numpy(), targets[0][1].numpy())
+kernels = {
+    f"{module.__name__}.{name}": kernel
+    for module in (thinning, boundary_matching)
+    for name, kernel in vars(module).items()
+    if isinstance(kernel, numba.core.registry.CPUDispatcher)
+}
+print(json.dumps({
+    "first_update": first,
+    "hits": {n: sum(k.stats.cache_hits.values()) for n, k in kernels.items()},
+    "misses": {n: [str(s) for s in k.stats.cache_misses] for n, k in kernels.items() if k.stats.cache_misses},
+    "cache_paths": sorted({k.stats.cache_path for k in kernels.values()}),
+}))
+"""
+
+
+@pytest.mark.slow
+def test_first_boundary_f_calls_after_install_load_compiled_kernels(installed, tmp_path):
+    """The wheel carries the numba kernels compiled at build (setup.py): no call compiles one."""
+    import json
+
+    report = json.loads(
+        _run([installed / "python", "-c", _FIRST_BOUNDARY_CALLS], tmp_path).stdout.splitlines()[-1]
+    )
+    assert report["misses"] == {}, f"kernels compiled at run time: {report['misses']}"
+    assert sum(report["hits"].values()) >= 5, report["hits"]
+    venv = installed.parent.resolve()
+    for path in report["cache_paths"]:
+        assert Path(path).resolve().is_relative_to(venv), report["cache_paths"]
+    # For the record (not asserted: times are benchmarks' business).
+    print(f"first BoundaryF.update after install: {report['first_update']:.2f} s")

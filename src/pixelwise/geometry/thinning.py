@@ -14,19 +14,31 @@ pixel holds one bit per level and the deletion rule is evaluated for 64 levels p
 soft edge map before the benchmark (Dollár's ``edgesNmsMex`` with the orientation from
 smoothed second derivatives, ``convTri`` + ``gradient2``).
 
-The loops are compiled with numba; arrays are numpy inside, tensors at the public API.
+The loops are compiled with numba; arrays are numpy inside, tensors at the public API. torch
+and scipy are imported where they are used: the wheel build compiles these kernels with numba
+and numpy alone (``setup.py``, :func:`pixelwise.metrics.boundary_matching.compile_kernels`).
 """
 
 from __future__ import annotations
 
+import typing
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
-import torch
-from scipy import ndimage as ndi
 
-__all__ = ["thin", "thin_levels", "edge_nms", "edge_orientation", "thinning_tables"]
+if typing.TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "edge_nms",
+    "edge_nms_maps",
+    "edge_orientation",
+    "thin",
+    "thin_levels",
+    "thin_maps",
+    "thinning_tables",
+]
 
 # Neighbour k (bit k of a neighbourhood code) is x_{k+1} of Lam, Lee & Suen: E, NE, N, NW, W, SW,
 # S, SE ("N" is the row above). This is also skimage's correlation mask [[8,4,2],[16,0,1],[32,64,128]].
@@ -343,16 +355,24 @@ def _offsets(width: int) -> np.ndarray:
 
 def thin(mask: torch.Tensor) -> torch.Tensor:
     """MATLAB ``bwmorph(mask, 'thin', Inf)`` of each map: bool [..., H, W] -> bool [..., H, W]."""
+    import torch
+
     if not isinstance(mask, torch.Tensor) or mask.dim() < 2:
         got = list(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
         raise ValueError(f"thin: expected a tensor [..., H, W], got {got}")
     if mask.dtype != torch.bool:
         raise TypeError(f"thin: expected a bool mask, got {mask.dtype}")
     h, w = mask.shape[-2:]
-    maps = mask.detach().cpu().reshape(-1, h, w).numpy().copy()
-    if maps.size:
-        _thin_maps(maps, _LUT1, _LUT2, _offsets(w))
+    maps = thin_maps(mask.detach().cpu().reshape(-1, h, w).numpy())
     return torch.from_numpy(maps).reshape(mask.shape).to(mask.device)
+
+
+def thin_maps(maps: np.ndarray) -> np.ndarray:
+    """:func:`thin` on numpy: bool [N, H, W] -> thinned copy."""
+    maps = np.array(maps, dtype=np.bool_, copy=True)
+    if maps.size:
+        _thin_maps(maps, _LUT1, _LUT2, _offsets(maps.shape[-1]))
+    return maps
 
 
 def thin_levels(
@@ -391,6 +411,8 @@ def thin_levels(
 
 def _conv_tri(image: np.ndarray, r: int) -> np.ndarray:
     """Dollár's ``convTri``: separable triangle filter [1..r+1..1]/(r+1)^2, symmetric padding."""
+    from scipy import ndimage as ndi
+
     if r == 0:
         return image
     f = np.concatenate([np.arange(1, r + 2), np.arange(r, 0, -1)]).astype(np.float32) / (r + 1) ** 2
@@ -476,6 +498,8 @@ def edge_nms(
     normal; responses within ``border`` pixels of the image edge fade linearly to 0; with
     ``quantize`` the result is rounded to 8 bits as the PNG files those scripts write.
     """
+    import torch
+
     if not isinstance(edges, torch.Tensor) or edges.dim() < 2 or not edges.is_floating_point():
         got = (
             f"{edges.dtype} {list(edges.shape)}"
@@ -484,7 +508,21 @@ def edge_nms(
         )
         raise ValueError(f"edge_nms: expected a float tensor [..., H, W], got {got}")
     h, w = edges.shape[-2:]
-    maps = edges.detach().cpu().reshape(-1, h, w).numpy().astype(np.float32)
+    maps = edges.detach().cpu().reshape(-1, h, w).numpy()
+    out = edge_nms_maps(maps, radius, border, multiplier, presmooth, quantize)
+    return torch.from_numpy(out).reshape(edges.shape).to(device=edges.device, dtype=edges.dtype)
+
+
+def edge_nms_maps(
+    maps: np.ndarray,
+    radius: int = 1,
+    border: int = 5,
+    multiplier: float = 1.01,
+    presmooth: int = 1,
+    quantize: bool = True,
+) -> np.ndarray:
+    """:func:`edge_nms` on numpy: float [N, H, W] -> float32 [N, H, W]."""
+    maps = np.asarray(maps, dtype=np.float32)
     out = np.empty_like(maps)
     for i, e in enumerate(maps):
         e = _conv_tri(e, presmooth)
@@ -493,4 +531,4 @@ def edge_nms(
             # MATLAB uint8() rounds half away from zero.
             res = np.floor(np.clip(res, 0, 1) * np.float32(255) + np.float32(0.5)) / 255
         out[i] = res
-    return torch.from_numpy(out).reshape(edges.shape).to(device=edges.device, dtype=edges.dtype)
+    return out

@@ -44,6 +44,7 @@ __all__ = [
     "tie_break",
     "correspond_pixels",
     "evaluate_levels",
+    "compile_kernels",
 ]
 
 _INF = np.iinfo(np.int64).max // 4
@@ -924,3 +925,35 @@ def evaluate_levels(
     matched = np.concatenate([m for _, _, m in results])
     counts[:, 2] = _combine(ptr, luid, nu, near, mptr, matched, bool(approximate))
     return counts
+
+
+def compile_kernels() -> float:
+    """Compile (or load from numba's on-disk cache) every kernel of the boundary benchmark; returns seconds.
+
+    Each kernel is called with the argument types :class:`~pixelwise.metrics.BoundaryF`,
+    :func:`~pixelwise.geometry.thinning.thin`, :func:`~pixelwise.geometry.thinning.edge_nms` and
+    :func:`correspond_pixels` give it, so a later process finds all of them in the cache (the
+    install test checks that it compiles nothing). Needs numpy and numba only: the wheel build runs
+    it (``setup.py``) before torch or scipy are installed.
+    """
+    import time
+
+    from pixelwise.geometry import thinning
+
+    start = time.perf_counter()
+    rng = np.random.default_rng(0)
+    soft = rng.random((24, 32))
+    gts = rng.random((2, 24, 32)) > 0.9
+    levels = np.searchsorted(np.linspace(0.1, 0.9, 3), soft, side="right")
+    for do_thin in (True, False):
+        for threads in (1, 2):
+            ptr, pix = thinning.thin_levels(levels, 3, do_thin=do_thin, num_threads=threads)
+            for approximate in (False, True):
+                evaluate_levels(ptr, pix, gts, approximate=approximate, num_threads=threads)
+    correspond_pixels(soft > 0.8, gts[0])
+    tie_break(0, np.arange(3), np.arange(3))
+    thinning.thin_maps(gts)
+    # edge_nms's kernel, on the float32 maps its numpy/scipy preprocessing hands it.
+    e = soft.astype(np.float32)
+    thinning._nms(e, e, 1, 5, np.float32(1.01))
+    return time.perf_counter() - start
