@@ -4,7 +4,7 @@ Each runs the README's command as it stands (all epochs, validation, the test sp
 the torch threads the machine has, and checks the test split against the goals, not against
 the shipped numbers: these short trainings are seeded but not bit-reproducible across thread
 counts and machines (0.677 against 0.679 test AP for two runs of the detection recipe here).
-On the 2 quiet cores here: detection 7 min, panoptic 12 min.
+On the 2 quiet cores here: detection 7 min, panoptic 13 min.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ import pytest
 from tests.integration.conftest import REPO, env, read_metrics
 
 # The issues' goals (README, "Object detection" and "Panoptic and instance segmentation"). The
-# panoptic goal's "mIoU >= 0.85" is not met by this recipe (test mIoU 0.70, README): not asserted.
+# panoptic recipe meets "mIoU >= 0.85" with little room (test 0.853, README); since runs are not
+# bit-reproducible, the check sits 0.01 under the goal, where a regression, not noise, lands.
 GOALS = {
     "fcos_synthetic": {"test/map_50": 0.80, "test/map": 0.50},
-    "panoptic_synthetic": {"test/pq": 0.60, "test/pq_things": 0.45},
+    "panoptic_synthetic": {"test/pq": 0.60, "test/pq_things": 0.45, "test/miou": 0.84},
 }
 
 
