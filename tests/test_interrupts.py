@@ -27,11 +27,17 @@ def _signal_self(signum: int) -> None:
     [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, interrupts.Interrupted)],
 )
 def test_a_signal_is_recorded_and_stops_the_block(signum, error):
-    before = signal.getsignal(signum)
-    with pytest.raises(error), interrupts.catch_signals():
-        _signal_self(signum)
-    assert interrupts.received() == signum
-    assert signal.getsignal(signum) is before  # the previous handler is back
+    # Python's own SIGINT handler, as in a terminal: a suite run as a background job of a
+    # non-interactive shell starts with SIGINT ignored, which catch_signals keeps by design.
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        before = signal.getsignal(signum)
+        with pytest.raises(error), interrupts.catch_signals():
+            _signal_self(signum)
+        assert interrupts.received() == signum
+        assert signal.getsignal(signum) is before  # the previous handler is back
+    finally:
+        signal.signal(signal.SIGINT, outer)
 
 
 def test_an_ignored_sigint_stays_ignored():

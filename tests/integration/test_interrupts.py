@@ -56,6 +56,15 @@ def _alive(pgid: int) -> list[str]:
     ]
 
 
+def _sigint_as_in_a_terminal() -> None:
+    """In the child before exec: SIGINT at its default, as a foreground job in a terminal has it.
+
+    A suite started as a background job of a non-interactive shell inherits an ignored SIGINT,
+    which Python (and so train.py, by design) then keeps ignored: Ctrl-C could not be tested.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_run(tmp_path: Path, args: list[str], signum: int, whole_group: bool):
     """Start train.py, signal it once training steps ran; (returncode, stderr, seconds to exit, run dir)."""
     run_dir = tmp_path / "run"
@@ -68,6 +77,7 @@ def interrupt_run(tmp_path: Path, args: list[str], signum: int, whole_group: boo
             stdout=out,
             stderr=err,
             start_new_session=True,  # its own process group, as a shell's job
+            preexec_fn=_sigint_as_in_a_terminal,
         )
     pgid = proc.pid
     try:
@@ -170,6 +180,7 @@ def test_sigterm_stops_an_export_after_a_batch_and_a_rerun_continues(tmp_path):
             stdout=subprocess.DEVNULL,
             stderr=err,
             start_new_session=True,
+            preexec_fn=_sigint_as_in_a_terminal,
         )
     try:
         deadline = time.monotonic() + 300
