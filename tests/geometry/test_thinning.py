@@ -199,3 +199,18 @@ class TestEdgeNms:
     def test_bad_input(self):
         with pytest.raises(ValueError, match="float tensor"):
             edge_nms(torch.zeros(5, 5, dtype=torch.uint8))
+
+
+def test_numpy_cores_match_the_tensor_api_for_any_memory_layout():
+    from pixelwise.geometry.thinning import edge_nms, edge_nms_maps, thin, thin_maps
+
+    rng = np.random.default_rng(3)
+    masks = rng.random((2, 20, 24)) > 0.4
+    soft = rng.random((2, 20, 24)).astype(np.float32)
+    fortran_masks = np.asfortranarray(masks)
+    assert not fortran_masks.flags.c_contiguous
+    np.testing.assert_array_equal(thin_maps(fortran_masks), thin(torch.from_numpy(masks)).numpy())
+    np.testing.assert_array_equal(
+        edge_nms_maps(np.asfortranarray(soft)), edge_nms(torch.from_numpy(soft)).numpy()
+    )
+    assert not np.array_equal(thin_maps(masks), masks)  # it thinned something

@@ -369,7 +369,8 @@ def thin(mask: torch.Tensor) -> torch.Tensor:
 
 def thin_maps(maps: np.ndarray) -> np.ndarray:
     """:func:`thin` on numpy: bool [N, H, W] -> thinned copy."""
-    maps = np.array(maps, dtype=np.bool_, copy=True)
+    # C order: the layout the kernel was compiled (and cached) for.
+    maps = np.array(maps, dtype=np.bool_, order="C", copy=True)
     if maps.size:
         _thin_maps(maps, _LUT1, _LUT2, _offsets(maps.shape[-1]))
     return maps
@@ -522,7 +523,7 @@ def edge_nms_maps(
     quantize: bool = True,
 ) -> np.ndarray:
     """:func:`edge_nms` on numpy: float [N, H, W] -> float32 [N, H, W]."""
-    maps = np.asarray(maps, dtype=np.float32)
+    maps = np.ascontiguousarray(maps, dtype=np.float32)  # the layout the kernel is cached for
     out = np.empty_like(maps)
     for i, e in enumerate(maps):
         e = _conv_tri(e, presmooth)
