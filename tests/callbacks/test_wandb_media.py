@@ -18,8 +18,10 @@ def test_log_media_goes_to_each_wandb_logger_at_the_global_step():
     other.log_metrics.assert_not_called()
 
 
-def test_log_media_without_wandb_loggers_does_nothing():
-    log_media(SimpleNamespace(loggers=[], global_step=0), {"val/pictures": []})
+def test_log_media_without_wandb_loggers_logs_nothing():
+    csv = MagicMock(spec=CSVLogger)
+    log_media(SimpleNamespace(loggers=[csv], global_step=0), {"val/pictures": []})
+    assert csv.method_calls == []
 
 
 def test_first_val_batch_media_due_only_for_the_first_val_batch_of_a_due_epoch_on_rank_0():
