@@ -36,12 +36,8 @@ class PanopticTask(SegmentationTask):
         net: nn.Module,
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
-        num_classes: int = 9,
-        class_names: Sequence[str] | None = None,
+        *,
         thing_classes: Sequence[int] = (6, 7, 8),
-        ignore_index: int = 255,
-        class_weighting: str = "none",
-        class_weight_samples: int = 256,
         sigma: float = 4.0,
         semantic_weight: float = 1.0,
         center_weight: float = 200.0,
@@ -52,27 +48,20 @@ class PanopticTask(SegmentationTask):
         min_thing_area: int = 0,
         min_stuff_area: int = 0,
         label_divisor: int = 1000,
-        channels_last: bool = True,
+        **segmentation: Any,
     ) -> None:
+        """``segmentation``: the :class:`SegmentationTask` arguments (``num_classes`` (9),
+        ``class_names``, ``ignore_index``, ``class_weighting``, ``class_weight_samples``,
+        ``channels_last``), with its defaults."""
         thing_classes = [int(c) for c in thing_classes]
-        if not thing_classes or min(thing_classes) < 0 or max(thing_classes) >= num_classes:
+        super().__init__(net, optimizer, scheduler, **segmentation)
+        if not thing_classes or min(thing_classes) < 0 or max(thing_classes) >= self.num_classes:
             raise ValueError(
-                f"task.thing_classes={thing_classes}: expected a non-empty list of classes in [0, {num_classes})"
+                f"task.thing_classes={thing_classes}: expected a non-empty list of classes in [0, {self.num_classes})"
             )
-        super().__init__(
-            net,
-            optimizer,
-            scheduler,
-            num_classes=num_classes,
-            class_names=class_names,
-            ignore_index=ignore_index,
-            class_weighting=class_weighting,
-            class_weight_samples=class_weight_samples,
-            channels_last=channels_last,
-        )
         self.thing_classes = thing_classes
         self.register_buffer(
-            "is_thing", torch.zeros(num_classes, dtype=torch.bool), persistent=False
+            "is_thing", torch.zeros(self.num_classes, dtype=torch.bool), persistent=False
         )
         self.is_thing[thing_classes] = True
 
