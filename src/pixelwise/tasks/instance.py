@@ -7,6 +7,7 @@ per box; data.with_masks=true). Evaluation returns an :class:`~pixelwise.tasks.o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -27,13 +28,11 @@ class InstanceTask(DetectionTask):
         net: nn.Module,
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
-        *,
+        num_classes: int = 3,
+        class_names: Sequence[str] | None = None,
         mask_threshold: float = 0.5,
-        **detection: Any,
+        channels_last: bool = False,
     ) -> None:
-        """``detection``: the :class:`DetectionTask` arguments (``num_classes`` (3), ``class_names``,
-        ``channels_last`` (false); its dense-decoding options do not apply to a net that detects
-        by itself), with its defaults."""
         if not getattr(net, "produces_masks", False) or not getattr(
             net, "computes_own_loss", False
         ):
@@ -42,7 +41,14 @@ class InstanceTask(DetectionTask):
             )
         if not 0.0 < mask_threshold < 1.0:
             raise ValueError(f"task.mask_threshold={mask_threshold}: expected in (0, 1)")
-        super().__init__(net, optimizer, scheduler, **detection)
+        super().__init__(
+            net,
+            optimizer,
+            scheduler,
+            num_classes=num_classes,
+            class_names=class_names,
+            channels_last=channels_last,
+        )
         self.mask_threshold = mask_threshold
 
     def training_loss(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
