@@ -117,6 +117,32 @@ def test_optimizer_and_scheduler_swap_from_the_command_line():
     assert set(options("scheduler")) >= {"cosine", "none", "poly", "step"}
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_shipped_optimizers_are_fused_and_match_the_per_tensor_loop(optimizer):
+    """The groups pick torch's fused kernel; its steps equal the default loop's within rounding."""
+    import torch
+    from hydra.utils import instantiate
+
+    fused_cfg = composed([f"optimizer={optimizer}"])
+    loop_cfg = composed([f"optimizer={optimizer}", "task.optimizer.fused=null"])
+    torch.manual_seed(0)
+    start = [torch.randn(5, 3), torch.randn(7)]
+    fused_params = [torch.nn.Parameter(t.clone()) for t in start]
+    loop_params = [torch.nn.Parameter(t.clone()) for t in start]
+    fused = instantiate(fused_cfg.task.optimizer)(fused_params)
+    loop = instantiate(loop_cfg.task.optimizer)(loop_params)
+    assert fused.defaults["fused"] is True and not loop.defaults["fused"]
+    for _ in range(20):
+        grads = [torch.randn_like(t) for t in start]
+        for params, opt in ((fused_params, fused), (loop_params, loop)):
+            for p, g in zip(params, grads):
+                p.grad = g.clone()
+            opt.step()
+    for a, b, t in zip(fused_params, loop_params, start):
+        assert not torch.allclose(a, t)  # the steps moved the parameters
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_gpu_segmentation_recipes_share_one_base():
     voc = composed(["experiment=unet_voc"])
     city = composed(["experiment=unet_cityscapes"])
