@@ -1,5 +1,6 @@
-"""Detection training step: the framework (Lightning + DetectionTask) vs a bare PyTorch loop with
-the same FCOS net, batch, loss and optimizer, like for like in memory layout.
+"""Detection training step: the framework (Lightning + DetectionTask, the shipped optimizer config)
+vs a bare PyTorch loop with the same FCOS net, batch, loss and memory layout, whose AdamW is
+measured twice: as a user writes it (torch's per-tensor default) and fused like the framework's.
 
 Both sides run in this process on the same pre-generated synthetic items, batched by the same
 ``torch.utils.data.DataLoader`` (shuffled, collated by ``DictCollate``): the bare loop is what a
