@@ -17,6 +17,7 @@ from pixelwise.callbacks.segmentation import SegmentationMetrics
 from pixelwise.callbacks.segmentation_writer import SegmentationPredictionWriter, prediction_name
 from pixelwise.data.cityscapes import Cityscapes
 from pixelwise.data.datamodule import DataModule
+from pixelwise.data.info import DatasetInfo
 from pixelwise.data.synthetic_scenes import SCENE_PALETTE, SyntheticScenes
 from pixelwise.data.voc import VOC_COLORMAP, VOCSegmentation
 from pixelwise.nets.unet import UNet
@@ -30,12 +31,10 @@ def bare(cls):
 
 
 def fake_trainer(dataset, loaders=None, rank=0):
-    dm = SimpleNamespace(
-        dataset=lambda split: dataset,
-        palette=getattr(dataset, "palette", None),
-        ignore_index=255,
-        num_classes=getattr(dataset, "num_classes", None),
+    info = DatasetInfo(
+        num_classes=getattr(dataset, "num_classes", None), palette=getattr(dataset, "palette", None)
     )
+    dm = SimpleNamespace(dataset=lambda split: dataset, info=info)
     return SimpleNamespace(datamodule=dm, test_dataloaders=loaders, global_rank=rank)
 
 

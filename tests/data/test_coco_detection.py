@@ -251,9 +251,9 @@ class TestConfigs:
             ["data=coco", f"data.root={root}", "data.num_workers=0", "data.size=[64,64]"]
         )
         assert (
-            dm.num_classes == 80
-            and len(dm.class_names) == 80
-            and dm.class_names[79] == "toothbrush"
+            dm.info.num_classes == 80
+            and len(dm.info.class_names) == 80
+            and dm.info.class_names[79] == "toothbrush"
         )
         assert cfg.data.test.split == "val"
         dm.setup("validate")
@@ -268,7 +268,7 @@ class TestConfigs:
 
         export_coco(tmp_path, split="val", count=3)
         _, dm = compose_data(["data=coco_synthetic", f"data.root={tmp_path}", "data.num_workers=0"])
-        assert dm.num_classes == 3 and dm.info.category_ids == (1, 2, 3)
+        assert dm.info.num_classes == 3 and dm.info.category_ids == (1, 2, 3)
         dm.setup("validate")
         batch = next(iter(dm.val_dataloader()))
         item = SyntheticDetectionScenes(split="val", length=3)[2]

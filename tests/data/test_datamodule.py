@@ -83,7 +83,11 @@ def test_info_comes_from_config_then_from_datasets():
 
 def test_info_fields_as_attributes_and_unknown_keys():
     dm = DataModule(num_classes=2, class_names=["bg", "car"], category_ids=[0, 3], root="/x")
-    assert dm.num_classes == 2 and dm.class_names == ["bg", "car"] and dm.category_ids == [0, 3]
+    assert (
+        dm.info.num_classes == 2
+        and dm.info.class_names == ("bg", "car")
+        and dm.info.category_ids == (0, 3)
+    )
     assert dm.info == DatasetInfo(num_classes=2, class_names=("bg", "car"), category_ids=(0, 3))
     with pytest.raises(ValueError, match=r"data.num_clases: unknown key; .*num_classes"):
         DataModule(num_clases=2)

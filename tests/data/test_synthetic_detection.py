@@ -200,7 +200,7 @@ class TestConfig:
                 overrides=["data=synthetic_detection", "data.num_workers=0", "data.train.length=4"],
             )
         dm = instantiate(cfg.data, _convert_="all")
-        assert dm.num_classes == 3 and dm.class_names == ["car", "truck", "pedestrian"]
+        assert dm.info.num_classes == 3 and dm.info.class_names == ("car", "truck", "pedestrian")
         assert dm.info.category_ids == (1, 2, 3)
         dm.batch_size = 4
         dm.setup("fit")

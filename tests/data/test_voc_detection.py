@@ -205,7 +205,9 @@ def test_data_config_builds_the_splits(tmp_path):
         )
     dm = instantiate(cfg.data, _convert_="all")
     assert (
-        dm.num_classes == 20 and dm.class_names[14] == "person" and dm.info.category_ids[-1] == 20
+        dm.info.num_classes == 20
+        and dm.info.class_names[14] == "person"
+        and dm.info.category_ids[-1] == 20
     )
     assert (
         len(dm.dataset("train")) == 2

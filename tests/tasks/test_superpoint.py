@@ -225,3 +225,45 @@ def test_training_without_keypoints_is_a_clear_error():
     batch = {"image_a": images, "image_b": images, "homography": torch.eye(3)[None]}
     with pytest.raises(ValueError, match="no keypoints_a.*data.train.labels"):
         task.training_step(batch, 0)
+
+
+class TestPartNmsRadius:
+    """HPatches-protocol parts extract with their own NMS radius (8 px at 480x640, 4 at 240x320)."""
+
+    @staticmethod
+    def two_close_points_task(**kwargs) -> SuperPointTask:
+        logits = torch.zeros(1, 65, 4, 5)
+        logits[0, 64] = 20.0
+        logits[0, 4 * 8 + 4, 1, 1] = 40.0  # (x, y) = (12, 12), probability ~1
+        logits[0, 4 * 8 + 2, 1, 2] = 20.0  # (18, 12), probability 1/2: 6 px from the first
+        return make_task(FixedNet(logits, torch.randn(1, 6, 4, 5)), **kwargs)
+
+    @staticmethod
+    def batch(split: str | None) -> dict:
+        batch = {
+            "image_a": torch.zeros(1, 1, 32, 40),
+            "image_b": torch.zeros(1, 1, 32, 40),
+            "homography": torch.eye(3)[None],
+        }
+        if split is not None:
+            batch["split"] = [split]
+        return batch
+
+    def test_each_part_uses_its_radius_and_others_nms_radius(self):
+        task = self.two_close_points_task(nms_radius=4, part_nms_radius={"descriptors": 8})
+        both = [[12.0, 12.0], [18.0, 12.0]]
+        for split, part, expected in (
+            ("test", "descriptors", [[12.0, 12.0]]),  # radius 8 suppresses the weaker point
+            ("detector_test", "detector", both),  # not listed: nms_radius 4 keeps both
+            (None, "both", both),
+        ):
+            out = task.evaluation_step(self.batch(split), "test")
+            assert out.part == part
+            for features in (out.features_a[0], out.features_b[0]):
+                assert features["keypoints"].tolist() == expected, split
+
+    def test_bad_part_or_radius_is_a_clear_error(self):
+        with pytest.raises(ValueError, match=r"task.part_nms_radius.descriptor: unknown part"):
+            self.two_close_points_task(part_nms_radius={"descriptor": 8})
+        with pytest.raises(ValueError, match=r"task.part_nms_radius.detector=-1: expected >= 0"):
+            self.two_close_points_task(part_nms_radius={"detector": -1})

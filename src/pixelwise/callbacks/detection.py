@@ -14,6 +14,7 @@ import lightning as L
 import torch
 import torch.distributed as dist
 
+from pixelwise.callbacks.data_info import data_fact
 from pixelwise.callbacks.options import check_at_least
 from pixelwise.callbacks.stages import StageCallback
 from pixelwise.callbacks.wandb_media import first_val_batch_media_due, log_media, wandb_loggers
@@ -307,8 +308,7 @@ class DetectionResultsWriter(L.Callback):
             raise KeyError(
                 "DetectionResultsWriter: the batch has no 'image_id'; COCO results need one per image"
             )
-        info = getattr(trainer.datamodule, "info", None)
-        category_ids = (info.category_ids if info is not None else None) or list(
+        category_ids = data_fact(trainer, "category_ids") or list(
             range(1, pl_module.num_classes + 1)
         )
         self._rows += coco_results(

@@ -7,6 +7,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 
+from pixelwise.callbacks.data_info import data_fact
 from pixelwise.callbacks.options import check_at_least
 from pixelwise.callbacks.overlays import default_palette, segmentation_panel
 from pixelwise.callbacks.wandb_media import log_images, wandb_loggers
@@ -65,11 +66,10 @@ class SegmentationPanels(ValidationPanels):
         super().__init__(every_n_epochs, max_images)
 
     def panel(self, trainer: L.Trainer, batch: Any, outputs: Any, i: int) -> np.ndarray:
-        dm = trainer.datamodule
-        palette = getattr(dm, "palette", None)
+        palette = data_fact(trainer, "palette")
         if palette is None:
             palette = default_palette(outputs.num_classes)
-        ignore = getattr(dm, "ignore_index", 255)
+        ignore = data_fact(trainer, "ignore_index", 255)
         return segmentation_panel(
             batch["image"][i], batch["mask"][i], outputs.preds[i], palette, ignore
         )

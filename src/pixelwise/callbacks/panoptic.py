@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from pixelwise.callbacks.data_info import data_fact
 from pixelwise.callbacks.options import check_at_least
 from pixelwise.callbacks.overlays import default_palette
 from pixelwise.callbacks.stages import StageCallback
@@ -138,8 +139,7 @@ class PanopticMetrics(StageCallback):
     def _things(self, trainer: L.Trainer) -> list[int]:
         if self.thing_classes is not None:
             return self.thing_classes
-        info = getattr(getattr(trainer, "datamodule", None), "info", None)
-        things = getattr(info, "instance_classes", None)
+        things = data_fact(trainer, "instance_classes")
         if not things:
             raise ValueError(
                 "PanopticMetrics: no thing classes; set data.instance_classes (the things) or "
@@ -148,7 +148,7 @@ class PanopticMetrics(StageCallback):
         return list(things)
 
     def _palette(self, trainer: L.Trainer) -> np.ndarray:
-        palette = getattr(getattr(trainer, "datamodule", None), "palette", None)
+        palette = data_fact(trainer, "palette")
         return (
             np.asarray(palette, dtype=np.uint8)
             if palette is not None
@@ -319,14 +319,13 @@ class PanopticPredictionWriter(L.Callback):
     def _facts(
         self, trainer: L.Trainer, pl_module: L.LightningModule
     ) -> tuple[list[int], list[str], list[int]]:
-        info = getattr(getattr(trainer, "datamodule", None), "info", None)
         k = pl_module.num_classes
-        cats = list(getattr(info, "category_ids", None) or range(1, k + 1))
+        cats = list(data_fact(trainer, "category_ids") or range(1, k + 1))
         names = list(
-            getattr(info, "class_names", None) or getattr(pl_module, "class_names", range(k))
+            data_fact(trainer, "class_names") or getattr(pl_module, "class_names", range(k))
         )
         things = list(
-            getattr(info, "instance_classes", None) or getattr(pl_module, "thing_classes", [])
+            data_fact(trainer, "instance_classes") or getattr(pl_module, "thing_classes", [])
         )
         return cats, [str(n) for n in names], things
 
@@ -401,11 +400,7 @@ class PanopticPredictionWriter(L.Callback):
             return
         pred, gt, images = parts
         cats, names, things = self._facts(trainer, pl_module)
-        palette = (
-            getattr(trainer.datamodule, "palette", None)
-            if getattr(trainer, "datamodule", None)
-            else None
-        )
+        palette = data_fact(trainer, "palette")
         categories = categories_json(names, cats, things, palette)
         write_panoptic_json(self.dirpath / f"{self.name}.json", pred, categories, images)
         if self.ground_truth:

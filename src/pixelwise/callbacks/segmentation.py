@@ -11,6 +11,7 @@ import lightning as L
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassConfusionMatrix, MulticlassJaccardIndex
 
+from pixelwise.callbacks.data_info import data_fact
 from pixelwise.callbacks.options import check_at_least
 from pixelwise.callbacks.stages import StageCallback
 from pixelwise.callbacks.wandb_media import wandb_loggers
@@ -104,12 +105,10 @@ class SegmentationMetrics(StageCallback):
 
     def resolve_facts(self, trainer: Any) -> dict[str, Any]:
         """The dataset facts in use: this callback's arguments, else `trainer.datamodule.info`; validated."""
-        info = getattr(getattr(trainer, "datamodule", None), "info", None)
-        raw = {}
-        for name, value in self.given.items():
-            if value is None and info is not None:
-                value = getattr(info, name)
-            raw[name] = value
+        raw = {
+            name: value if value is not None else data_fact(trainer, name)
+            for name, value in self.given.items()
+        }
         where = "(SegmentationMetrics argument, else data.{0} or the dataset's attribute)"
         k = self.num_classes
         instance_classes = [int(c) for c in raw["instance_classes"] or ()]

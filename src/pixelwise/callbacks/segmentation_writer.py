@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pixelwise.callbacks.data_info import data_fact
 from pixelwise.callbacks.overlays import colorize, default_palette
 
 log = logging.getLogger("pixelwise")
@@ -106,11 +107,11 @@ class SegmentationPredictionWriter(L.Callback):
         if datamodule is not None and hasattr(datamodule, "dataset"):
             dataset = datamodule.dataset(stage)
         save = getattr(dataset, "save_prediction", None)
-        palette = getattr(datamodule, "palette", None) if datamodule is not None else None
+        palette = data_fact(trainer, "palette")
         if palette is None:
-            palette = default_palette(getattr(datamodule, "num_classes", None) or num_classes)
+            palette = default_palette(data_fact(trainer, "num_classes", num_classes))
         palette = np.asarray(palette, dtype=np.uint8)
-        ignore = getattr(datamodule, "ignore_index", 255)
+        ignore = data_fact(trainer, "ignore_index", 255)
         paths = batch.get("path")
         indices = (
             None

@@ -11,6 +11,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from pixelwise.callbacks.data_info import data_fact
 from pixelwise.callbacks.options import check_at_least
 from pixelwise.callbacks.stages import StageCallback
 from pixelwise.callbacks.wandb_media import log_images
@@ -75,8 +76,7 @@ class SuperPointEvaluation(StageCallback):
     def _protocol(self, trainer: L.Trainer) -> dict[str, Any]:
         if self.protocol is not None:
             return self.protocol
-        info = getattr(getattr(trainer, "datamodule", None), "info", None)
-        return dict(info.protocol) if info is not None and info.protocol else {}
+        return dict(data_fact(trainer, "protocol", {}))
 
     # -- shared ---------------------------------------------------------------------------------
 

@@ -148,32 +148,6 @@ class DataModule(L.LightningDataModule):
                 info = info.merged(info_of(self.datasets[split]))
         return info
 
-    @property
-    def num_classes(self) -> int | None:
-        """``info.num_classes`` (kept as an attribute for the tasks that read it)."""
-        return self.info.num_classes
-
-    @property
-    def class_names(self) -> list[str] | None:
-        """``info.class_names`` as a list (kept as an attribute for the tasks that read it)."""
-        names = self.info.class_names
-        return None if names is None else list(names)
-
-    @property
-    def category_ids(self) -> list[int] | None:
-        """``info.category_ids``: the dataset's id of each contiguous class index (COCO ids)."""
-        ids = self.info.category_ids
-        return None if ids is None else list(ids)
-
-    @property
-    def ignore_index(self) -> int:
-        return self.info.ignore_index
-
-    @property
-    def palette(self) -> np.ndarray | None:
-        """``info.palette``: uint8 [K,3] colours (kept as an attribute for the writers that read it)."""
-        return self.info.palette
-
     _STAGE_SPLITS = {
         "fit": ("train", "val"),
         "validate": ("val",),
@@ -208,10 +182,6 @@ class DataModule(L.LightningDataModule):
                 raise ValueError(f"data.{split} is not set in the data config: no {split} dataset")
             self.datasets[split] = self.factories[split]()
         return self.datasets[split]
-
-    @property
-    def train_dataset(self) -> Dataset:
-        return self.dataset("train")
 
     def _loader(
         self, split: str, shuffle: bool, drop_last: bool, dataset: Dataset | None = None
@@ -255,22 +225,23 @@ class DataModule(L.LightningDataModule):
 
     def class_pixel_counts(self, max_items: int = 256, key: str = "mask") -> torch.Tensor:
         """Pixel count per class [num_classes] over up to `max_items` evenly spaced training items."""
-        if self.num_classes is None:
+        dataset = self.dataset("train")
+        k, ignore = self.info.num_classes, self.info.ignore_index
+        if k is None:
             raise ValueError("data.num_classes must be set to count class pixels")
-        dataset = self.train_dataset
         n = len(dataset)
         indices = np.linspace(0, n - 1, num=min(n, max_items)).round().astype(int)
-        counts = torch.zeros(self.num_classes, dtype=torch.long)
+        counts = torch.zeros(k, dtype=torch.long)
         for i in np.unique(indices):
             labels = torch.as_tensor(dataset[int(i)][key]).flatten()
-            labels = labels[labels != self.ignore_index]
-            if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
-                bad = labels[(labels < 0) | (labels >= self.num_classes)][0].item()
+            labels = labels[labels != ignore]
+            if labels.numel() and (labels.min() < 0 or labels.max() >= k):
+                bad = labels[(labels < 0) | (labels >= k)][0].item()
                 raise ValueError(
-                    f"training item {i}: label value {bad} outside [0, {self.num_classes}) "
-                    f"and not the ignore index {self.ignore_index}"
+                    f"training item {i}: label value {bad} outside [0, {k}) "
+                    f"and not the ignore index {ignore}"
                 )
-            counts += torch.bincount(labels, minlength=self.num_classes)
+            counts += torch.bincount(labels, minlength=k)
         return counts
 
     def describe(self) -> dict[str, Any]:

@@ -31,6 +31,14 @@ _DEFAULT = SUPERPOINT_EXTRACTION
 _PARTS = {"test": "descriptors", "detector_test": "detector"}
 
 
+def _batch_part(batch: dict[str, Any]) -> str:
+    """The HPatches-protocol part a batch is for: from its ``"split"`` tags, "both" when untagged."""
+    splits = set(batch.get("split") or ())
+    if len(splits) > 1:
+        raise ValueError(f"a test batch mixes the splits {sorted(splits)}")
+    return _PARTS[splits.pop()] if splits else "both"
+
+
 class SuperPointTask(PixelwiseTask):
     """SuperPointNet + L = L_p(X, Y) + L_p(X', Y') + lambda * L_d on warped pairs.
 
@@ -43,7 +51,9 @@ class SuperPointTask(PixelwiseTask):
     default :data:`~pixelwise.geometry.keypoints.SUPERPOINT_EXTRACTION`); at test it also carries
     the ``baselines`` (OpenCV ORB/SIFT, :class:`~pixelwise.nets.ClassicalFeatures`) on the same pairs.
     Test batches tagged ``"split"`` (a datamodule with a ``detector_test`` split: HPatches at
-    480x640 for the descriptors, at 240x320 for the detector) say so in ``SuperPointPairOutput.part``.
+    480x640 for the descriptors, at 240x320 for the detector) say so in ``SuperPointPairOutput.part``,
+    and ``part_nms_radius`` (e.g. ``{"descriptors": 8, "detector": 4}``) sets the NMS radius of
+    each part's extraction; a part it does not name, and every other batch, uses ``nms_radius``.
     ``net`` may be None when ``net_config`` (stored in the checkpoint's hparams) rebuilds it, so
     ``SuperPointTask.load_from_checkpoint(path)`` needs no net. The official
     ``superpoint_v1.pth`` loads into the net (``model.pretrained``); ``detector_weights`` a MagicPoint
@@ -71,6 +81,7 @@ class SuperPointTask(PixelwiseTask):
         nms_radius: int = _DEFAULT.nms_radius,
         detection_threshold: float = _DEFAULT.threshold,
         border: int = _DEFAULT.border,
+        part_nms_radius: dict[str, int] | None = None,
         detector_weights: str | None = None,
         channels_last: bool = True,
         baselines: Sequence[str] = (),
@@ -94,6 +105,19 @@ class SuperPointTask(PixelwiseTask):
         extraction = Extraction.checked(
             detection_threshold, nms_radius, border, max_keypoints, keys={"top_k": "max_keypoints"}
         )
+        part_extraction = {}
+        for part, radius in (part_nms_radius or {}).items():
+            if part not in _PARTS.values():
+                raise ValueError(
+                    f"task.part_nms_radius.{part}: unknown part, expected one of {sorted(_PARTS.values())}"
+                )
+            part_extraction[part] = Extraction.checked(
+                detection_threshold,
+                radius,
+                border,
+                max_keypoints,
+                keys={"top_k": "max_keypoints", "nms_radius": f"part_nms_radius.{part}"},
+            )
         if detector_weights and getattr(net, "pretrained", None):
             raise ValueError(
                 f"model.pretrained={net.pretrained} (a whole SuperPoint) and "
@@ -106,6 +130,7 @@ class SuperPointTask(PixelwiseTask):
         # Rebuilding the net from the checkpoint alone needs its constructor kwargs.
         self.hparams["net_config"] = superpoint_net_config(net)
         self.extraction = extraction
+        self.part_extraction = part_extraction
         top_k = int(max_keypoints or _DEFAULT.top_k)
         self.baselines = {m: ClassicalFeatures(m, max_keypoints=top_k) for m in baselines}
 
@@ -244,10 +269,11 @@ class SuperPointTask(PixelwiseTask):
         if "keypoints_a" in batch:
             losses = self._logged(self.losses(batch, out_a, out_b))
             loss = self.log_losses(losses, stage, batch["image_a"].shape[0])
+        extraction = self.part_extraction.get(_batch_part(batch), self.extraction)
         result = self._pair_output(
             batch,
-            superpoint_features(out_a, batch["image_a"].shape[-2:], self.extraction),
-            superpoint_features(out_b, batch["image_b"].shape[-2:], self.extraction),
+            superpoint_features(out_a, batch["image_a"].shape[-2:], extraction),
+            superpoint_features(out_b, batch["image_b"].shape[-2:], extraction),
             loss,
         )
         if stage == "test":
@@ -269,9 +295,6 @@ class SuperPointTask(PixelwiseTask):
         loss: torch.Tensor | None = None,
     ) -> SuperPointPairOutput:
         n = batch["image_a"].shape[0]
-        splits = set(batch.get("split") or ())
-        if len(splits) > 1:
-            raise ValueError(f"a test batch mixes the splits {sorted(splits)}")
         return SuperPointPairOutput(
             features_a=features_a,
             features_b=features_b,
@@ -280,7 +303,7 @@ class SuperPointTask(PixelwiseTask):
             shape_a=tuple(batch["image_a"].shape[-2:]),
             shape_b=tuple(batch["image_b"].shape[-2:]),
             loss=loss,
-            part=_PARTS[splits.pop()] if splits else "both",
+            part=_batch_part(batch),
         )
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> FeatureOutput:
