@@ -250,7 +250,9 @@ class TestPartNmsRadius:
         return batch
 
     def test_each_part_uses_its_radius_and_others_nms_radius(self):
-        task = self.two_close_points_task(nms_radius=4, part_nms_radius={"descriptors": 8})
+        task = self.two_close_points_task(
+            nms_radius=4, part_extraction={"descriptors": {"nms_radius": 8}}
+        )
         both = [[12.0, 12.0], [18.0, 12.0]]
         for split, part, expected in (
             ("test", "descriptors", [[12.0, 12.0]]),  # radius 8 suppresses the weaker point
@@ -262,8 +264,23 @@ class TestPartNmsRadius:
             for features in (out.features_a[0], out.features_b[0]):
                 assert features["keypoints"].tolist() == expected, split
 
-    def test_bad_part_or_radius_is_a_clear_error(self):
-        with pytest.raises(ValueError, match=r"task.part_nms_radius.descriptor: unknown part"):
-            self.two_close_points_task(part_nms_radius={"descriptor": 8})
-        with pytest.raises(ValueError, match=r"task.part_nms_radius.detector=-1: expected >= 0"):
-            self.two_close_points_task(part_nms_radius={"detector": -1})
+    def test_a_part_threshold_overrides_the_task_threshold(self):
+        task = self.two_close_points_task(
+            nms_radius=4, part_extraction={"detector": {"detection_threshold": 0.6}}
+        )
+        out = task.evaluation_step(self.batch("detector_test"), "test")
+        assert out.features_a[0]["keypoints"].tolist() == [[12.0, 12.0]]  # 0.5 < 0.6 dropped
+        out = task.evaluation_step(self.batch("test"), "test")
+        assert len(out.features_a[0]["keypoints"]) == 2
+
+    def test_bad_part_key_or_value_is_a_clear_error(self):
+        with pytest.raises(ValueError, match=r"task.part_extraction.descriptor: unknown part"):
+            self.two_close_points_task(part_extraction={"descriptor": {"nms_radius": 8}})
+        with pytest.raises(
+            ValueError, match=r"task.part_extraction.detector: unknown keys \['nms'\]"
+        ):
+            self.two_close_points_task(part_extraction={"detector": {"nms": 8}})
+        with pytest.raises(
+            ValueError, match=r"task.part_extraction.detector.nms_radius=-1: expected >= 0"
+        ):
+            self.two_close_points_task(part_extraction={"detector": {"nms_radius": -1}})

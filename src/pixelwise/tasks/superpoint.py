@@ -29,6 +29,8 @@ __all__ = ["SuperPointTask"]
 _DEFAULT = SUPERPOINT_EXTRACTION
 # The HPatches-protocol metrics each split of a datamodule with a detector_test split is for.
 _PARTS = {"test": "descriptors", "detector_test": "detector"}
+# What task.part_extraction may override per part.
+_PART_KEYS = ("detection_threshold", "nms_radius")
 
 
 def _batch_part(batch: dict[str, Any]) -> str:
@@ -52,8 +54,9 @@ class SuperPointTask(PixelwiseTask):
     the ``baselines`` (OpenCV ORB/SIFT, :class:`~pixelwise.nets.ClassicalFeatures`) on the same pairs.
     Test batches tagged ``"split"`` (a datamodule with a ``detector_test`` split: HPatches at
     480x640 for the descriptors, at 240x320 for the detector) say so in ``SuperPointPairOutput.part``,
-    and ``part_nms_radius`` (e.g. ``{"descriptors": 8, "detector": 4}``) sets the NMS radius of
-    each part's extraction; a part it does not name, and every other batch, uses ``nms_radius``.
+    and ``part_extraction`` (e.g. ``{"descriptors": {"nms_radius": 8}}``) overrides ``nms_radius``
+    and ``detection_threshold`` for a part's extraction; a part it does not name, and every other
+    batch, uses the task's own.
     ``net`` may be None when ``net_config`` (stored in the checkpoint's hparams) rebuilds it, so
     ``SuperPointTask.load_from_checkpoint(path)`` needs no net. The official
     ``superpoint_v1.pth`` loads into the net (``model.pretrained``); ``detector_weights`` a MagicPoint
@@ -81,7 +84,7 @@ class SuperPointTask(PixelwiseTask):
         nms_radius: int = _DEFAULT.nms_radius,
         detection_threshold: float = _DEFAULT.threshold,
         border: int = _DEFAULT.border,
-        part_nms_radius: dict[str, int] | None = None,
+        part_extraction: dict[str, dict[str, Any]] | None = None,
         detector_weights: str | None = None,
         channels_last: bool = True,
         baselines: Sequence[str] = (),
@@ -105,18 +108,27 @@ class SuperPointTask(PixelwiseTask):
         extraction = Extraction.checked(
             detection_threshold, nms_radius, border, max_keypoints, keys={"top_k": "max_keypoints"}
         )
-        part_extraction = {}
-        for part, radius in (part_nms_radius or {}).items():
+        parts = {}
+        for part, overrides in (part_extraction or {}).items():
+            where = f"task.part_extraction.{part}"
             if part not in _PARTS.values():
                 raise ValueError(
-                    f"task.part_nms_radius.{part}: unknown part, expected one of {sorted(_PARTS.values())}"
+                    f"{where}: unknown part, expected one of {sorted(_PARTS.values())}"
                 )
-            part_extraction[part] = Extraction.checked(
-                detection_threshold,
-                radius,
+            unknown = set(overrides or {}) - set(_PART_KEYS)
+            if unknown:
+                raise ValueError(
+                    f"{where}: unknown keys {sorted(unknown)}, expected {list(_PART_KEYS)}"
+                )
+            settings = {"detection_threshold": detection_threshold, "nms_radius": nms_radius}
+            settings.update(overrides or {})
+            parts[part] = Extraction.checked(
+                settings["detection_threshold"],
+                settings["nms_radius"],
                 border,
                 max_keypoints,
-                keys={"top_k": "max_keypoints", "nms_radius": f"part_nms_radius.{part}"},
+                where=where,
+                keys={"top_k": "max_keypoints"},
             )
         if detector_weights and getattr(net, "pretrained", None):
             raise ValueError(
@@ -130,7 +142,7 @@ class SuperPointTask(PixelwiseTask):
         # Rebuilding the net from the checkpoint alone needs its constructor kwargs.
         self.hparams["net_config"] = superpoint_net_config(net)
         self.extraction = extraction
-        self.part_extraction = part_extraction
+        self.part_extraction = parts
         top_k = int(max_keypoints or _DEFAULT.top_k)
         self.baselines = {m: ClassicalFeatures(m, max_keypoints=top_k) for m in baselines}
 
