@@ -189,13 +189,14 @@ def _student_key(callbacks: Iterable[tuple[str, Any]]) -> str | None:
 
 
 def adaptation_rounds(cfg: DictConfig, runner: Runner) -> float | None:
-    """``task.run.rounds=K``: K times (export if ``task.targets=hard``) -> fit a student -> it becomes the next teacher.
+    """``task.run.rounds=K``: K times (export if ``task.targets`` is hard or exported) -> fit a student -> it becomes the next teacher.
 
     Round k runs in ``<run dir>/round_<k>/`` (its ``paths.output_dir``) with its own
     pseudo-labels, checkpoints, metrics and ``detector.pt`` (the student, written by the
     :class:`DetectorWeights` callback inside that directory), which is the ``task.teacher`` of
-    round k+1. With hard targets the round's export goes to ``round_<k>/pseudo_labels`` and the
-    data reads it through ``data.labels``. ``<run dir>/rounds.json`` lists the rounds;
+    round k+1. With hard or exported targets the round's export goes to ``round_<k>/pseudo_labels``
+    and the data reads it through ``data.labels`` (exported targets: with the heatmaps,
+    ``task.run.export.save_heatmap`` and ``data.label_heatmaps`` set). ``<run dir>/rounds.json`` lists the rounds;
     ``<run dir>/metrics.json`` holds the last round's metrics plus every round's under
     ``round_<k>/``. Returns the last round's optimized metric.
     """
@@ -209,11 +210,12 @@ def adaptation_rounds(cfg: DictConfig, runner: Runner) -> float | None:
             "detector_weights.DetectorWeights, callbacks=homographic_adaptation) to pass each "
             "student on as the next teacher"
         )
-    hard = cfg.task.get("targets") == "hard"
+    targets = cfg.task.get("targets")
+    hard = targets in ("hard", "exported")
     if hard and "labels" not in cfg.data:
         raise UserError(
-            "task.run.rounds=K with task.targets=hard needs a data config with data.labels (the "
-            "pseudo-label directory each round's export fills), e.g. data=images"
+            f"task.run.rounds=K with task.targets={targets} needs a data config with data.labels "
+            "(the pseudo-label directory each round's export fills), e.g. data=images"
         )
     out = Path(cfg.paths.output_dir)
     teacher = cfg.task.get("teacher")
@@ -240,9 +242,13 @@ def adaptation_rounds(cfg: DictConfig, runner: Runner) -> float | None:
             labels = round_dir / "pseudo_labels"
             with open_dict(rcfg):
                 rcfg.task.run.export.dirpath = str(labels)
+                if targets == "exported":
+                    rcfg.task.run.export.save_heatmap = True
             entry["export"] = export(rcfg, runner)
             with open_dict(rcfg):
                 rcfg.data.labels = str(labels)
+                if targets == "exported":
+                    rcfg.data.label_heatmaps = True
         log.info("round %d/%d: teacher %s -> %s", k, rounds, teacher or "(default)", round_dir)
         value = runner.train(rcfg)
         if not student.is_file():

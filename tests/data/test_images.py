@@ -157,6 +157,31 @@ class TestImages:
         assert ds[1]["keypoints"].shape == (0, 2)
         assert read_pseudo_labels(labels / "good.npz")["scores"].tolist() == [1.0, 1.0]
 
+    def test_label_heatmaps_are_read_as_float32_and_must_fit(self, tree, tmp_path):
+        # PseudoLabelWriter's layout with save_heatmap=true: compressed, heatmap float16 [H,W].
+        root, _ = tree
+        labels = tmp_path / "labels"
+        labels.mkdir()
+        heat = np.random.default_rng(0).random((24, 32)).astype(np.float16)
+        np.savez_compressed(
+            labels / "good.npz",
+            keypoints=np.array([[1.0, 2.0]], np.float32),
+            scores=np.ones(1, np.float32),
+            image_size=np.array([24, 32]),
+            heatmap=heat,
+        )
+        item = Images(root, size=(24, 32), labels=labels, label_heatmaps=True)[0]
+        assert item["heatmap"].dtype == torch.float32 and item["heatmap"].shape == (1, 24, 32)
+        np.testing.assert_array_equal(item["heatmap"][0].numpy(), heat.astype(np.float32))
+        assert "heatmap" not in Images(root, size=(24, 32), labels=labels)[0]
+        with pytest.raises(ValueError, match=r"heatmap of shape \(24, 32\), expected \(48, 64\)"):
+            Images(root, size=(48, 64), labels=labels, label_heatmaps=True)[0]
+        np.savez(labels / "good.npz", keypoints=np.zeros((0, 2)), scores=np.zeros(0))
+        with pytest.raises(ValueError, match="no 'heatmap'.*save_heatmap=true"):
+            Images(root, size=(24, 32), labels=labels, label_heatmaps=True)[0]
+        with pytest.raises(ValueError, match="label_heatmaps=true .* set data.labels=DIR"):
+            Images(root, label_heatmaps=True)
+
     def test_bad_arguments_and_layouts_are_clear_errors(self, tree, tmp_path):
         root, _ = tree
         with pytest.raises(FileNotFoundError, match="no such directory of images"):

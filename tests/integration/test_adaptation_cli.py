@@ -233,6 +233,29 @@ def test_two_rounds_of_export_and_hard_target_training(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_round_of_exported_heatmap_targets(tmp_path):
+    # task.targets=exported: the round's export writes the adapted heatmaps, the fit reads them.
+    out = tmp_path / "run"
+    run(
+        tmp_path,
+        [
+            "task.run.rounds=1",
+            "task.targets=exported",
+            "debug=fdr",
+            "data.eval_batch_size=4",
+            f"hydra.run.dir={out}",
+        ],
+    )
+    files = list((out / "round_1" / "pseudo_labels").glob("*.npz"))
+    assert files
+    with np.load(files[0]) as f:
+        assert f["heatmap"].shape == (120, 160)  # data=sample_images' size
+    assert (out / "round_1" / "detector.pt").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0 <= metrics["test/repeatability"] <= 1
+
+
+@pytest.mark.slow
 def test_soft_target_fit_runs_with_the_default_data(tmp_path):
     out = tmp_path / "run"
     run(tmp_path, ["debug=fdr", f"hydra.run.dir={out}"])

@@ -191,6 +191,47 @@ class TestHardTargets:
             task.targets({"image": images()})
 
 
+class TestExportedTargets:
+    """task.targets=exported: the exported adapted heatmap, warped along, as the soft 65-way target."""
+
+    def test_target_is_the_cell_distribution_of_the_heatmap(self):
+        task = make(targets="exported")
+        x = images()
+        heat = torch.zeros(2, 1, 32, 48)
+        heat[0, 0, 5, 3] = 0.6  # cell (0, 0), position 5 * 8 + 3
+        heat[0, 0, 9, 20] = 0.2  # cell (1, 2), position 1 * 8 + 4
+        _, target, mask = task.targets({"image": x, "heatmap": heat})
+        assert target.shape == (2, 65, 4, 6) and mask.all()
+        assert target[0, 5 * 8 + 3, 0, 0] == pytest.approx(0.6)
+        assert target[0, 64, 0, 0] == pytest.approx(0.4)  # the dustbin takes the rest
+        assert target[0, 1 * 8 + 4, 1, 2] == pytest.approx(0.2)
+        assert target[0, 64, 1, 2] == pytest.approx(0.8)
+        assert (target[1, 64] == 1).all()  # an all-zero heatmap: every cell a dustbin
+        torch.testing.assert_close(
+            task.training_step({"image": x, "heatmap": heat}, 0),
+            cell_cross_entropy(task(x), target),
+        )
+
+    def test_heatmap_follows_the_training_warp(self, monkeypatch):
+        task = make(targets="exported", train_homography={})
+        shift_by_one_cell(monkeypatch)
+        heat = torch.zeros(1, 1, 32, 48)
+        heat[0, 0, 13, 19] = 0.5  # -> (27, 21): cell (row 2, col 3), dy 5, dx 3
+        _, target, mask = task.targets({"image": images(b=1), "heatmap": heat})
+        assert target[0, 5 * 8 + 3, 2, 3] == pytest.approx(0.5)
+        assert target[0, 64, 2, 3] == pytest.approx(0.5)
+        assert mask[0, 2, 3] and not mask[0, :2].any()
+
+    def test_missing_or_misfit_heatmap_is_a_clear_error(self):
+        task = make(targets="exported")
+        with pytest.raises(ValueError, match="targets=exported needs batch\\['heatmap'\\]"):
+            task.targets({"image": images()})
+        with pytest.raises(
+            ValueError, match=r"has shape \(2, 1, 16, 24\), expected \(2, 1, 32, 48\)"
+        ):
+            task.targets({"image": images(), "heatmap": torch.zeros(2, 1, 16, 24)})
+
+
 class TestExport:
     def test_identity_only_export_is_the_teachers_detections(self):
         task = make(num_homographies=1, detection_threshold=0.0, border=0)

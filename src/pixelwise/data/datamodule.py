@@ -29,6 +29,7 @@ CONFIG_VARIABLES = (
     "label_threshold",
     "min_pixels",
     "with_masks",
+    "label_heatmaps",
     # Recipe variables that transforms interpolate (experiment/base/unet_gpu.yaml).
     "crop_size",
     "color_jitter",

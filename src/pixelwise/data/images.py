@@ -146,8 +146,11 @@ class ImageDataset(Dataset):
 
     ``size`` (H, W), ``resize`` and ``small`` as :func:`fit_to_size`; ``photometric`` applies
     the SuperPoint reference's photometric augmentation to ``"image"`` (``"clean_image"`` keeps
-    the original); ``labels`` a directory of pseudo-labels ``<name>.npz``; ``repeats`` lists
-    every image that many times (evaluation under several homographies per image).
+    the original); ``labels`` a directory of pseudo-labels ``<name>.npz``; ``label_heatmaps``
+    also reads each label file's adapted ``"heatmap"`` (an export with
+    ``task.run.export.save_heatmap=true``, at this dataset's ``size``) into ``"heatmap"`` float32
+    [1,H,W]; ``repeats`` lists every image that many times (evaluation under several
+    homographies per image).
     """
 
     def __init__(
@@ -158,6 +161,7 @@ class ImageDataset(Dataset):
         photometric: bool = False,
         labels: str | os.PathLike | None = None,
         repeats: int = 1,
+        label_heatmaps: bool = False,
     ) -> None:
         if len(size) != 2 or int(size[0]) < 8 or int(size[1]) < 8:
             raise ValueError(f"size={list(size)}: expected [H, W] with H, W >= 8")
@@ -173,6 +177,7 @@ class ImageDataset(Dataset):
         self.photometric = bool(photometric)
         self.repeats = int(repeats)
         self.labels = Path(labels) if labels is not None else None
+        self.label_heatmaps = bool(label_heatmaps)
         self.names: list[str] = []
         self.sources: list[str] = []
 
@@ -192,6 +197,10 @@ class ImageDataset(Dataset):
     def _check_labels(self) -> None:
         """Keep only images that have a pseudo-label file (warn with a count, error if none has)."""
         if self.labels is None:
+            if self.label_heatmaps:
+                raise ValueError(
+                    "label_heatmaps=true reads the heatmaps of the pseudo-labels: set data.labels=DIR"
+                )
             return
         if not self.labels.is_dir():
             raise FileNotFoundError(
@@ -245,12 +254,12 @@ class ImageDataset(Dataset):
         }
         try:
             image = self._image(j)
-            keypoints = self._keypoints(j) if self.labels is not None else None
+            labels = self._labels(j) if self.labels is not None else {}
         except UnusableImage as err:
             log.warning("skipping image %s: %s", self.sources[j], err)
             item["ok"] = False
             image = np.zeros(self.size, np.float32)
-            keypoints = np.zeros((0, 2), np.float32)
+            labels = {"keypoints": np.zeros((0, 2), np.float32), "heatmap": np.zeros(self.size)}
         clean = image
         if self.photometric and item["ok"]:
             # Torch's RNG: seeded by seed_everything and per DataLoader worker and epoch, so every
@@ -261,17 +270,33 @@ class ImageDataset(Dataset):
         if self.photometric:
             item["clean_image"] = torch.from_numpy(np.ascontiguousarray(clean, np.float32))[None]
         if self.labels is not None:
-            item["keypoints"] = torch.from_numpy(keypoints)
+            item["keypoints"] = torch.from_numpy(labels["keypoints"])
+        if self.label_heatmaps and self.labels is not None:
+            item["heatmap"] = torch.from_numpy(labels["heatmap"].astype(np.float32))[None]
         return item
 
-    def _keypoints(self, j: int) -> np.ndarray:
+    def _labels(self, j: int) -> dict[str, np.ndarray]:
         path = self.labels / f"{self.names[j]}.npz"
         try:
-            return read_pseudo_labels(path)["keypoints"]
+            labels = read_pseudo_labels(path)
         except UnusableImage:
             raise
         except Exception as err:  # noqa: BLE001
             raise UnusableImage(f"pseudo-labels {path} unreadable ({err})") from None
+        if self.label_heatmaps:
+            # A missing or misfit heatmap is a config error (the export's settings), not one bad image.
+            heat = labels.get("heatmap")
+            if heat is None:
+                raise ValueError(
+                    f"{path}: no 'heatmap' (label_heatmaps=true needs an export run with "
+                    "task.run.export.save_heatmap=true)"
+                )
+            if tuple(heat.shape) != self.size:
+                raise ValueError(
+                    f"{path}: heatmap of shape {tuple(heat.shape)}, expected {self.size} (data.size): "
+                    "export at the size the training data uses"
+                )
+        return labels
 
 
 class Images(ImageDataset):

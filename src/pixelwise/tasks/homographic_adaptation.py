@@ -46,7 +46,11 @@ __all__ = ["ADAPTED_TEACHER", "HomographicAdaptationTask", "TARGETS"]
 
 log = logging.getLogger("pixelwise")
 
-TARGETS = ("soft", "hard")
+# soft: adapted heatmaps on the fly; hard: exported points; exported: exported adapted heatmaps
+# (task.run.export.save_heatmap=true) as soft targets, without the on-the-fly teacher forwards.
+TARGETS = ("soft", "hard", "exported")
+# The targets that train on an export (data.labels).
+EXPORTED_TARGETS = ("hard", "exported")
 # The baseline name that scores the teacher's adapted heatmap (see HomographicAdaptationTask).
 ADAPTED_TEACHER = "adapted_teacher"
 
@@ -81,7 +85,11 @@ class HomographicAdaptationTask(PixelwiseTask):
     turned into a 65-way distribution per cell (``heatmap_to_cell_distribution``), computed on
     the fly under ``no_grad`` in chunks of ``chunk_size`` images; ``targets="hard"``: the
     exported points (``batch["keypoints"]``, from ``data.labels``) warped along, as 65-class
-    cell labels. Loss: ``cell_cross_entropy``.
+    cell labels; ``targets="exported"``: the exported adapted heatmap (``batch["heatmap"]``, from
+    ``data.labels`` with ``data.label_heatmaps=true``, written by an export with
+    ``task.run.export.save_heatmap=true``) warped along (bilinear), as the 65-way distribution of
+    ``"soft"``: the soft target's ranking of weak points without the teacher forwards per step.
+    Loss: ``cell_cross_entropy``.
 
     **Validate / test.** For every item, a homography drawn with ``eval_homography`` from a
     generator seeded by ``eval_seed`` (``+1`` for test) and the item's ``index`` warps the image;
@@ -234,13 +242,15 @@ class HomographicAdaptationTask(PixelwiseTask):
     def setup(self, stage: str) -> None:
         """Nets in the chosen memory format; hard targets need pseudo-labels in the training data."""
         super().setup(stage)
-        if stage == "fit" and self.hparams.targets == "hard":
+        targets = self.hparams.targets
+        if stage == "fit" and targets in EXPORTED_TARGETS:
             datamodule = getattr(self.trainer, "datamodule", None)
             info = getattr(datamodule, "info", None)
             if info is not None and info.labels_path is None:
                 raise ValueError(
-                    "task.targets=hard trains on exported pseudo-labels, but the training data has "
-                    "none: set data.labels=DIR (the output of task.run.mode=export), or use task.targets=soft"
+                    f"task.targets={targets} trains on exported pseudo-labels, but the training data "
+                    "has none: set data.labels=DIR (the output of task.run.mode=export), or use "
+                    "task.targets=soft"
                 )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -346,6 +356,23 @@ class HomographicAdaptationTask(PixelwiseTask):
         if self.hparams.targets == "soft":
             n = self.hparams.fit_num_homographies or self.hparams.num_homographies
             target = heatmap_to_cell_distribution(self.adapted_heatmap(clean, num_homographies=n))
+        elif self.hparams.targets == "exported":
+            heat = batch.get("heatmap")
+            if heat is None:
+                raise ValueError(
+                    "task.targets=exported needs batch['heatmap'] (exported adapted heatmaps): set "
+                    "data.labels=DIR of an export run with task.run.export.save_heatmap=true, and "
+                    "data.label_heatmaps=true"
+                )
+            heat = heat.to(images.device, torch.float32)
+            if tuple(heat.shape) != (b, 1, h, w):
+                raise ValueError(
+                    f"task.targets=exported: batch['heatmap'] has shape {tuple(heat.shape)}, "
+                    f"expected {(b, 1, h, w)} (the images' [B,1,H,W])"
+                )
+            if homs is not None:
+                heat = warp_images(heat, homs).clamp_min(0.0)
+            target = heatmap_to_cell_distribution(heat)
         else:
             keypoints = batch.get("keypoints")
             if keypoints is None:
