@@ -211,8 +211,9 @@ def adaptation_rounds(cfg: DictConfig, runner: Runner) -> float | None:
             "student on as the next teacher"
         )
     targets = cfg.task.get("targets")
-    hard = targets in ("hard", "exported")
-    if hard and "labels" not in cfg.data:
+    # Targets read from an export (the points, or the adapted heatmaps too): each round exports.
+    exports = targets in ("hard", "exported")
+    if exports and "labels" not in cfg.data:
         raise UserError(
             f"task.run.rounds=K with task.targets={targets} needs a data config with data.labels "
             "(the pseudo-label directory each round's export fills), e.g. data=images"
@@ -238,7 +239,7 @@ def adaptation_rounds(cfg: DictConfig, runner: Runner) -> float | None:
                 "${paths.output_dir}/detector.pt"
             )
         entry: dict[str, Any] = {"round": k, "teacher": teacher, "dir": str(round_dir)}
-        if hard:
+        if exports:
             labels = round_dir / "pseudo_labels"
             with open_dict(rcfg):
                 rcfg.task.run.export.dirpath = str(labels)
