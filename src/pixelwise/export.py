@@ -27,6 +27,7 @@ from pixelwise import interrupts
 from pixelwise.callbacks.detector_weights import DetectorWeights
 from pixelwise.callbacks.pseudo_label_writer import PseudoLabelWriter
 from pixelwise.errors import UserError
+from pixelwise.tasks.homographic_adaptation import EXPORTED_TARGETS
 
 __all__ = [
     "MODES",
@@ -212,7 +213,7 @@ def adaptation_rounds(cfg: DictConfig, runner: Runner) -> float | None:
         )
     targets = cfg.task.get("targets")
     # Targets read from an export (the points, or the adapted heatmaps too): each round exports.
-    exports = targets in ("hard", "exported")
+    exports = targets in EXPORTED_TARGETS
     if exports and "labels" not in cfg.data:
         raise UserError(
             f"task.run.rounds=K with task.targets={targets} needs a data config with data.labels "

@@ -42,7 +42,7 @@ from pixelwise.tasks.base import PixelwiseTask
 from pixelwise.tasks.optim import OptimizerFactory, SchedulerFactory
 from pixelwise.tasks.outputs import AdaptationOutput, KeypointOutput, PairDetections
 
-__all__ = ["ADAPTED_TEACHER", "HomographicAdaptationTask", "TARGETS"]
+__all__ = ["ADAPTED_TEACHER", "EXPORTED_TARGETS", "HomographicAdaptationTask", "TARGETS"]
 
 log = logging.getLogger("pixelwise")
 
@@ -240,7 +240,7 @@ class HomographicAdaptationTask(PixelwiseTask):
         return self.net.parameters()
 
     def setup(self, stage: str) -> None:
-        """Nets in the chosen memory format; hard targets need pseudo-labels in the training data."""
+        """Nets in the chosen memory format; hard and exported targets need pseudo-labels in the training data."""
         super().setup(stage)
         targets = self.hparams.targets
         if stage == "fit" and targets in EXPORTED_TARGETS:
