@@ -297,6 +297,8 @@ def sample_homography(
     float64 numpy on the CPU, shared with :func:`sample_homography_np` (the path of data
     workers, which draws from a numpy generator instead).
     """
+    # The sampler's keywords as given, forwarded whole (SAMPLER_PARAMS is this signature's list).
+    sampler_args = {name: value for name, value in locals().items() if name in SAMPLER_PARAMS}
     gen_device = generator.device if generator is not None else torch.device("cpu")
     out_device = torch.device(device) if device is not None else gen_device
 
@@ -304,24 +306,7 @@ def sample_homography(
         draws = torch.rand(size, generator=generator, dtype=torch.float64, device=gen_device)
         return draws.cpu().numpy()
 
-    homography = _sample(
-        uniform,
-        batch_size,
-        shape,
-        perspective=perspective,
-        scaling=scaling,
-        rotation=rotation,
-        translation=translation,
-        n_scales=n_scales,
-        n_angles=n_angles,
-        scaling_amplitude=scaling_amplitude,
-        perspective_amplitude_x=perspective_amplitude_x,
-        perspective_amplitude_y=perspective_amplitude_y,
-        patch_ratio=patch_ratio,
-        max_angle=max_angle,
-        allow_artifacts=allow_artifacts,
-        translation_overflow=translation_overflow,
-    )
+    homography = _sample(uniform, batch_size, shape, **sampler_args)
     return torch.from_numpy(homography).to(device=out_device, dtype=torch.float32)
 
 
