@@ -66,7 +66,6 @@ def widen_superpoint(
     (0: an exact copy of the function). The result is in eval mode like a loaded net.
     """
     config = superpoint_net_config(net)
-    config["descriptor"] = bool(net.descriptor)
     old_widths = {
         **dict(zip(("1", "2", "3", "4"), config["channels"])),
         "head": config["head_channels"],
