@@ -28,21 +28,27 @@ import torch
 
 from pixelwise.nets.superpoint import SuperPointNet, superpoint_from_file, superpoint_net_config
 
-# (layer, layer feeding its input or None for the image) in forward order; Pa and Da both read 4b.
-_CHAIN = (
-    ("1a", None),
-    ("1b", "1a"),
-    ("2a", "1b"),
-    ("2b", "2a"),
-    ("3a", "2b"),
-    ("3b", "3a"),
-    ("4a", "3b"),
-    ("4b", "4a"),
-    ("Pa", "4b"),
-    ("Pb", "Pa"),
-    ("Da", "4b"),
-    ("Db", "Da"),
+# (layer, the layer feeding its input or None for the image, the width its output has: a key of
+# _widths, or None for the output convs, which keep 65 cells / descriptor_dim) in forward order;
+# Pa and Da both read 4b.
+_LAYERS = (
+    ("1a", None, "conv1"),
+    ("1b", "1a", "conv1"),
+    ("2a", "1b", "conv2"),
+    ("2b", "2a", "conv2"),
+    ("3a", "2b", "conv3"),
+    ("3b", "3a", "conv3"),
+    ("4a", "3b", "conv4"),
+    ("4b", "4a", "conv4"),
+    ("Pa", "4b", "head"),
+    ("Pb", "Pa", None),
+    ("Da", "4b", "head"),
+    ("Db", "Da", None),
 )
+
+
+def _widths(channels: Sequence[int], head_channels: int) -> dict[str, int]:
+    return {**{f"conv{i}": int(c) for i, c in enumerate(channels, 1)}, "head": int(head_channels)}
 
 
 def _replica_map(old: int, new: int) -> torch.Tensor:
@@ -66,16 +72,12 @@ def widen_superpoint(
     (0: an exact copy of the function). The result is in eval mode like a loaded net.
     """
     config = superpoint_net_config(net)
-    old_widths = {
-        **dict(zip(("1", "2", "3", "4"), config["channels"])),
-        "head": config["head_channels"],
-    }
-    new_channels = [int(c) for c in channels]
-    if len(new_channels) != 4:
+    if len(channels) != 4:
         raise ValueError(
             f"widen_superpoint: channels must be 4 widths (conv1..conv4), got {channels}"
         )
-    new_widths = {**dict(zip(("1", "2", "3", "4"), new_channels)), "head": int(head_channels)}
+    old_widths = _widths(config["channels"], config["head_channels"])
+    new_widths = _widths(channels, head_channels)
     narrower = [k for k in old_widths if new_widths[k] < old_widths[k]]
     if narrower:
         raise ValueError(
@@ -86,34 +88,30 @@ def widen_superpoint(
     if noise < 0:
         raise ValueError(f"widen_superpoint: noise must be >= 0, got {noise}")
     wide = SuperPointNet(
-        **{**config, "channels": new_channels, "head_channels": int(head_channels)}
+        **{**config, "channels": [int(c) for c in channels], "head_channels": int(head_channels)}
     )
     generator = torch.Generator().manual_seed(seed)
-
-    def width_key(layer: str) -> str | None:
-        if layer in ("Pb", "Db"):
-            return None  # output layers keep their width (65 cells, descriptor_dim)
-        return "head" if layer in ("Pa", "Da") else layer[0]
-
-    def replicas(layer: str | None) -> torch.Tensor | None:
-        key = None if layer is None else width_key(layer)
-        return None if key is None else _replica_map(old_widths[key], new_widths[key])
-
-    for layer, source in _CHAIN:
+    # Which old channel each new output channel of a layer copies (output convs: none).
+    replicas = {
+        layer: _replica_map(old_widths[width], new_widths[width])
+        for layer, _, width in _LAYERS
+        if width is not None
+    }
+    for layer, source, _ in _LAYERS:
         conv_old = getattr(net, f"conv{layer}", None)
         if conv_old is None:
             continue  # no descriptor head
         conv_new = getattr(wide, f"conv{layer}")
         weight, bias = conv_old.weight, conv_old.bias
-        in_map = replicas(source)
+        in_map = replicas.get(source)
         if in_map is not None:
             # Split each input channel's weights evenly between it and its copies.
             counts = torch.bincount(in_map, minlength=weight.shape[1]).to(weight.dtype)
             weight = weight[:, in_map] / counts[in_map].view(1, -1, 1, 1)
-        out_map = replicas(layer)
+        out_map = replicas.get(layer)
         if out_map is not None:
             old_out = weight.shape[0]
-            weight, bias = weight[out_map].clone(), bias[out_map]
+            weight, bias = weight[out_map], bias[out_map]  # indexing copies
             if noise > 0 and len(out_map) > old_out:
                 scale = noise * float(conv_old.weight.std())
                 copies = weight[old_out:]
