@@ -29,7 +29,7 @@ __all__ = [
 
 # The official network's widths: conv1..conv4, head (convPa / convDa), descriptor dimension.
 OFFICIAL_WIDTHS = {"channels": (64, 64, 128, 128), "head_channels": 256, "descriptor_dim": 256}
-_CONV3 = ("1a", "1b", "2a", "2b", "3a", "3b", "4a", "4b", "Pa", "Da")
+_CONV3 = ("1a", "1b", "2a", "2b", "3a", "3b", "4a", "4b", "Pa", "Da", "Ra")
 
 
 def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,7 +46,7 @@ def fold_batch_norm(net: SuperPointNet) -> SuperPointNet:
 
     Each ``bnX`` (running mean/var, affine weight/bias, eps) is folded into ``convX``:
     ``w' = w * s``, ``b' = (b - mean) * s + beta`` with ``s = gamma / sqrt(var + eps)``. A net
-    without BatchNorm is copied as it is. Widths and the descriptor head are kept.
+    without BatchNorm is copied as it is. Widths, the descriptor head and the refinement are kept.
     """
     if not isinstance(net, SuperPointNet):
         raise TypeError(f"fold_batch_norm: expected a SuperPointNet, got {type(net).__name__}")
@@ -56,6 +56,7 @@ def fold_batch_norm(net: SuperPointNet) -> SuperPointNet:
         channels=[getattr(net, f"conv{i}a").out_channels for i in range(1, 5)],
         head_channels=net.convPa.out_channels,
         descriptor_dim=net.descriptor_dim,
+        refine_channels=net.refine_channels,
     )
     folded.to(device=net.conv1a.weight.device, dtype=net.conv1a.weight.dtype)
     for name, module in folded.named_children():
@@ -78,8 +79,14 @@ def official_state_dict(
     Keys and their order are the official ones; shapes follow ``net``'s widths. Code that builds
     the official network (64, 64, 128, 128 / 256 / D = 256) loads the result only if ``net`` has
     those widths and a descriptor head: ``require_official_widths=True`` checks that and says
-    which width differs. Tensors are float32 on the CPU, contiguous.
+    which width differs. Tensors are float32 on the CPU, contiguous. A net with a refinement
+    (``refine_channels > 0``) has no official layout: a ``ValueError``.
     """
+    if net.refine_channels:
+        raise ValueError(
+            f"official_state_dict: the net has a full-resolution refinement (refine_channels="
+            f"{net.refine_channels}), which the official network does not have"
+        )
     if require_official_widths:
         got = {
             "channels": tuple(getattr(net, f"conv{i}a").out_channels for i in range(1, 5)),

@@ -87,6 +87,11 @@ def widen_superpoint(
         )
     if noise < 0:
         raise ValueError(f"widen_superpoint: noise must be >= 0, got {noise}")
+    if config["refine_channels"]:
+        raise ValueError(
+            f"widen_superpoint: the net has a full-resolution refinement (refine_channels="
+            f"{config['refine_channels']}); widen the net it started from, then add the refinement"
+        )
     wide = SuperPointNet(
         **{**config, "channels": [int(c) for c in channels], "head_channels": int(head_channels)}
     )
