@@ -4,7 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pixelwise.geometry.adaptation import aggregate_warped_heatmaps, homographic_adaptation
+from pixelwise.geometry.adaptation import (
+    aggregate_warped_heatmaps,
+    homographic_adaptation,
+    shift_averaged_heatmap,
+)
 from pixelwise.geometry.homography import sample_homography, warp_images, warp_valid_mask
 
 SHAPE = (20, 28)
@@ -195,3 +199,66 @@ class TestHomographicAdaptation:
             homographic_adaptation(smooth_detector, torch.rand(1, *SHAPE))
         with pytest.raises(ValueError, match=r"detector.*\[b, 1, h, w\]"):
             homographic_adaptation(lambda x: x[:, 0], images(1), num_homographies=2)
+
+
+# -- shift averaging ----------------------------------------------------------------------------
+
+
+def _grid_detector(images: torch.Tensor) -> torch.Tensor:
+    """A detector that only fires on the 8x8 grid's (0, 0) pixels: the extreme of a cell-grid head."""
+    heat = torch.zeros_like(images[:, :1])
+    heat[..., ::8, ::8] = images[:, :1, ::8, ::8]
+    return heat
+
+
+def test_shift_averaging_over_all_phases_is_shift_equivariant():
+    """step=1: brute force over the 64 phases; the grid detector becomes (value / 64) everywhere."""
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(2, 1, 40, 56, generator=g)
+    heat = shift_averaged_heatmap(_grid_detector, image, step=1)
+    # Each pixel (y, x) lies on the grid for exactly one shift ((x + sx) and (y + sy) = 0 mod 8),
+    # and the padding adds rows/columns before the image, so that shift samples the pixel itself.
+    expected = torch.zeros_like(image)
+    for sy in range(8):
+        for sx in range(8):
+            padded = F.pad(image, (sx, 0, sy, 0), mode="replicate")
+            expected += _grid_detector(padded)[..., sy : sy + 40, sx : sx + 56]
+    assert torch.allclose(heat, expected / 64)
+    assert torch.allclose(heat, image / 64)
+    # and so it moves with the image under any integer shift
+    shifted = shift_averaged_heatmap(_grid_detector, image[..., 3:, 5:], step=1)
+    assert torch.allclose(shifted, heat[..., 3:, 5:])
+
+
+def test_shift_averaging_with_step_4_is_equivariant_to_multiples_of_4_only():
+    image = torch.rand(1, 1, 32, 48, generator=torch.Generator().manual_seed(1))
+    heat = shift_averaged_heatmap(_grid_detector, image, step=4)
+    assert torch.allclose(heat[..., ::4, ::4], image[..., ::4, ::4] / 4)
+    assert torch.count_nonzero(heat[..., 1::4, :]) == 0
+    moved = shift_averaged_heatmap(_grid_detector, image[..., 4:, 8:], step=4)
+    assert torch.allclose(moved, heat[..., 4:, 8:])
+    assert not torch.allclose(
+        shift_averaged_heatmap(_grid_detector, image[..., 1:, :], step=4), heat[..., 1:, :]
+    )
+
+
+def test_shift_averaging_with_step_8_is_the_detector():
+    image = torch.rand(2, 1, 20, 30, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(shift_averaged_heatmap(_grid_detector, image, step=8), _grid_detector(image))
+
+
+def test_shift_averaging_of_an_equivariant_detector_changes_it_only_near_the_top_left_border():
+    weight = torch.rand(1, 1, 3, 3, generator=torch.Generator().manual_seed(3))
+
+    def conv(x):
+        return F.conv2d(x, weight, padding=1)
+
+    image = torch.rand(1, 1, 24, 32, generator=torch.Generator().manual_seed(4))
+    heat = shift_averaged_heatmap(conv, image, step=2)
+    assert torch.allclose(heat[..., 1:-1, 1:-1], conv(image)[..., 1:-1, 1:-1], atol=1e-6)
+
+
+@pytest.mark.parametrize("step", [0, 9, 2.0])
+def test_shift_averaging_rejects_a_bad_step(step):
+    with pytest.raises(ValueError, match=r"step must be an int in \[1, 8\]"):
+        shift_averaged_heatmap(_grid_detector, torch.rand(1, 1, 8, 8), step=step)

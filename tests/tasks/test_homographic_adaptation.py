@@ -265,6 +265,24 @@ class TestEvaluation:
             for a, b in zip(out.detections[who].keypoints_a, out.detections[who].keypoints_b):
                 assert len(a) > 0 and torch.equal(a, b)
 
+    def test_eval_shift_step_scores_the_shift_averaged_heatmaps(self):
+        from pixelwise.geometry.adaptation import shift_averaged_heatmap
+
+        task = make(eval_homography=IDENTITY, eval_shift_step=4)
+        x = images(b=2, h=48, w=64)
+        out = task.validation_step({"image": x, "index": torch.tensor([0, 1])}, 0)
+        for who, heatmap in (("student", task.student_heatmap), ("teacher", task.teacher_heatmap)):
+            expected = task.eval_extraction(shift_averaged_heatmap(heatmap, x, step=4))
+            plain = task.eval_extraction(heatmap(x))
+            for got, want, single in zip(out.detections[who].keypoints_a, expected, plain):
+                assert torch.equal(got, want["keypoints"])
+                assert not torch.equal(got, single["keypoints"])
+
+    @pytest.mark.parametrize("step", [0, 16, 3.5])
+    def test_eval_shift_step_out_of_range_is_refused(self, step):
+        with pytest.raises(ValueError, match=r"task.eval_shift_step=.*expected an int in \[1, 8\]"):
+            HomographicAdaptationTask(tiny_net(), OPT, eval_shift_step=step)
+
     def test_classical_baselines_detect_on_the_same_pairs(self):
         from pixelwise.geometry.homography import warp_images
         from pixelwise.nets.classical_detectors import ClassicalDetector

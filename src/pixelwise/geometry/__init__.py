@@ -1,6 +1,10 @@
 """pixelwise.geometry."""
 
-from pixelwise.geometry.adaptation import aggregate_warped_heatmaps, homographic_adaptation  # noqa: F401
+from pixelwise.geometry.adaptation import (  # noqa: F401
+    aggregate_warped_heatmaps,
+    homographic_adaptation,
+    shift_averaged_heatmap,
+)
 from pixelwise.geometry.cells import (  # noqa: F401
     crop_to_size,
     heatmap_to_cell_distribution,

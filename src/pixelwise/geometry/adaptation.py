@@ -1,10 +1,12 @@
-"""Homographic adaptation: average a detector's heatmaps over random homographies of each image."""
+"""Averaging a detector's heatmaps over transforms of each image: random homographies (homographic
+adaptation) or the sub-cell shifts of a detector on a cell grid (shift averaging)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
 from pixelwise.geometry.homography import (
     SAMPLER_PARAMS,
@@ -13,7 +15,7 @@ from pixelwise.geometry.homography import (
     warp_images_with_mask,
 )
 
-__all__ = ["aggregate_warped_heatmaps", "homographic_adaptation"]
+__all__ = ["aggregate_warped_heatmaps", "homographic_adaptation", "shift_averaged_heatmap"]
 
 Detector = Callable[[torch.Tensor], torch.Tensor]
 
@@ -175,3 +177,31 @@ def homographic_adaptation(
         valid_border_margin=valid_border_margin,
         aggregation=aggregation,
     )
+
+
+def shift_averaged_heatmap(
+    detector: Detector, images: torch.Tensor, step: int = 4, cell: int = 8
+) -> torch.Tensor:
+    """Mean of ``detector``'s heatmaps over the input shifted by ``(sx, sy)``, both in ``range(0, cell, step)``.
+
+    images [B,C,H,W] -> heatmap [B,1,H,W]. Each shifted input is the image with ``sx`` columns and
+    ``sy`` rows replicated at its left and top; its heatmap is cropped back to the image's pixels.
+    A detector that decides on a ``cell`` x ``cell`` grid (SuperPoint's stride-8 head) sees each
+    image content at ``(cell / step)^2`` phases against its grid, so the mean moves with the image
+    under integer shifts that are multiples of ``step`` (``step=1``: all of them). ``step=cell``
+    is the detector alone. Costs ``(cell / step)^2`` forward passes (rounded up).
+    """
+    _check_images(images)
+    if not isinstance(step, int) or not 1 <= step <= cell:
+        raise ValueError(
+            f"shift_averaged_heatmap: step must be an int in [1, {cell}], got {step!r}"
+        )
+    height, width = images.shape[-2:]
+    offsets = range(0, cell, step)
+    total = None
+    for sy in offsets:
+        for sx in offsets:
+            shifted = F.pad(images, (sx, 0, sy, 0), mode="replicate") if sx or sy else images
+            heat = _run_detector(detector, shifted)[..., sy : sy + height, sx : sx + width]
+            total = heat if total is None else total + heat
+    return total / len(offsets) ** 2

@@ -19,7 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixelwise.geometry.adaptation import aggregate_warped_heatmaps, homographic_adaptation
+from pixelwise.geometry.adaptation import (
+    aggregate_warped_heatmaps,
+    homographic_adaptation,
+    shift_averaged_heatmap,
+)
 from pixelwise.geometry.cells import (
     CELL,
     heatmap_to_cell_distribution,
@@ -95,6 +99,9 @@ class HomographicAdaptationTask(PixelwiseTask):
     generator seeded by ``eval_seed`` (``+1`` for test) and the item's ``index`` warps the image;
     student and teacher detect on both images (``eval_threshold``, ``nms_radius``, ``border``;
     detections on the warp's padded border, eroded by ``valid_border_margin``, are dropped).
+    ``eval_shift_step`` < 8 averages the student's and teacher's heatmaps over sub-cell input
+    shifts (:func:`~pixelwise.geometry.adaptation.shift_averaged_heatmap`): their stride-8 head
+    is not shift-equivariant, the mean over shifts is (for multiples of the step).
     The step returns an :class:`~pixelwise.tasks.outputs.AdaptationOutput` for
     ``pixelwise.callbacks.repeatability.RepeatabilityMetrics``; with ``media_images`` > 0 it
     also carries, for the first ``media_images`` usable images of each evaluation epoch, the
@@ -130,6 +137,7 @@ class HomographicAdaptationTask(PixelwiseTask):
         border: int = SUPERPOINT_EXTRACTION.border,
         top_k: int | None = None,
         eval_threshold: float = 0.001,
+        eval_shift_step: int = CELL,
         eval_seed: int = 0,
         export_seed: int = 0,
         channels_last: bool = True,
@@ -152,6 +160,11 @@ class HomographicAdaptationTask(PixelwiseTask):
             )
         if chunk_size is not None and chunk_size < 1:
             raise ValueError(f"task.chunk_size={chunk_size}: expected null or >= 1")
+        if not isinstance(eval_shift_step, int) or not 1 <= eval_shift_step <= CELL:
+            raise ValueError(
+                f"task.eval_shift_step={eval_shift_step!r}: expected an int in [1, {CELL}] "
+                f"({CELL}: off, one forward; 4: 4 forwards; 2: 16; 1: 64)"
+            )
         if valid_border_margin < 0:
             raise ValueError(f"task.valid_border_margin={valid_border_margin}: expected >= 0")
         if media_images < 0 or (media_num_homographies is not None and media_num_homographies < 1):
@@ -453,9 +466,10 @@ class HomographicAdaptationTask(PixelwiseTask):
         pair = torch.cat([images, warped])
         detections, heatmaps = {}, {}
         with torch.no_grad():
+            step = self.hparams.eval_shift_step
             heats = [
-                ("student", self.student_heatmap(pair)),
-                ("teacher", self.teacher_heatmap(pair)),
+                ("student", shift_averaged_heatmap(self.student_heatmap, pair, step)),
+                ("teacher", shift_averaged_heatmap(self.teacher_heatmap, pair, step)),
             ]
             heats += [(m, d(pair.float()).to(pair.dtype)) for m, d in self.baselines.items()]
             if self.score_adapted_teacher:
