@@ -94,6 +94,35 @@ def test_magicpoint_extract_equals_the_geometry_pipeline(magicpoint, camera):
     assert torch.equal(features["scores"], expected["scores"])
 
 
+def test_shift_step_detects_on_the_shift_averaged_heatmap(superpoint, magicpoint, camera):
+    from pixelwise.geometry.adaptation import shift_averaged_heatmap
+    from pixelwise.nets.superpoint import sample_descriptors
+
+    net = superpoint_from_file(weights_path("superpoint_photos")).eval()
+    with torch.no_grad():
+        out = net(camera)
+        heat = shift_averaged_heatmap(
+            lambda x: logits_to_heatmap(net(x)["logits"], image_size=x.shape[-2:]), camera, step=4
+        )
+    expected = extract_keypoints(heat, threshold=0.005, nms_radius=4, border=4, top_k=300)[0]
+    (got,) = superpoint.extract(camera, max_keypoints=300, shift_step=4)
+    assert len(expected["keypoints"]) == 300
+    assert torch.equal(got["keypoints"], expected["keypoints"])
+    torch.testing.assert_close(got["scores"], expected["scores"])
+    descriptors = sample_descriptors(out["descriptors"][0], expected["keypoints"])
+    torch.testing.assert_close(got["descriptors"], descriptors)
+    plain = superpoint.extract(camera, max_keypoints=300)[0]
+    assert not torch.equal(got["keypoints"], plain["keypoints"])
+    # MagicPoint too; shift_step=8 is the single pass.
+    assert torch.equal(
+        magicpoint.extract(camera, shift_step=8)[0]["keypoints"],
+        magicpoint.extract(camera)[0]["keypoints"],
+    )
+    assert len(magicpoint.extract(camera, shift_step=2)[0]["keypoints"]) > 10
+    with pytest.raises(ValueError, match=r"extract: shift_step must be an int in \[1, 8\]"):
+        superpoint.extract(camera, shift_step=0)
+
+
 def test_input_forms_agree(superpoint, camera):
     reference = superpoint.extract(camera)[0]
     as_uint8 = (camera * 255).round().to(torch.uint8)

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-from pixelwise.geometry.cells import logits_to_heatmap
+from pixelwise.geometry.adaptation import shift_averaged_heatmap
+from pixelwise.geometry.cells import CELL, logits_to_heatmap
 from pixelwise.geometry.keypoints import SUPERPOINT_EXTRACTION, Extraction
 from pixelwise.nets.superpoint import (
     SuperPointNet,
@@ -158,6 +159,7 @@ class _PretrainedPoints(SuperPointNet):
         threshold: float | None = None,
         nms_radius: int | None = None,
         border: int | None = None,
+        shift_step: int = CELL,
     ) -> list[dict[str, torch.Tensor]]:
         """Images -> per image {"keypoints" float [N,2] (x, y), "scores" [N], ("descriptors" [N,D]), "image_size" [2] (W, H)}.
 
@@ -166,7 +168,16 @@ class _PretrainedPoints(SuperPointNet):
         Keypoints are sorted by score, at most ``max_keypoints`` (None: all); ``threshold``,
         ``nms_radius`` and ``border`` default to the net's ``extraction`` (the official demo's
         0.015, 4, 4). Runs in eval mode without gradients; results are on the net's device.
+        ``shift_step`` < 8 detects on the heatmap averaged over the input shifted by
+        ``range(0, 8, shift_step)`` in x and y (:func:`~pixelwise.geometry.shift_averaged_heatmap`):
+        the stride-8 detector head is not shift-equivariant and the mean over shifts is; 4 costs
+        4 forward passes, 2 costs 16. Descriptors come from the unshifted pass.
         """
+        if not isinstance(shift_step, int) or not 1 <= shift_step <= CELL:
+            raise ValueError(
+                f"extract: shift_step must be an int in [1, {CELL}] ({CELL}: one forward pass), "
+                f"got {shift_step!r}"
+            )
         base = self.extraction
         extraction = Extraction.checked(
             base.threshold if threshold is None else threshold,
@@ -183,16 +194,24 @@ class _PretrainedPoints(SuperPointNet):
             for batch in _as_batches(images):
                 batch = batch.to(self.device)
                 out = self(batch)
-                features += self._features(out, tuple(batch.shape[-2:]), extraction)
+                heat = None
+                if shift_step != CELL:
+                    heat = shift_averaged_heatmap(self._heatmap, batch, shift_step)
+                features += self._features(out, tuple(batch.shape[-2:]), extraction, heat)
         finally:
             self.train(was_training)
         return features
 
-    def _features(self, out, size, extraction):
+    def _heatmap(self, images: torch.Tensor) -> torch.Tensor:
+        return logits_to_heatmap(self(images)["logits"].float(), image_size=images.shape[-2:])
+
+    def _features(self, out, size, extraction, heat=None):
         if self.has_descriptor:
-            features = superpoint_features(out, size, extraction)
+            features = superpoint_features(out, size, extraction, heatmap=heat)
         else:
-            features = extraction(logits_to_heatmap(out["logits"].float(), image_size=size))
+            if heat is None:
+                heat = logits_to_heatmap(out["logits"].float(), image_size=size)
+            features = extraction(heat)
         image_size = torch.tensor([size[1], size[0]], device=self.device, dtype=torch.float32)
         return [{**f, "image_size": image_size} for f in features]
 

@@ -358,12 +358,16 @@ def superpoint_features(
     out: dict[str, torch.Tensor],
     image_size: Sequence[int],
     extraction: Extraction = SUPERPOINT_EXTRACTION,
+    heatmap: torch.Tensor | None = None,
 ) -> list[dict[str, torch.Tensor]]:
     """Net outputs {"logits" [B,65,Hc,Wc], "descriptors" [B,D,Hc,Wc]} -> per image {"keypoints" [N,2] (x, y), "scores" [N], "descriptors" [N,D]}.
 
     Points from the heatmap by ``extraction``; descriptors sampled there (:func:`sample_descriptors`).
+    ``heatmap`` [B,1,H,W]: detect on it instead of the logits' (e.g. a shift-averaged one).
     """
-    heat = logits_to_heatmap(out["logits"].float(), image_size=tuple(image_size))
+    if heatmap is None:
+        heatmap = logits_to_heatmap(out["logits"].float(), image_size=tuple(image_size))
+    heat = heatmap
     detections = extraction(heat)
     for d, desc in zip(detections, out["descriptors"]):
         d["descriptors"] = sample_descriptors(desc, d["keypoints"])
