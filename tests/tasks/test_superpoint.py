@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pixelwise.geometry.cells import keypoints_to_cell_labels
+from pixelwise.geometry.cells import keypoints_to_cell_labels, logits_to_heatmap
 from pixelwise.losses.cell_cross_entropy import cell_cross_entropy
 from pixelwise.losses.descriptor_hinge import descriptor_hinge_loss
 from pixelwise.nets.superpoint import SuperPointNet, sample_descriptors, superpoint_net_config
@@ -177,6 +177,7 @@ class TestCheckpoint:
             **TINY,
             "descriptor": True,
             "batch_norm": False,
+            "refine_channels": 0,
         }
         assert loaded.hparams.lambda_d == 100.0
         image = torch.rand(1, 1, 24, 32)
@@ -284,3 +285,36 @@ class TestPartNmsRadius:
             ValueError, match=r"task.part_extraction.detector.nms_radius=-1: expected >= 0"
         ):
             self.two_close_points_task(part_extraction={"detector": {"nms_radius": -1}})
+
+
+class TestEvalShiftStep:
+    """task.eval_shift_step: detection on the shift-averaged heatmap, descriptors from the plain pass."""
+
+    def test_detections_are_the_shift_averaged_heatmaps_and_descriptors_the_plain_ones(self):
+        from pixelwise.geometry.adaptation import shift_averaged_heatmap
+
+        torch.manual_seed(0)
+        task = make_task(SuperPointNet(**TINY).eval(), eval_shift_step=4, detection_threshold=0.0)
+        task.eval()
+        images = torch.rand(2, 1, 32, 40)
+        batch = {"image_a": images, "image_b": images.flip(-1), "homography": torch.eye(3)[None]}
+        out = task.evaluation_step(batch, "val")
+        with torch.no_grad():
+            heat = shift_averaged_heatmap(
+                lambda x: logits_to_heatmap(task(x)["logits"], image_size=x.shape[-2:]), images, 4
+            )
+            plain = task(images)
+        expected = task.extraction(heat)
+        for got, want, descriptors in zip(out.features_a, expected, plain["descriptors"]):
+            assert torch.equal(got["keypoints"], want["keypoints"])
+            torch.testing.assert_close(got["scores"], want["scores"])
+            torch.testing.assert_close(
+                got["descriptors"], sample_descriptors(descriptors, want["keypoints"])
+            )
+        single = make_task(task.net, detection_threshold=0.0).evaluation_step(batch, "val")
+        assert not torch.equal(single.features_a[0]["keypoints"], out.features_a[0]["keypoints"])
+
+    @pytest.mark.parametrize("step", [0, 9, 4.0])
+    def test_out_of_range_is_refused(self, step):
+        with pytest.raises(ValueError, match=r"task.eval_shift_step=.*expected an int in \[1, 8\]"):
+            make_task(eval_shift_step=step)

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from pixelwise.geometry.cells import keypoints_to_cell_labels
+from pixelwise.geometry.adaptation import shift_averaged_heatmap
+from pixelwise.geometry.cells import CELL, keypoints_to_cell_labels, logits_to_heatmap
 from pixelwise.geometry.keypoints import SUPERPOINT_EXTRACTION, Extraction
 from pixelwise.losses.cell_cross_entropy import cell_cross_entropy
 from pixelwise.losses.descriptor_hinge import descriptor_hinge_loss
@@ -56,7 +57,9 @@ class SuperPointTask(PixelwiseTask):
     480x640 for the descriptors, at 240x320 for the detector) say so in ``SuperPointPairOutput.part``,
     and ``part_extraction`` (e.g. ``{"descriptors": {"nms_radius": 8}}``) overrides ``nms_radius``
     and ``detection_threshold`` for a part's extraction; a part it does not name, and every other
-    batch, uses the task's own.
+    batch, uses the task's own. ``eval_shift_step`` < 8 detects at evaluation on the heatmap
+    averaged over sub-cell input shifts (:func:`~pixelwise.geometry.adaptation.shift_averaged_heatmap`;
+    descriptors from the unshifted pass): the stride-8 detector head is not shift-equivariant.
     ``net`` may be None when ``net_config`` (stored in the checkpoint's hparams) rebuilds it, so
     ``SuperPointTask.load_from_checkpoint(path)`` needs no net. The official
     ``superpoint_v1.pth`` loads into the net (``model.pretrained``); ``detector_weights`` a MagicPoint
@@ -85,6 +88,7 @@ class SuperPointTask(PixelwiseTask):
         detection_threshold: float = _DEFAULT.threshold,
         border: int = _DEFAULT.border,
         part_extraction: dict[str, dict[str, Any]] | None = None,
+        eval_shift_step: int = CELL,
         detector_weights: str | None = None,
         channels_last: bool = True,
         baselines: Sequence[str] = (),
@@ -108,6 +112,11 @@ class SuperPointTask(PixelwiseTask):
         extraction = Extraction.checked(
             detection_threshold, nms_radius, border, max_keypoints, keys={"top_k": "max_keypoints"}
         )
+        if not isinstance(eval_shift_step, int) or not 1 <= eval_shift_step <= CELL:
+            raise ValueError(
+                f"task.eval_shift_step={eval_shift_step!r}: expected an int in [1, {CELL}] "
+                f"({CELL}: off, one forward; 4: 4 forwards; 2: 16; 1: 64)"
+            )
         parts = {}
         for part, overrides in (part_extraction or {}).items():
             where = f"task.part_extraction.{part}"
@@ -284,8 +293,8 @@ class SuperPointTask(PixelwiseTask):
         extraction = self.part_extraction.get(_batch_part(batch), self.extraction)
         result = self._pair_output(
             batch,
-            superpoint_features(out_a, batch["image_a"].shape[-2:], extraction),
-            superpoint_features(out_b, batch["image_b"].shape[-2:], extraction),
+            self._eval_features(out_a, batch["image_a"], extraction),
+            self._eval_features(out_b, batch["image_b"], extraction),
             loss,
         )
         if stage == "test":
@@ -298,6 +307,19 @@ class SuperPointTask(PixelwiseTask):
                 for method, features in self.baselines.items()
             }
         return result
+
+    def _eval_features(
+        self, out: dict[str, torch.Tensor], images: torch.Tensor, extraction: Extraction
+    ) -> list[Features]:
+        """Features of an evaluation image; with ``eval_shift_step`` < 8 detected on the shift-averaged heatmap."""
+        step = self.hparams.eval_shift_step
+        heat = None
+        if step != CELL:
+            heat = shift_averaged_heatmap(self._heatmap, images, step)
+        return superpoint_features(out, images.shape[-2:], extraction, heatmap=heat)
+
+    def _heatmap(self, images: torch.Tensor) -> torch.Tensor:
+        return logits_to_heatmap(self(images)["logits"].float(), image_size=images.shape[-2:])
 
     @staticmethod
     def _pair_output(
