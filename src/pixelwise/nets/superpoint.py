@@ -57,9 +57,9 @@ class SuperPointNet(nn.Module):
     paper): ``convRa`` (3x3, ``bnRa`` with batch norm) and ``convRb`` (1x1 -> 1) on the stride-1
     conv1 features give one logit per pixel, added to that pixel's class of its cell's 65 (the
     dustbin is untouched). The cell head works on stride-8 features, so its sub-cell choice moves
-    with the input's phase against the 8x8 grid: measured on the val photographs, a student
-    trained by homographic adaptation keeps 0.75-0.85 of its points under integer shifts that are
-    not multiples of 8 (0.97 at multiples; Harris 0.99). The refinement is shift-equivariant.
+    with the input's phase against the 8x8 grid (README, "the 8x8 cell grid": under translations
+    alone an adapted student repeats 0.77 of its points on the val photographs, Harris 0.86). The
+    refinement is shift-equivariant.
     ``convRb`` starts at zero, so a net with it computes what the same net without it computes
     until training moves it, and plain weight files load into it (:func:`load_superpoint_weights`).
     """
