@@ -11,6 +11,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from pixelwise.data.hpatches_offline import photo
 from pixelwise.data.images import fit_to_size, to_gray_float
@@ -23,19 +24,6 @@ from pixelwise.tasks.superpoint import SuperPointTask
 REPO = Path(__file__).resolve().parents[2]
 WEIGHTS = REPO / "weights" / "superpoint_photos.pt"
 SIZE = (240, 320)
-# The evaluation homographies of conf/task/homographic_adaptation.yaml (rpautrat's export settings).
-EVAL_HOMOGRAPHY = dict(
-    translation=True,
-    rotation=True,
-    scaling=True,
-    perspective=True,
-    scaling_amplitude=0.2,
-    perspective_amplitude_x=0.2,
-    perspective_amplitude_y=0.2,
-    patch_ratio=0.85,
-    max_angle=1.5708,
-    allow_artifacts=True,
-)
 
 
 def _recipe_net(weights: Path):
@@ -105,8 +93,11 @@ def test_shift_averaged_detection_is_more_repeatable_on_the_val_photographs():
             for name in ("coffee", "rocket")
         ]
     )[:, None].repeat_interleave(4, 0)
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=["task=homographic_adaptation"])
+    evaluation = OmegaConf.to_container(cfg.task.eval_homography, resolve=True)
     homographies = sample_homography(
-        len(images), SIZE, generator=torch.Generator().manual_seed(0), **EVAL_HOMOGRAPHY
+        len(images), SIZE, generator=torch.Generator().manual_seed(0), **evaluation
     )
     warped = warp_images(images, homographies)
     valid = warp_valid_mask(SIZE, homographies, border_margin=3)
