@@ -119,7 +119,7 @@ def test_shift_step_detects_on_the_shift_averaged_heatmap(superpoint, magicpoint
         magicpoint.extract(camera)[0]["keypoints"],
     )
     assert len(magicpoint.extract(camera, shift_step=2)[0]["keypoints"]) > 10
-    with pytest.raises(ValueError, match=r"extract: shift_step must be an int in \[1, 8\]"):
+    with pytest.raises(ValueError, match=r"extract: shift_step=0: expected an int in \[1, 8\]"):
         superpoint.extract(camera, shift_step=0)
 
 

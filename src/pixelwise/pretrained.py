@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from pixelwise.geometry.adaptation import shift_averaged_heatmap
+from pixelwise.geometry.adaptation import check_shift_step, shift_averaged_heatmap
 from pixelwise.geometry.cells import CELL, logits_to_heatmap
 from pixelwise.geometry.keypoints import SUPERPOINT_EXTRACTION, Extraction
 from pixelwise.nets.superpoint import (
@@ -173,11 +173,7 @@ class _PretrainedPoints(SuperPointNet):
         the stride-8 detector head is not shift-equivariant and the mean over shifts is; 4 costs
         4 forward passes, 2 costs 16. Descriptors come from the unshifted pass.
         """
-        if not isinstance(shift_step, int) or not 1 <= shift_step <= CELL:
-            raise ValueError(
-                f"extract: shift_step must be an int in [1, {CELL}] ({CELL}: one forward pass), "
-                f"got {shift_step!r}"
-            )
+        check_shift_step(shift_step, "extract: shift_step")
         base = self.extraction
         extraction = Extraction.checked(
             base.threshold if threshold is None else threshold,

@@ -260,5 +260,7 @@ def test_shift_averaging_of_an_equivariant_detector_changes_it_only_near_the_top
 
 @pytest.mark.parametrize("step", [0, 9, 2.0])
 def test_shift_averaging_rejects_a_bad_step(step):
-    with pytest.raises(ValueError, match=r"step must be an int in \[1, 8\]"):
+    with pytest.raises(
+        ValueError, match=r"shift_averaged_heatmap: step=.*: expected an int in \[1, 8\]"
+    ):
         shift_averaged_heatmap(_grid_detector, torch.rand(1, 1, 8, 8), step=step)

@@ -15,7 +15,12 @@ from pixelwise.geometry.homography import (
     warp_images_with_mask,
 )
 
-__all__ = ["aggregate_warped_heatmaps", "homographic_adaptation", "shift_averaged_heatmap"]
+__all__ = [
+    "aggregate_warped_heatmaps",
+    "check_shift_step",
+    "homographic_adaptation",
+    "shift_averaged_heatmap",
+]
 
 Detector = Callable[[torch.Tensor], torch.Tensor]
 
@@ -179,6 +184,16 @@ def homographic_adaptation(
     )
 
 
+def check_shift_step(step: object, name: str, cell: int = 8) -> int:
+    """``step`` if it is an int in ``[1, cell]``; else a ``ValueError`` naming ``name`` (a config key, an argument)."""
+    if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= cell:
+        raise ValueError(
+            f"{name}={step!r}: expected an int in [1, {cell}] (the heatmap is averaged over "
+            f"(ceil({cell} / step))^2 shifted forward passes; {cell}: one pass, no averaging)"
+        )
+    return step
+
+
 def shift_averaged_heatmap(
     detector: Detector, images: torch.Tensor, step: int = 4, cell: int = 8
 ) -> torch.Tensor:
@@ -192,10 +207,7 @@ def shift_averaged_heatmap(
     is the detector alone. Costs ``(cell / step)^2`` forward passes (rounded up).
     """
     _check_images(images)
-    if not isinstance(step, int) or not 1 <= step <= cell:
-        raise ValueError(
-            f"shift_averaged_heatmap: step must be an int in [1, {cell}], got {step!r}"
-        )
+    check_shift_step(step, "shift_averaged_heatmap: step", cell)
     height, width = images.shape[-2:]
     offsets = range(0, cell, step)
     total = None

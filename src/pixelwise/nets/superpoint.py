@@ -279,8 +279,9 @@ def superpoint_from_file(path: str | os.PathLike) -> SuperPointNet:
     """A :class:`SuperPointNet` built with the widths a state dict file implies, with its weights loaded.
 
     Widths come from the ``conv*a`` / ``convPa`` / ``convDb`` / ``convRa`` shapes, batch norm from
-    the ``bn*`` keys, the descriptor head from ``convDb``, the refinement from ``convRa``: the official ``superpoint_v1.pth``, the
-    shipped ``weights/*.pt`` or any ``net.state_dict()`` of this class load without naming them.
+    the ``bn*`` keys, the descriptor head from ``convDb``, the refinement from ``convRa``: the
+    official ``superpoint_v1.pth``, the shipped ``weights/*.pt`` or any ``net.state_dict()`` of
+    this class load without naming them.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -367,8 +368,7 @@ def superpoint_features(
     """
     if heatmap is None:
         heatmap = logits_to_heatmap(out["logits"].float(), image_size=tuple(image_size))
-    heat = heatmap
-    detections = extraction(heat)
+    detections = extraction(heatmap)
     for d, desc in zip(detections, out["descriptors"]):
         d["descriptors"] = sample_descriptors(desc, d["keypoints"])
     return detections

@@ -21,6 +21,7 @@ from torch import nn
 
 from pixelwise.geometry.adaptation import (
     aggregate_warped_heatmaps,
+    check_shift_step,
     homographic_adaptation,
     shift_averaged_heatmap,
 )
@@ -160,11 +161,7 @@ class HomographicAdaptationTask(PixelwiseTask):
             )
         if chunk_size is not None and chunk_size < 1:
             raise ValueError(f"task.chunk_size={chunk_size}: expected null or >= 1")
-        if not isinstance(eval_shift_step, int) or not 1 <= eval_shift_step <= CELL:
-            raise ValueError(
-                f"task.eval_shift_step={eval_shift_step!r}: expected an int in [1, {CELL}] "
-                f"({CELL}: off, one forward; 4: 4 forwards; 2: 16; 1: 64)"
-            )
+        check_shift_step(eval_shift_step, "task.eval_shift_step")
         if valid_border_margin < 0:
             raise ValueError(f"task.valid_border_margin={valid_border_margin}: expected >= 0")
         if media_images < 0 or (media_num_homographies is not None and media_num_homographies < 1):

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pixelwise.geometry.adaptation import shift_averaged_heatmap
+from pixelwise.geometry.adaptation import check_shift_step, shift_averaged_heatmap
 from pixelwise.geometry.cells import CELL, keypoints_to_cell_labels, logits_to_heatmap
 from pixelwise.geometry.keypoints import SUPERPOINT_EXTRACTION, Extraction
 from pixelwise.losses.cell_cross_entropy import cell_cross_entropy
@@ -112,11 +112,7 @@ class SuperPointTask(PixelwiseTask):
         extraction = Extraction.checked(
             detection_threshold, nms_radius, border, max_keypoints, keys={"top_k": "max_keypoints"}
         )
-        if not isinstance(eval_shift_step, int) or not 1 <= eval_shift_step <= CELL:
-            raise ValueError(
-                f"task.eval_shift_step={eval_shift_step!r}: expected an int in [1, {CELL}] "
-                f"({CELL}: off, one forward; 4: 4 forwards; 2: 16; 1: 64)"
-            )
+        check_shift_step(eval_shift_step, "task.eval_shift_step")
         parts = {}
         for part, overrides in (part_extraction or {}).items():
             where = f"task.part_extraction.{part}"
