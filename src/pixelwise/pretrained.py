@@ -190,10 +190,12 @@ class _PretrainedPoints(SuperPointNet):
             for batch in _as_batches(images):
                 batch = batch.to(self.device)
                 out = self(batch)
-                heat = None
+                size = tuple(batch.shape[-2:])
+                heat = logits_to_heatmap(out["logits"].float(), image_size=size)
                 if shift_step != CELL:
-                    heat = shift_averaged_heatmap(self._heatmap, batch, shift_step)
-                features += self._features(out, tuple(batch.shape[-2:]), extraction, heat)
+                    # The plain pass above is the unshifted one: not run again.
+                    heat = shift_averaged_heatmap(self._heatmap, batch, shift_step, unshifted=heat)
+                features += self._features(out, extraction, heat)
         finally:
             self.train(was_training)
         return features
@@ -201,12 +203,11 @@ class _PretrainedPoints(SuperPointNet):
     def _heatmap(self, images: torch.Tensor) -> torch.Tensor:
         return logits_to_heatmap(self(images)["logits"].float(), image_size=images.shape[-2:])
 
-    def _features(self, out, size, extraction, heat=None):
+    def _features(self, out, extraction, heat):
+        size = tuple(heat.shape[-2:])
         if self.has_descriptor:
             features = superpoint_features(out, size, extraction, heatmap=heat)
         else:
-            if heat is None:
-                heat = logits_to_heatmap(out["logits"].float(), image_size=size)
             features = extraction(heat)
         image_size = torch.tensor([size[1], size[0]], device=self.device, dtype=torch.float32)
         return [{**f, "image_size": image_size} for f in features]

@@ -264,3 +264,19 @@ def test_shift_averaging_rejects_a_bad_step(step):
         ValueError, match=r"shift_averaged_heatmap: step=.*: expected an int in \[1, 8\]"
     ):
         shift_averaged_heatmap(_grid_detector, torch.rand(1, 1, 8, 8), step=step)
+
+
+def test_shift_averaging_reuses_a_given_unshifted_heatmap():
+    image = torch.rand(1, 1, 16, 24, generator=torch.Generator().manual_seed(5))
+    calls = []
+
+    def counted(x):
+        calls.append(tuple(x.shape))
+        return _grid_detector(x)
+
+    expected = shift_averaged_heatmap(counted, image, step=4)
+    assert len(calls) == 4
+    calls.clear()
+    got = shift_averaged_heatmap(counted, image, step=4, unshifted=_grid_detector(image))
+    assert len(calls) == 3 and (1, 1, 16, 24) not in calls
+    assert torch.equal(got, expected)

@@ -195,7 +195,11 @@ def check_shift_step(step: object, name: str, cell: int = 8) -> int:
 
 
 def shift_averaged_heatmap(
-    detector: Detector, images: torch.Tensor, step: int = 4, cell: int = 8
+    detector: Detector,
+    images: torch.Tensor,
+    step: int = 4,
+    cell: int = 8,
+    unshifted: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean of ``detector``'s heatmaps over the input shifted by ``(sx, sy)``, both in ``range(0, cell, step)``.
 
@@ -204,7 +208,8 @@ def shift_averaged_heatmap(
     A detector that decides on a ``cell`` x ``cell`` grid (SuperPoint's stride-8 head) sees each
     image content at ``(cell / step)^2`` phases against its grid, so the mean moves with the image
     under integer shifts that are multiples of ``step`` (``step=1``: all of them). ``step=cell``
-    is the detector alone. Costs ``(cell / step)^2`` forward passes (rounded up).
+    is the detector alone. Costs ``(cell / step)^2`` forward passes (rounded up); ``unshifted``,
+    the detector's heatmap of ``images`` when the caller has it already, saves one.
     """
     _check_images(images)
     check_shift_step(step, "shift_averaged_heatmap: step", cell)
@@ -213,7 +218,10 @@ def shift_averaged_heatmap(
     total = None
     for sy in offsets:
         for sx in offsets:
-            shifted = F.pad(images, (sx, 0, sy, 0), mode="replicate") if sx or sy else images
-            heat = _run_detector(detector, shifted)[..., sy : sy + height, sx : sx + width]
+            if sx == sy == 0 and unshifted is not None:
+                heat = unshifted
+            else:
+                shifted = F.pad(images, (sx, 0, sy, 0), mode="replicate") if sx or sy else images
+                heat = _run_detector(detector, shifted)[..., sy : sy + height, sx : sx + width]
             total = heat if total is None else total + heat
     return total / len(offsets) ** 2

@@ -311,7 +311,8 @@ class SuperPointTask(PixelwiseTask):
         step = self.hparams.eval_shift_step
         heat = None
         if step != CELL:
-            heat = shift_averaged_heatmap(self._heatmap, images, step)
+            plain = logits_to_heatmap(out["logits"].float(), image_size=images.shape[-2:])
+            heat = shift_averaged_heatmap(self._heatmap, images, step, unshifted=plain)
         return superpoint_features(out, images.shape[-2:], extraction, heatmap=heat)
 
     def _heatmap(self, images: torch.Tensor) -> torch.Tensor:
