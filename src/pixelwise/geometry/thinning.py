@@ -201,6 +201,23 @@ def _deletable(c, x1, x2, x3, x4, x5, x6, x7, x8, first):
     return c & g1 & g2 & g3
 
 
+@numba.njit(cache=True, inline="always")
+def _set_levels(bits, p, out):
+    """Writes the levels (``64 * word + bit``, words relative to the first) set at pixel p to out; returns how many."""
+    one = np.uint64(1)
+    k = 0
+    for j in range(bits.shape[1]):
+        v = bits[p, j]
+        b = 0
+        while v != 0:
+            if v & one:
+                out[k] = j * 64 + b
+                k += 1
+            v >>= one
+            b += 1
+    return k
+
+
 @numba.njit(cache=True, nogil=True)
 def _thin_words(levels, n_levels, w0, w1, do_thin, offs):
     """Levels 64*w0 <= i < min(64*w1, n) thinned together, one bit per level: CSR counts per level and pixels.
@@ -312,40 +329,26 @@ def _thin_words(levels, n_levels, w0, w1, do_thin, offs):
             for t in range(ncur):
                 prev[t] = cur[t]
             nprev = ncur
-    # Collect: pixels per level, a counting sort (count, prefix sum, place). The count and place
-    # passes walk the set bits the same way on purpose: one shared walker would need a callback
-    # or a generator in this hot numba kernel, which costs speed (kept as two loops).
+    # Collect: pixels per level, a counting sort (count, prefix sum, place); both passes read a
+    # pixel's levels through the inlined _set_levels.
     i0 = w0 * 64
     n = min(w1 * 64, n_levels) - i0
+    levels_at = np.empty(nw * 64, np.int64)
     count = np.zeros(n + 1, np.int64)
     for y in range(h):
         for x in range(w):
-            p = (y + 1) * row + x + 1
-            for j in range(nw):
-                v = bits[p, j]
-                b = 0
-                while v != 0:
-                    if v & one:
-                        count[j * 64 + b + 1] += 1
-                    v >>= one
-                    b += 1
+            for t in range(_set_levels(bits, (y + 1) * row + x + 1, levels_at)):
+                count[levels_at[t] + 1] += 1
     for i in range(n):
         count[i + 1] += count[i]
     pix = np.empty(count[n], np.int64)
     fill = count[:n].copy()
     for y in range(h):
         for x in range(w):
-            p = (y + 1) * row + x + 1
-            for j in range(nw):
-                v = bits[p, j]
-                b = 0
-                while v != 0:
-                    if v & one:
-                        i = j * 64 + b
-                        pix[fill[i]] = y * w + x
-                        fill[i] += 1
-                    v >>= one
-                    b += 1
+            for t in range(_set_levels(bits, (y + 1) * row + x + 1, levels_at)):
+                i = levels_at[t]
+                pix[fill[i]] = y * w + x
+                fill[i] += 1
     return count[1:] - count[:-1], pix
 
 
