@@ -97,6 +97,18 @@ def _line(img: np.ndarray, a: np.ndarray, b: np.ndarray, color: int, thickness: 
     cv2.line(img, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), color, thickness)
 
 
+def _random_colored_line(
+    img: np.ndarray,
+    rng: np.random.Generator,
+    a: np.ndarray,
+    b: np.ndarray,
+    background_color: int,
+    thickness: int,
+) -> None:
+    """:func:`_line` from ``a`` to ``b`` in a grey drawn from ``rng`` (:func:`_random_color`)."""
+    _line(img, a, b, _random_color(rng, background_color), thickness)
+
+
 def _scale(img: np.ndarray) -> float:
     return math.sqrt(img.shape[0] * img.shape[1] / (REFERENCE_CANVAS[0] * REFERENCE_CANVAS[1]))
 
@@ -389,15 +401,13 @@ def draw_checkerboard(
     for _ in range(nb_rows):
         r = int(rng.integers(rows + 1))
         c1, c2 = int(rng.integers(cols + 1)), int(rng.integers(cols + 1))
-        color = _random_color(rng, background_color)
         a, b = warped[r * (cols + 1) + c1], warped[r * (cols + 1) + c2]
-        _line(img, a, b, color, thickness)
+        _random_colored_line(img, rng, a, b, background_color, thickness)
     for _ in range(nb_cols):
         c = int(rng.integers(cols + 1))
         r1, r2 = int(rng.integers(rows + 1)), int(rng.integers(rows + 1))
-        color = _random_color(rng, background_color)
         a, b = warped[r1 * (cols + 1) + c], warped[r2 * (cols + 1) + c]
-        _line(img, a, b, color, thickness)
+        _random_colored_line(img, rng, a, b, background_color, thickness)
     return _inside(warped, img.shape)
 
 
@@ -443,14 +453,12 @@ def draw_stripes(
     for _ in range(nb_rows):
         r = int(rng.choice([0, n + 1]))
         c1, c2 = int(rng.integers(n + 1)), int(rng.integers(n + 1))
-        color = _random_color(rng, background_color)
         a, b = warped[r + c1], warped[r + c2]
-        _line(img, a, b, color, thickness)
+        _random_colored_line(img, rng, a, b, background_color, thickness)
     for _ in range(nb_cols):
         c = int(rng.integers(n + 1))
-        color = _random_color(rng, background_color)
         a, b = warped[c], warped[c + n + 1]
-        _line(img, a, b, color, thickness)
+        _random_colored_line(img, rng, a, b, background_color, thickness)
     return _inside(warped, img.shape)
 
 
