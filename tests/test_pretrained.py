@@ -123,6 +123,62 @@ def test_shift_step_detects_on_the_shift_averaged_heatmap(superpoint, magicpoint
         superpoint.extract(camera, shift_step=0)
 
 
+def test_num_homographies_detects_on_the_homographic_adaptation(superpoint, magicpoint, camera):
+    from pixelwise.geometry import ADAPTATION_HOMOGRAPHY, homographic_adaptation
+    from pixelwise.nets.superpoint import sample_descriptors
+
+    small = F.interpolate(camera, size=(120, 160), mode="area")
+    net = superpoint_from_file(weights_path("superpoint_photos")).eval()
+
+    def heatmap(x):
+        return logits_to_heatmap(net(x)["logits"], image_size=x.shape[-2:])
+
+    with torch.no_grad():
+        out = net(small)
+        heat = homographic_adaptation(
+            heatmap, small, 6, generator=torch.Generator().manual_seed(3), **ADAPTATION_HOMOGRAPHY
+        )
+    expected = extract_keypoints(heat, threshold=0.005, nms_radius=4, border=4, top_k=100)[0]
+    (got,) = superpoint.extract(small, max_keypoints=100, num_homographies=6, seed=3)
+    assert len(expected["keypoints"]) > 20
+    assert torch.equal(got["keypoints"], expected["keypoints"])
+    torch.testing.assert_close(got["scores"], expected["scores"])
+    # Descriptors of the adapted points come from the plain pass.
+    torch.testing.assert_close(
+        got["descriptors"], sample_descriptors(out["descriptors"][0], expected["keypoints"])
+    )
+    # Reproducible by seed; another seed draws other homographies; 1 is the plain pass.
+    again = superpoint.extract(small, max_keypoints=100, num_homographies=6, seed=3)[0]
+    assert torch.equal(again["keypoints"], got["keypoints"])
+    other = superpoint.extract(small, max_keypoints=100, num_homographies=6, seed=4)[0]
+    assert not torch.equal(other["scores"], got["scores"])
+    assert torch.equal(
+        magicpoint.extract(small, num_homographies=1)[0]["keypoints"],
+        magicpoint.extract(small)[0]["keypoints"],
+    )
+    # With shifts: each warped image is shift-averaged too; the identity runs once per shift.
+    calls = []
+    counting = MagicPoint.from_pretrained("magicpoint_shapes")
+    counting.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
+    counting.extract(small, num_homographies=6, shift_step=4)
+    assert sum(calls) == 6 * 4  # not one more for the identity
+    # Homography parameters are the sampler's; a rotation-free draw differs.
+    upright = magicpoint.extract(
+        small, num_homographies=6, homography={**ADAPTATION_HOMOGRAPHY, "rotation": False}
+    )[0]
+    assert not torch.equal(
+        upright["scores"], magicpoint.extract(small, num_homographies=6)[0]["scores"]
+    )
+
+
+def test_num_homographies_errors_say_what_was_expected(magicpoint, camera):
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match=r"extract: num_homographies=.*expected an int >= 1"):
+            magicpoint.extract(camera, num_homographies=bad)
+    with pytest.raises(ValueError, match=r"unknown homography parameter\(s\) \['angle'\]"):
+        magicpoint.extract(camera, num_homographies=2, homography={"angle": 1.0})
+
+
 def test_input_forms_agree(superpoint, camera):
     reference = superpoint.extract(camera)[0]
     as_uint8 = (camera * 255).round().to(torch.uint8)

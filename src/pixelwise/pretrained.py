@@ -19,12 +19,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 
-from pixelwise.geometry.adaptation import check_shift_step, shift_averaged_heatmap
+from pixelwise.geometry.adaptation import (
+    ADAPTATION_HOMOGRAPHY,
+    check_shift_step,
+    homographic_adaptation,
+    shift_averaged_heatmap,
+)
 from pixelwise.geometry.cells import CELL, logits_to_heatmap
 from pixelwise.geometry.keypoints import SUPERPOINT_EXTRACTION, Extraction
 from pixelwise.nets.superpoint import (
@@ -100,6 +105,11 @@ def _as_batches(images: Images) -> list[torch.Tensor]:
     return batches
 
 
+# Warped images through the net at once under extract(num_homographies=...): bounds memory (100
+# warps of a 480x640 image would need ~8 GB of conv1 activations at once), not the result.
+_ADAPTATION_CHUNK = 25
+
+
 class _PretrainedPoints(SuperPointNet):
     """Shared loading and extraction of :class:`SuperPoint` and :class:`MagicPoint`."""
 
@@ -160,6 +170,9 @@ class _PretrainedPoints(SuperPointNet):
         nms_radius: int | None = None,
         border: int | None = None,
         shift_step: int = CELL,
+        num_homographies: int = 1,
+        homography: Mapping[str, object] | None = None,
+        seed: int = 0,
     ) -> list[dict[str, torch.Tensor]]:
         """Images -> per image {"keypoints" float [N,2] (x, y), "scores" [N], ("descriptors" [N,D]), "image_size" [2] (W, H)}.
 
@@ -172,8 +185,26 @@ class _PretrainedPoints(SuperPointNet):
         ``range(0, 8, shift_step)`` in x and y (:func:`~pixelwise.geometry.shift_averaged_heatmap`):
         the stride-8 detector head is not shift-equivariant and the mean over shifts is; 4 costs
         4 forward passes, 2 costs 16. Descriptors come from the unshifted pass.
+
+        ``num_homographies`` > 1 detects on the homographic adaptation of the heatmap (the
+        export's teacher, :func:`~pixelwise.geometry.homographic_adaptation`): the mean over the
+        image and ``num_homographies - 1`` random homographies of it (``homography``: the
+        sampler's keyword arguments, default :data:`~pixelwise.geometry.ADAPTATION_HOMOGRAPHY`),
+        warped back; drawn from ``torch.Generator().manual_seed(seed)``, so a call is
+        reproducible. It costs ``num_homographies`` forward passes (times the shifts' count).
         """
         check_shift_step(shift_step, "extract: shift_step")
+        if (
+            isinstance(num_homographies, bool)
+            or not isinstance(num_homographies, int)
+            or num_homographies < 1
+        ):
+            raise ValueError(
+                f"extract: num_homographies={num_homographies!r}: expected an int >= 1 "
+                "(1 = the image alone, no adaptation)"
+            )
+        sampler_params = dict(ADAPTATION_HOMOGRAPHY if homography is None else homography)
+        generator = torch.Generator().manual_seed(seed)
         base = self.extraction
         extraction = Extraction.checked(
             base.threshold if threshold is None else threshold,
@@ -192,9 +223,25 @@ class _PretrainedPoints(SuperPointNet):
                 out = self(batch)
                 size = tuple(batch.shape[-2:])
                 heat = logits_to_heatmap(out["logits"].float(), image_size=size)
+                detector = self._heatmap
                 if shift_step != CELL:
                     # The plain pass above is the unshifted one: not run again.
                     heat = shift_averaged_heatmap(self._heatmap, batch, shift_step, unshifted=heat)
+
+                    def detector(x: torch.Tensor) -> torch.Tensor:
+                        return shift_averaged_heatmap(self._heatmap, x, shift_step)
+
+                if num_homographies > 1:
+                    # ``heat`` is the identity's heatmap: not run again.
+                    heat = homographic_adaptation(
+                        detector,
+                        batch,
+                        num_homographies=num_homographies,
+                        chunk_size=_ADAPTATION_CHUNK,
+                        generator=generator,
+                        identity=heat,
+                        **sampler_params,
+                    )
                 features += self._features(out, extraction, heat)
         finally:
             self.train(was_training)

@@ -280,3 +280,43 @@ def test_shift_averaging_reuses_a_given_unshifted_heatmap():
     got = shift_averaged_heatmap(counted, image, step=4, unshifted=_grid_detector(image))
     assert len(calls) == 3 and (1, 1, 16, 24) not in calls
     assert torch.equal(got, expected)
+
+
+def test_homographic_adaptation_reuses_a_given_identity_heatmap():
+    imgs = images(2, seed=8)
+    calls = []
+
+    def counted(x):
+        calls.append(x.shape[0])
+        return smooth_detector(x)
+
+    kwargs = {"num_homographies": 4, "chunk_size": 3}
+    expected = homographic_adaptation(
+        counted, imgs, generator=torch.Generator().manual_seed(2), **kwargs
+    )
+    assert sum(calls) == 2 * 4
+    calls.clear()
+    identity = smooth_detector(imgs)
+    got = homographic_adaptation(
+        counted, imgs, generator=torch.Generator().manual_seed(2), identity=identity, **kwargs
+    )
+    assert sum(calls) == 2 * 3  # the warped images only
+    assert torch.equal(got, expected)
+    assert torch.equal(identity, smooth_detector(imgs))  # not written to
+    with pytest.raises(
+        ValueError, match=r"identity must be the detector's heatmap.*\[2, 1, 20, 28\]"
+    ):
+        homographic_adaptation(counted, imgs, identity=identity[:1], **kwargs)
+
+
+def test_adaptation_homography_is_the_export_config():
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    import pixelwise
+    from pixelwise.geometry import ADAPTATION_HOMOGRAPHY
+
+    conf = Path(pixelwise.__file__).parent / "conf" / "task" / "homographic_adaptation.yaml"
+    homography = OmegaConf.to_container(OmegaConf.load(conf).task.homography)
+    assert homography == ADAPTATION_HOMOGRAPHY

@@ -164,6 +164,13 @@ class TestLoadWeights:
             load_superpoint_weights(magicpoint(), path)
         net = load_superpoint_weights(magicpoint(), path, ignore_descriptor=True)
         torch.testing.assert_close(net.convPb.weight, official_state()["convPb.weight"])
+        # model.pretrained does the same for a net without descriptor head (config users cannot
+        # pass ignore_descriptor), as MagicPoint.from_pretrained does.
+        configured = magicpoint(pretrained=path)
+        assert configured.state_dict().keys() == net.state_dict().keys()
+        assert all(torch.equal(configured.state_dict()[k], v) for k, v in net.state_dict().items())
+        with pytest.raises(ValueError, match="no descriptor head"):
+            SuperPointNet(pretrained=self.save(tmp_path, magicpoint().state_dict()))
 
     def test_magicpoint_file_into_superpoint(self, tmp_path):
         path = self.save(tmp_path, magicpoint().state_dict())

@@ -15,7 +15,7 @@ from pixelwise.geometry.cells import (
 )
 from pixelwise.geometry.keypoints import extract_keypoints
 from pixelwise.losses.cell_cross_entropy import cell_cross_entropy
-from pixelwise.nets.superpoint import magicpoint
+from pixelwise.nets.superpoint import SuperPointNet, magicpoint
 from pixelwise.tasks.homographic_adaptation import HomographicAdaptationTask
 
 IDENTITY = dict(
@@ -83,6 +83,17 @@ class TestTeacher:
         torch.testing.assert_close(heat, expected)
         for k, v in task.teacher.state_dict().items():
             assert torch.equal(v, stats[k]), k
+
+    def test_a_superpoint_file_teaches_with_its_detector(self, tmp_path):
+        torch.manual_seed(5)
+        source = SuperPointNet(
+            channels=(4, 4, 8, 8), head_channels=16, batch_norm=True, descriptor_dim=8
+        )
+        path = tmp_path / "superpoint.pt"
+        torch.save(source.state_dict(), path)
+        task = make(teacher=str(path))
+        for name, value in task.teacher.state_dict().items():
+            assert torch.equal(value, source.state_dict()[name]), name
 
     def test_fallback_teacher_used_if_present(self, tmp_path):
         path = tmp_path / "fallback.pt"

@@ -1,6 +1,7 @@
 """pixelwise.geometry."""
 
 from pixelwise.geometry.adaptation import (  # noqa: F401
+    ADAPTATION_HOMOGRAPHY,
     aggregate_warped_heatmaps,
     homographic_adaptation,
     shift_averaged_heatmap,

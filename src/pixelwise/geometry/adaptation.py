@@ -16,6 +16,7 @@ from pixelwise.geometry.homography import (
 )
 
 __all__ = [
+    "ADAPTATION_HOMOGRAPHY",
     "aggregate_warped_heatmaps",
     "check_shift_step",
     "homographic_adaptation",
@@ -25,6 +26,22 @@ __all__ = [
 Detector = Callable[[torch.Tensor], torch.Tensor]
 
 _AGGREGATIONS = ("mean", "max")
+
+# The homographies of the export (rpautrat magic-point_coco_export.yaml
+# homography_adaptation.homographies): sample_homography's keyword arguments. The same values as
+# conf/task/homographic_adaptation.yaml's task.homography (a test checks that they agree).
+ADAPTATION_HOMOGRAPHY: dict[str, object] = {
+    "translation": True,
+    "rotation": True,
+    "scaling": True,
+    "perspective": True,
+    "scaling_amplitude": 0.2,
+    "perspective_amplitude_x": 0.2,
+    "perspective_amplitude_y": 0.2,
+    "patch_ratio": 0.85,
+    "max_angle": 1.5708,
+    "allow_artifacts": True,
+}
 
 
 def _check_images(images: torch.Tensor) -> None:
@@ -54,6 +71,7 @@ def aggregate_warped_heatmaps(
     chunk_size: int | None = None,
     valid_border_margin: int = 3,
     aggregation: str = "mean",
+    identity: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Aggregate detector heatmaps over given warps: images [B,C,H,W], H [B,N,3,3] -> heatmap [B,1,H,W].
 
@@ -69,7 +87,8 @@ def aggregate_warped_heatmaps(
     At most ``chunk_size`` warped images (default: all B*N) go through ``detector`` at
     once, which bounds memory; results do not depend on it. Runs under
     ``torch.no_grad()`` (the result is a target, not a differentiable output); put the
-    detector in eval mode yourself.
+    detector in eval mode yourself. ``identity``: the detector's heatmap of ``images``
+    [B,1,H,W] when the caller already has it (it is then not computed again).
     """
     _check_images(images)
     if aggregation not in _AGGREGATIONS:
@@ -97,9 +116,17 @@ def aggregate_warped_heatmaps(
         total = n * batch
         step = chunk_size or max(total, batch)
         # The identity: the plain detector output, in chunks too.
-        heat0 = torch.cat(
-            [_run_detector(detector, images[i : i + step]) for i in range(0, batch, step)]
-        )
+        if identity is None:
+            heat0 = torch.cat(
+                [_run_detector(detector, images[i : i + step]) for i in range(0, batch, step)]
+            )
+        elif tuple(identity.shape) != (batch, 1, height, width):
+            raise ValueError(
+                f"identity must be the detector's heatmap of the images, [{batch}, 1, {height}, "
+                f"{width}], got {list(identity.shape)}"
+            )
+        else:
+            heat0 = identity
         acc = heat0.clone()
         count = torch.ones_like(heat0)
         if n == 0:
@@ -142,6 +169,7 @@ def homographic_adaptation(
     valid_border_margin: int = 3,
     aggregation: str = "mean",
     generator: torch.Generator | None = None,
+    identity: torch.Tensor | None = None,
     **homography_params: object,
 ) -> torch.Tensor:
     """Homographic adaptation of ``detector`` ([b,1,h,w] -> heatmap [b,1,h,w]) on images [B,1,H,W] -> [B,1,H,W].
@@ -149,7 +177,8 @@ def homographic_adaptation(
     ``num_homographies`` counts the identity (the first "homography" of each image), so
     ``num_homographies - 1`` homographies per image are drawn by ``sample_homography``
     with ``homography_params`` (its keyword arguments) and ``generator``; see
-    ``aggregate_warped_heatmaps`` for masking, aggregation, chunking and ``no_grad``.
+    ``aggregate_warped_heatmaps`` for masking, aggregation, chunking, ``no_grad`` and
+    ``identity``. :data:`ADAPTATION_HOMOGRAPHY` holds the export's parameters (rpautrat's).
     """
     _check_images(images)
     if not isinstance(num_homographies, int) or num_homographies < 1:
@@ -181,6 +210,7 @@ def homographic_adaptation(
         chunk_size=chunk_size,
         valid_border_margin=valid_border_margin,
         aggregation=aggregation,
+        identity=identity,
     )
 
 

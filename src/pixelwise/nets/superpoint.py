@@ -124,7 +124,8 @@ class SuperPointNet(nn.Module):
         # Kept so that a task can refuse to overwrite these weights (SuperPointTask.detector_weights).
         self.pretrained = os.fspath(pretrained) if pretrained else None
         if pretrained:
-            load_superpoint_weights(self, pretrained)
+            # A net without descriptor head takes a SuperPoint file's detector (as MagicPoint.from_pretrained).
+            load_superpoint_weights(self, pretrained, ignore_descriptor=not descriptor)
 
     def _block(self, x: torch.Tensor, name: str) -> torch.Tensor:
         x = getattr(self, f"conv{name}")(x)

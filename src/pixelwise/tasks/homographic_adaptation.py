@@ -189,7 +189,10 @@ class HomographicAdaptationTask(PixelwiseTask):
         teacher_path = self._resolve_teacher(teacher, fallback_teacher)
         if teacher_path is not None:
             try:
-                load_superpoint_weights(net, teacher_path)
+                # A SuperPoint file teaches with its detector when the net has no descriptor head.
+                load_superpoint_weights(
+                    net, teacher_path, ignore_descriptor=not getattr(net, "descriptor", True)
+                )
             except ValueError as err:
                 if teacher is not None:
                     raise
