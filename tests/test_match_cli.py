@@ -23,6 +23,7 @@ def test_shipped_weights_by_name_match_an_image_with_itself(tmp_path, capsys):
 
 def test_unknown_weights_name_is_a_one_line_error(tmp_path):
     with pytest.raises(
-        SystemExit, match="shipped: fcos_synthetic, magicpoint_shapes, superpoint_photos"
+        SystemExit,
+        match="shipped: fcos_synthetic, magicpoint_photos, magicpoint_shapes, superpoint_photos",
     ):
         main(["a.png", "b.png", "weights=superpoint_nothing"])

@@ -46,7 +46,12 @@ def test_from_pretrained_is_an_eval_mode_module_with_the_shipped_weights(superpo
         assert net.state_dict().keys() == reference.keys()
         assert all(torch.equal(net.state_dict()[k], v) for k, v in reference.items())
     assert superpoint.descriptor and not magicpoint.descriptor
-    assert shipped_weights() == ["fcos_synthetic", "magicpoint_shapes", "superpoint_photos"]
+    assert shipped_weights() == [
+        "fcos_synthetic",
+        "magicpoint_photos",
+        "magicpoint_shapes",
+        "superpoint_photos",
+    ]
 
 
 def test_superpoint_extract_names_shapes_and_order(superpoint, camera):
@@ -237,7 +242,8 @@ def test_names_paths_and_wrong_weights(tmp_path):
     with pytest.raises(ValueError, match="no descriptor head.*MagicPoint.from_pretrained"):
         SuperPoint.from_pretrained("magicpoint_shapes")
     with pytest.raises(
-        FileNotFoundError, match="shipped: fcos_synthetic, magicpoint_shapes, superpoint_photos"
+        FileNotFoundError,
+        match="shipped: fcos_synthetic, magicpoint_photos, magicpoint_shapes, superpoint_photos",
     ):
         SuperPoint.from_pretrained("superpoint_nothing")
 

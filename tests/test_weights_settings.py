@@ -84,7 +84,7 @@ def test_shipped_weights_extract_with_their_own_threshold():
 
 
 def test_shipped_sidecars_describe_their_files():
-    for name in ("superpoint_photos", "magicpoint_shapes"):
+    for name in ("superpoint_photos", "magicpoint_shapes", "magicpoint_photos"):
         settings = read_weights_settings(WEIGHTS_DIR / f"{name}.pt")
         state = torch.load(WEIGHTS_DIR / f"{name}.pt", weights_only=True)
         widths = [int(state[f"conv{i}a.weight"].shape[0]) for i in range(1, 5)]

@@ -105,8 +105,8 @@ def _as_batches(images: Images) -> list[torch.Tensor]:
     return batches
 
 
-# Warped images through the net at once under extract(num_homographies=...): bounds memory (100
-# warps of a 480x640 image would need ~8 GB of conv1 activations at once), not the result.
+# Warped images through the net at once under extract(num_homographies=...): bounds memory, not
+# the result (100 warps of a 480x640 image through the paper's 64-channel conv1: ~8 GB at once).
 _ADAPTATION_CHUNK = 25
 
 
