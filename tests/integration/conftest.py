@@ -58,6 +58,22 @@ def read_metrics(run_dir: Path) -> dict[str, float]:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
+def evaluate_as_pinned(
+    tmp_path: Path, overrides: list[str], pinned: dict[str, float], abs_tol: float = 2e-3
+) -> dict[str, float]:
+    """Run evaluate.py with ``overrides`` (CSV logger, 0 workers), assert ``pinned`` metrics; return all metrics.
+
+    The shipped-weights pins: a change in data, decoding or metric that moves a number shows up.
+    """
+    out = tmp_path / "eval"
+    args = [*overrides, "data.num_workers=0", "logger=csv", f"hydra.run.dir={out}"]
+    run_script("evaluate.py", args, tmp_path)
+    metrics = read_metrics(out)
+    for key, value in pinned.items():
+        assert metrics[key] == pytest.approx(value, abs=abs_tol), key
+    return metrics
+
+
 @pytest.fixture
 def run(tmp_path):
     def _run(script, args, **kw):

@@ -4,26 +4,19 @@ it was shipped, so a change in data, decoding or metric that moves them shows up
 
 import pytest
 
-from tests.integration.conftest import read_metrics, run_script
+from tests.integration.conftest import evaluate_as_pinned
 
 PINNED = {"test/map": 0.6864, "test/map_50": 0.9083, "test/mar_100": 0.7422}
 
 
 @pytest.mark.slow
 def test_shipped_fcos_scores_as_pinned(tmp_path):
-    out = tmp_path / "eval"
-    run_script(
-        "evaluate.py",
+    evaluate_as_pinned(
+        tmp_path,
         [
             "experiment=fcos_synthetic",
             "model.pretrained=${paths.weights_dir}/fcos_synthetic.pt",
             "data.test.length=64",
-            "data.num_workers=0",
-            "logger=csv",
-            f"hydra.run.dir={out}",
         ],
-        tmp_path,
+        PINNED,
     )
-    metrics = read_metrics(out)
-    for key, value in PINNED.items():
-        assert metrics[key] == pytest.approx(value, abs=2e-3), key

@@ -5,7 +5,7 @@ shipped (slow). The baselines also pin the data distribution: a change of the re
 
 import pytest
 
-from tests.integration.conftest import read_metrics, run_script
+from tests.integration.conftest import evaluate_as_pinned
 
 PINNED = {
     "test/map": 0.9482,
@@ -18,20 +18,13 @@ PINNED = {
 
 @pytest.mark.slow
 def test_shipped_magicpoint_scores_as_pinned(tmp_path):
-    out = tmp_path / "eval"
-    run_script(
-        "evaluate.py",
+    evaluate_as_pinned(
+        tmp_path,
         [
             "experiment=magicpoint_shapes",
             "model.pretrained=${paths.weights_dir}/magicpoint_shapes.pt",
             "data.test.length=128",
-            "data.num_workers=0",
             "task.baselines=[harris,fast]",
-            "logger=csv",
-            f"hydra.run.dir={out}",
         ],
-        tmp_path,
+        PINNED,
     )
-    metrics = read_metrics(out)
-    for key, value in PINNED.items():
-        assert metrics[key] == pytest.approx(value, abs=2e-3), key

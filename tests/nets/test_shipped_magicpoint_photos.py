@@ -6,7 +6,7 @@ teacher), Harris and FAST on the same pairs. Pinned to the values measured when 
 
 import pytest
 
-from tests.integration.conftest import read_metrics, run_script
+from tests.integration.conftest import evaluate_as_pinned
 
 WEIGHTS = "${paths.weights_dir}/magicpoint_photos.pt"
 PINNED = {
@@ -19,26 +19,19 @@ PINNED = {
 
 @pytest.mark.slow
 def test_shipped_magicpoint_photos_scores_as_pinned(tmp_path):
-    out = tmp_path / "eval"
-    run_script(
-        "evaluate.py",
+    metrics = evaluate_as_pinned(
+        tmp_path,
         [
             "experiment=magicpoint_photos_adaptation",
             f"model.pretrained={WEIGHTS}",
             f"task.teacher={WEIGHTS}",
             "data.test.split=val",
             "data.test.repeats=2",
-            "data.num_workers=0",
             "task.baselines=[harris,fast,adapted_teacher]",
             "callbacks.repeatability.models=[student,harris,fast,adapted_teacher]",
-            "logger=csv",
-            f"hydra.run.dir={out}",
         ],
-        tmp_path,
+        PINNED,
     )
-    metrics = read_metrics(out)
-    for key, value in PINNED.items():
-        assert metrics[key] == pytest.approx(value, abs=2e-3), key
     # The adapted detector repeats more of its points than the same net alone and than FAST.
     assert metrics["test/adapted_teacher_repeatability"] >= metrics["test/repeatability"] + 0.1
     assert metrics["test/adapted_teacher_repeatability"] > metrics["test/fast_repeatability"]

@@ -51,6 +51,7 @@ from pixelwise.data.shape_primitives import (
     ShapeCanvas,
     draw_background,
 )
+from pixelwise.geometry.adaptation import ADAPTATION_HOMOGRAPHY
 from pixelwise.geometry.homography import merge_homography_params, sample_homography_np
 
 __all__ = [
@@ -66,18 +67,12 @@ SPLITS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 RENDERERS = ("reference", "fast")
 
 # Homographic augmentation of the reference's magic-point_shapes.yaml, drawn by the project's one
-# sampler (pixelwise.geometry.homography, its numpy path in the workers).
+# sampler (pixelwise.geometry.homography, its numpy path in the workers): the reference's export
+# homographies (magic-point_coco_export.yaml) with a smaller patch, 1.57 rad and 5 % overflow.
 HOMOGRAPHY_PARAMS: dict[str, Any] = {
-    "translation": True,
-    "rotation": True,
-    "scaling": True,
-    "perspective": True,
-    "scaling_amplitude": 0.2,
-    "perspective_amplitude_x": 0.2,
-    "perspective_amplitude_y": 0.2,
+    **ADAPTATION_HOMOGRAPHY,
     "patch_ratio": 0.8,
     "max_angle": 1.57,
-    "allow_artifacts": True,
     "translation_overflow": 0.05,
 }
 
