@@ -79,6 +79,7 @@ def test_bad_sidecars_name_the_file(tmp_path, content, match):
 def test_shipped_weights_extract_with_their_own_threshold():
     assert SuperPoint.from_pretrained("superpoint_photos").extraction.threshold == 0.005
     assert MagicPoint.from_pretrained("magicpoint_shapes").extraction.threshold == 0.015
+    assert MagicPoint.from_pretrained("magicpoint_photos").extraction.threshold == 0.005
     net = SuperPoint.from_pretrained("superpoint_photos")
     assert net.extract(torch.rand(1, 1, 64, 80))[0]["scores"].min() >= 0.005
 
