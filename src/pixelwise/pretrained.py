@@ -18,6 +18,7 @@ they also go wherever a net is expected (e.g. ``SuperPointTask(net=...)`` for fi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -205,6 +206,12 @@ class _PretrainedPoints(SuperPointNet):
             )
         sampler_params = dict(ADAPTATION_HOMOGRAPHY if homography is None else homography)
         generator = torch.Generator().manual_seed(seed)
+        # The heatmap of one image, shift-averaged if asked: what the homographies are applied to.
+        detector = (
+            self._heatmap
+            if shift_step == CELL
+            else functools.partial(shift_averaged_heatmap, self._heatmap, step=shift_step)
+        )
         base = self.extraction
         extraction = Extraction.checked(
             base.threshold if threshold is None else threshold,
@@ -223,14 +230,9 @@ class _PretrainedPoints(SuperPointNet):
                 out = self(batch)
                 size = tuple(batch.shape[-2:])
                 heat = logits_to_heatmap(out["logits"].float(), image_size=size)
-                detector = self._heatmap
                 if shift_step != CELL:
                     # The plain pass above is the unshifted one: not run again.
-                    heat = shift_averaged_heatmap(self._heatmap, batch, shift_step, unshifted=heat)
-
-                    def detector(x: torch.Tensor) -> torch.Tensor:
-                        return shift_averaged_heatmap(self._heatmap, x, shift_step)
-
+                    heat = detector(batch, unshifted=heat)
                 if num_homographies > 1:
                     # ``heat`` is the identity's heatmap: not run again.
                     heat = homographic_adaptation(
