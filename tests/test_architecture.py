@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "losses": {"geometry"},
     "metrics": {"geometry"},
     "errors": set(),
-    "formats": set(),
+    "formats": {"errors"},
     "data": {"geometry", "formats", "errors"},
     "tasks": {"nets", "losses", "geometry", "metrics"},
     # Callbacks update metrics and draw: never nets (classical baselines are models the task

@@ -156,3 +156,31 @@ def test_state_dict_mismatch_is_reported_in_config_terms():
     assert message.startswith("ckpt_path=x.ckpt: its weights do not fit task=edges")
     assert 'Missing key(s) in state_dict: "net.a"' in message
     assert user_error_message(RuntimeError("a bug"), OmegaConf.create({})) is None
+
+
+def test_a_new_datasets_format_error_is_reported_without_registering_it():
+    """A dataset's format error subclasses DataFormatError and the CLI reports it in its own words."""
+    from omegaconf import OmegaConf
+
+    from pixelwise.cli import user_error_message
+    from pixelwise.data.coco_detection import CocoFormatError
+    from pixelwise.data.label_io import DatasetLayoutError
+    from pixelwise.data.voc_detection import VOCFormatError
+    from pixelwise.errors import DataFormatError
+    from pixelwise.formats.panoptic import PanopticFormatError
+
+    class NewFormatError(DataFormatError):
+        pass
+
+    cfg = OmegaConf.create({})
+    try:
+        raise RuntimeError("while reading item 3") from NewFormatError(
+            "a.json: entry 3 has no 'id'"
+        )
+    except RuntimeError as err:
+        assert user_error_message(err, cfg) == "a.json: entry 3 has no 'id'"
+    for shipped in (CocoFormatError, VOCFormatError, PanopticFormatError):
+        assert issubclass(shipped, DataFormatError) and issubclass(shipped, ValueError)
+        assert user_error_message(shipped("x.json: bad"), cfg) == "x.json: bad"
+    assert user_error_message(DatasetLayoutError("root/ is missing"), cfg) == "root/ is missing"
+    assert user_error_message(ValueError("a bug"), cfg) is None

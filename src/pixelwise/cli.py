@@ -26,7 +26,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from pixelwise import interrupts
-from pixelwise.errors import UserError
+from pixelwise.errors import USER_ERRORS, UserError
 from pixelwise.run_dirs import last_checkpoint, run_dir_for, wandb_run_id
 from pixelwise.tasks.base import TASK_CLASS_KEY
 from pixelwise.weights_settings import apply_weights_settings
@@ -474,24 +474,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    """Errors that say what the user got wrong in their own words (layout, format, config)."""
-    from pixelwise.data.coco_detection import CocoFormatError
-    from pixelwise.data.label_io import DatasetLayoutError
-    from pixelwise.data.voc_detection import VOCFormatError
-    from pixelwise.errors import UnreadableFileError
-    from pixelwise.formats.panoptic import PanopticFormatError
-
-    return (
-        UserError,
-        DatasetLayoutError,
-        UnreadableFileError,
-        CocoFormatError,
-        VOCFormatError,
-        PanopticFormatError,
-    )
-
-
 def _choices() -> dict[str, str]:
     try:
         from hydra.core.hydra_config import HydraConfig
@@ -538,10 +520,10 @@ def user_error_message(err: BaseException, cfg: DictConfig) -> str | None:
     """
     from hydra.errors import InstantiationException
 
-    user_errors, seen, current = _user_error_types(), set(), err
+    seen, current = set(), err
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, user_errors):
+        if isinstance(current, USER_ERRORS):
             return str(current)
         misfit = _misfit_message(current, cfg) if isinstance(current, Exception) else None
         if misfit:

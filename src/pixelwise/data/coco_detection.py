@@ -34,6 +34,7 @@ from pixelwise.data.detection_items import (
     transform_and_letterbox,
 )
 from pixelwise.data.label_io import DatasetLayoutError, Transform, read_rgb
+from pixelwise.errors import DataFormatError
 from pixelwise.formats.coco import decode_segmentation
 
 __all__ = ["COCO_TREE", "COCODetection", "CocoFormatError"]
@@ -44,7 +45,7 @@ COCO_TREE = """\
 └── {split}2017/<file_name>        one image per entry of the JSON's "images\""""
 
 
-class CocoFormatError(ValueError):
+class CocoFormatError(DataFormatError):
     """An annotation file's content is not what COCO's format says (names file, id, value)."""
 
 

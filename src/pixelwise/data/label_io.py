@@ -12,13 +12,9 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from pixelwise.errors import UnreadableFileError
+from pixelwise.errors import DatasetLayoutError, UnreadableFileError
 
 Transform = Callable[..., dict[str, Any]]
-
-
-class DatasetLayoutError(FileNotFoundError):
-    """A dataset root, folder or file is missing or misplaced; the message shows the expected tree."""
 
 
 def require(path: Path, dataset: str, root: Path, tree: str, kind: str = "directory") -> Path:

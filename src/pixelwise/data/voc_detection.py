@@ -37,6 +37,7 @@ from pixelwise.data.detection_items import (
     transform_and_letterbox,
 )
 from pixelwise.data.label_io import DatasetLayoutError, Transform, read_rgb
+from pixelwise.errors import DataFormatError
 
 __all__ = ["VOC_DETECTION_CLASSES", "VOC_DETECTION_TREE", "VOCDetection", "VOCFormatError"]
 
@@ -54,7 +55,7 @@ VOC_DETECTION_TREE = """\
 _LABEL = {name: k for k, name in enumerate(VOC_DETECTION_CLASSES)}
 
 
-class VOCFormatError(ValueError):
+class VOCFormatError(DataFormatError):
     """An annotation XML is not what the VOC format says (names file, object, value)."""
 
 

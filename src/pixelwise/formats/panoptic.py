@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from pixelwise.errors import DataFormatError
+
 __all__ = [
     "LABEL_DIVISOR",
     "PanopticFormatError",
@@ -40,7 +42,7 @@ LABEL_DIVISOR = 1000  # Cityscapes: thing id = category id * 1000 + instance num
 VOID = 0
 
 
-class PanopticFormatError(ValueError):
+class PanopticFormatError(DataFormatError):
     """A panoptic PNG and its ``segments_info`` disagree; the message names file, segment id and expectation."""
 
 
