@@ -27,6 +27,7 @@ import torch
 
 from pixelwise.geometry.adaptation import (
     ADAPTATION_HOMOGRAPHY,
+    check_num_homographies,
     check_shift_step,
     homographic_adaptation,
     shift_averaged_heatmap,
@@ -195,15 +196,7 @@ class _PretrainedPoints(SuperPointNet):
         reproducible. It costs ``num_homographies`` forward passes (times the shifts' count).
         """
         check_shift_step(shift_step, "extract: shift_step")
-        if (
-            isinstance(num_homographies, bool)
-            or not isinstance(num_homographies, int)
-            or num_homographies < 1
-        ):
-            raise ValueError(
-                f"extract: num_homographies={num_homographies!r}: expected an int >= 1 "
-                "(1 = the image alone, no adaptation)"
-            )
+        check_num_homographies(num_homographies, "extract: num_homographies")
         sampler_params = dict(ADAPTATION_HOMOGRAPHY if homography is None else homography)
         generator = torch.Generator().manual_seed(seed)
         # The heatmap of one image, shift-averaged if asked: what the homographies are applied to.

@@ -18,6 +18,7 @@ from pixelwise.geometry.homography import (
 __all__ = [
     "ADAPTATION_HOMOGRAPHY",
     "aggregate_warped_heatmaps",
+    "check_num_homographies",
     "check_shift_step",
     "homographic_adaptation",
     "shift_averaged_heatmap",
@@ -181,10 +182,7 @@ def homographic_adaptation(
     ``identity``. :data:`ADAPTATION_HOMOGRAPHY` holds the export's parameters (rpautrat's).
     """
     _check_images(images)
-    if not isinstance(num_homographies, int) or num_homographies < 1:
-        raise ValueError(
-            f"num_homographies must be an int >= 1 (it counts the identity), got {num_homographies!r}"
-        )
+    check_num_homographies(num_homographies, "homographic_adaptation: num_homographies")
     unknown = sorted(set(homography_params) - set(SAMPLER_PARAMS))
     if unknown:
         raise ValueError(
@@ -212,6 +210,16 @@ def homographic_adaptation(
         aggregation=aggregation,
         identity=identity,
     )
+
+
+def check_num_homographies(count: object, name: str) -> int:
+    """``count`` if it is an int >= 1 (it counts the identity); else a ``ValueError`` naming ``name``."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(
+            f"{name}={count!r}: expected an int >= 1 (it counts the identity; 1 = the image "
+            "alone, no adaptation)"
+        )
+    return count
 
 
 def check_shift_step(step: object, name: str, cell: int = 8) -> int:
