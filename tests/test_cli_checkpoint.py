@@ -184,3 +184,26 @@ def test_a_new_datasets_format_error_is_reported_without_registering_it():
         assert user_error_message(shipped("x.json: bad"), cfg) == "x.json: bad"
     assert user_error_message(DatasetLayoutError("root/ is missing"), cfg) == "root/ is missing"
     assert user_error_message(ValueError("a bug"), cfg) is None
+
+
+def test_a_taken_master_port_is_reported_with_the_port(monkeypatch):
+    import torch.distributed as dist
+
+    from pixelwise.cli import user_error_message
+
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29533")
+    taken = dist.DistNetworkError(
+        "The server socket has failed to listen on any local network address. port: 29533, "
+        "useIpv6: false, code: -98, name: EADDRINUSE, message: address already in use"
+    )
+    try:
+        raise RuntimeError("trainer.fit failed") from taken
+    except RuntimeError as err:
+        message = user_error_message(err, OmegaConf.create({}))
+    assert message.startswith(
+        "DDP: rank 0 could not listen on MASTER_PORT=29533 (MASTER_ADDR=127.0.0.1): the port is "
+        "already in use; set MASTER_PORT to a free port"
+    )
+    # Another network failure (a peer that never came) is not this mistake.
+    assert user_error_message(dist.DistNetworkError("timed out"), OmegaConf.create({})) is None

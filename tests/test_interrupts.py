@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -94,3 +96,54 @@ def test_the_message_of_an_export_says_a_rerun_continues(tmp_path):
         "interrupted by SIGTERM: stopped during prediction; rerun the same command to continue "
         "(images already written are skipped)"
     )
+
+
+class _Launcher:
+    """Lightning's subprocess launcher as far as interrupts uses it: ``kill(signum)``."""
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+
+    def kill(self, signum: int) -> None:
+        self.signals.append(signum)
+
+
+def test_an_error_ends_the_launched_ranks_with_sigkill():
+    launcher = _Launcher()
+    trainer = SimpleNamespace(strategy=SimpleNamespace(launcher=launcher), callbacks=[])
+    with interrupts.catch_signals():
+        interrupts.end_launched_ranks()  # no trainer yet: nothing launched, nothing to end
+        interrupts.watch(trainer)
+        interrupts.end_launched_ranks()
+    assert launcher.signals == [signal.SIGKILL]
+
+
+def test_usr2_writes_the_stack_of_each_process_and_the_run_goes_on(tmp_path):
+    script = tmp_path / "waits.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "from pixelwise import interrupts\n"
+        "interrupts.dump_stacks_on_request()\n"
+        "def wait(): os.write(1, f'{os.getpid()}\\n'.encode()); [time.sleep(0.05) for _ in iter(lambda: os.path.exists(sys.argv[1]), True)]\n"
+        "def waiting_in_the_parent(): wait()\n"
+        "def waiting_in_the_worker(): wait()\n"
+        "pid = os.fork()\n"  # as a DataLoader worker is forked, after the registration
+        "waiting_in_the_worker() if pid == 0 else waiting_in_the_parent()\n"
+        "print('went on', flush=True)\n"
+        "os._exit(0) if pid == 0 else os.waitpid(pid, 0)\n"
+    )
+    go_on = tmp_path / "go_on"
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(go_on)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for _ in range(2):  # one at a time: their stacks would interleave on the shared stderr
+        os.kill(int(proc.stdout.readline()), interrupts.STACK_DUMP_SIGNAL)
+        time.sleep(1)
+    go_on.touch()
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert out.count("went on") == 2
+    assert "in waiting_in_the_parent" in err and "in waiting_in_the_worker" in err, err

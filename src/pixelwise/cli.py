@@ -511,6 +511,19 @@ def _misfit_message(err: Exception, cfg: DictConfig) -> str | None:
     )
 
 
+def _port_in_use_message(err: BaseException) -> str | None:
+    """DDP's rank 0 could not listen on MASTER_PORT: set by the user, or taken since it was picked."""
+    network_error = getattr(torch.distributed, "DistNetworkError", None)
+    if network_error is None or not isinstance(err, network_error) or "EADDRINUSE" not in str(err):
+        return None
+    port, address = os.environ.get("MASTER_PORT", "?"), os.environ.get("MASTER_ADDR", "?")
+    return (
+        f"DDP: rank 0 could not listen on MASTER_PORT={port} (MASTER_ADDR={address}): the port is "
+        "already in use; set MASTER_PORT to a free port, or unset it so that a free one is "
+        "picked, and rerun"
+    )
+
+
 def user_error_message(err: BaseException, cfg: DictConfig) -> str | None:
     """The message of a mistake the user can fix, found along ``err``'s causes; None for a bug.
 
@@ -528,6 +541,9 @@ def user_error_message(err: BaseException, cfg: DictConfig) -> str | None:
         misfit = _misfit_message(current, cfg) if isinstance(current, Exception) else None
         if misfit:
             return misfit
+        port_in_use = _port_in_use_message(current)
+        if port_in_use:
+            return port_in_use
         if isinstance(current, RuntimeError) and str(current).startswith(
             "Error(s) in loading state_dict"
         ):
@@ -668,6 +684,7 @@ def _report_interruption(signum: int, cfg: DictConfig) -> None:
 def _run(fn, cfg: DictConfig) -> Any:
     _route_library_logs_to_the_run_log()
     _silence_harmless_warnings()
+    interrupts.dump_stacks_on_request()
     with interrupts.catch_signals():
         try:
             return fn(cfg)
@@ -679,6 +696,7 @@ def _run(fn, cfg: DictConfig) -> Any:
                 interrupts.stop_reporting_worker_deaths()
                 _report_interruption(signum, cfg)
                 raise SystemExit(128 + signum) from None
+            interrupts.end_launched_ranks()
             if not isinstance(err, Exception):
                 raise
             message = user_error_message(err, cfg)

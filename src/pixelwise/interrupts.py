@@ -13,6 +13,11 @@ broadcasts from *inside* the signal handler, an extra collective that lands at a
 on each rank and hangs the job for good (Lightning 2.6: ``kill <rank 0>`` left both ranks and their
 workers alive); :func:`watch` gives the trainer a connector without that broadcast.
 
+An error in the process that launched the ranks ends them too (:func:`end_launched_ranks`):
+Lightning (2.6) kills them on Ctrl-C only, and after any other error they waited, orphaned, in the
+rendezvous or their next collective until torch's timeout (30 min). ``kill -USR2`` prints where
+every process of a run is (:func:`dump_stacks_on_request`), for a run that seems stuck.
+
 What a run prints on the way out (a worker killed by the same SIGTERM, a rank whose peer left a
 collective) is a consequence of the signal: :func:`received` tells the command to report the
 interruption in one line instead.
@@ -20,6 +25,7 @@ interruption in one line instead.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 from collections.abc import Iterator
@@ -36,6 +42,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 __all__ = [
     "Interrupted",
     "catch_signals",
+    "dump_stacks_on_request",
+    "end_launched_ranks",
     "received",
     "stop_reporting_worker_deaths",
     "watch",
@@ -43,6 +51,8 @@ __all__ = [
 ]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Not SIGUSR1: Lightning's SLURM environment requeues the job on it.
+STACK_DUMP_SIGNAL: signal.Signals | None = getattr(signal, "SIGUSR2", None)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -88,6 +98,25 @@ def _forward_to_ranks(signum: int) -> None:
     launcher = getattr(getattr(_state.trainer, "strategy", None), "launcher", None)
     if launcher is not None and hasattr(launcher, "kill"):
         launcher.kill(signum)
+
+
+def end_launched_ranks() -> None:
+    """SIGKILL the DDP ranks this process launched: it is ending on an error.
+
+    As Lightning does on Ctrl-C; a rank blocked in a collective ignores SIGTERM. Their DataLoader
+    workers follow, as they do when a rank is killed (PyTorch's worker watchdog).
+    """
+    _forward_to_ranks(getattr(signal, "SIGKILL", signal.SIGTERM))
+
+
+def dump_stacks_on_request() -> None:
+    """``kill -USR2 <pid>`` (or ``-<pgid>``) writes every thread's Python stack to stderr; the run goes on.
+
+    Registered before any rank or DataLoader worker starts, so each of them (forked or launched,
+    which registers it again) reports where it is: a collective, a queue, the rendezvous.
+    """
+    if STACK_DUMP_SIGNAL is not None:
+        faulthandler.register(STACK_DUMP_SIGNAL, all_threads=True)
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:

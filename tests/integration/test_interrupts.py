@@ -15,10 +15,12 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
 
+from pixelwise import interrupts
 from tests.integration.conftest import REPO, env
 
 # A run far longer than the test (so training is under way when the signal comes), that
@@ -56,6 +58,24 @@ def _alive(pgid: int) -> list[str]:
     ]
 
 
+def _stacks(pgid: int, stderr: Path) -> str:
+    """The group's processes, and the Python stack each writes on ``kill -USR2``, one at a time."""
+    table = subprocess.run(
+        ["ps", "-o", "pid,ppid,stat,wchan:24,etime,time", "-g", str(pgid)],
+        capture_output=True,
+        text=True,
+    ).stdout
+    report = [table]
+    for pid in [int(line.split()[0]) for line in table.splitlines()[1:]]:
+        before = stderr.stat().st_size
+        os.kill(pid, interrupts.STACK_DUMP_SIGNAL)
+        time.sleep(1)
+        with stderr.open() as text:
+            text.seek(before)
+            report.append(f"--- pid {pid}\n{text.read()[-4000:]}")
+    return "\n".join(report)
+
+
 def _sigint_as_in_a_terminal() -> None:
     """In the child before exec: SIGINT at its default, as a foreground job in a terminal has it.
 
@@ -65,8 +85,18 @@ def _sigint_as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def interrupt_run(tmp_path: Path, args: list[str], signum: int, whole_group: bool):
-    """Start train.py, signal it once training steps ran; (returncode, stderr, seconds to exit, run dir)."""
+# A run reaches its first checkpoint in about 10 s here; one that has not after this long is stuck.
+START_SECONDS = 120
+
+
+def _start(tmp_path: Path, args: list[str]) -> tuple[subprocess.Popen, Path, Path] | None:
+    """Start train.py; (process, run dir, stderr) once checkpoints/last.ckpt exists, None if stuck.
+
+    A start that is stuck (seen once in CI: no checkpoint after 300 s with train.py alive, cause
+    unknown, not reproduced in 70 runs here) is not what these tests are about: it is reported
+    as a warning with each process's stack (``kill -USR2``) and the caller starts again.
+    """
+    tmp_path.mkdir()
     run_dir = tmp_path / "run"
     stdout, stderr = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     with stdout.open("w") as out, stderr.open("w") as err:
@@ -79,13 +109,33 @@ def interrupt_run(tmp_path: Path, args: list[str], signum: int, whole_group: boo
             start_new_session=True,  # its own process group, as a shell's job
             preexec_fn=_sigint_as_in_a_terminal,
         )
+    deadline = time.monotonic() + START_SECONDS
+    while not (run_dir / "checkpoints" / "last.ckpt").is_file():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stacks = _stacks(proc.pid, stderr) if proc.poll() is None else stderr.read_text()
+            if _alive(proc.pid):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            assert proc.returncode == -signal.SIGKILL, (
+                f"train.py exited {proc.returncode}: {stacks}"
+            )
+            warnings.warn(
+                f"train.py {' '.join(args)}: no checkpoint after {START_SECONDS} s; "
+                f"where each process was:\n{stacks}",
+                stacklevel=2,
+            )
+            return None
+        time.sleep(0.2)
+    return proc, run_dir, stderr
+
+
+def interrupt_run(tmp_path: Path, args: list[str], signum: int, whole_group: bool):
+    """Start train.py, signal it once training steps ran; (returncode, stderr, seconds to exit, run dir)."""
+    started = _start(tmp_path / "first", args) or _start(tmp_path / "again", args)
+    assert started is not None, f"two starts of train.py {' '.join(args)} were stuck (see warnings)"
+    proc, run_dir, stderr = started
     pgid = proc.pid
     try:
-        deadline = time.monotonic() + 300
-        while not (run_dir / "checkpoints" / "last.ckpt").is_file():
-            assert proc.poll() is None, f"train.py exited {proc.returncode}: {stderr.read_text()}"
-            assert time.monotonic() < deadline, "no checkpoint after 300 s"
-            time.sleep(0.2)
         time.sleep(2)  # training goes on after the validation that wrote it
         processes = len(_alive(pgid))
         if whole_group:
@@ -209,3 +259,45 @@ def test_sigterm_stops_an_export_after_a_batch_and_a_rerun_continues(tmp_path):
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"export: {60 - len(written)} written" in rerun.stdout, rerun.stdout[-600:]
     assert len(list(labels.rglob("*.npz"))) == 60
+
+
+@pytest.mark.slow
+def test_an_error_in_rank_0_ends_the_ranks_it_launched(tmp_path):
+    """MASTER_PORT is taken: rank 0 fails to listen; rank 1 used to wait, orphaned, for 30 min."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        stderr = tmp_path / "stderr.txt"
+        run = [
+            *LONG_RUN,
+            "trainer=ddp_cpu",
+            "trainer.devices=2",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ]
+        with stderr.open("w") as err:
+            proc = subprocess.Popen(
+                [sys.executable, str(REPO / "train.py"), *run],
+                cwd=tmp_path,
+                env={**env(), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)},
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+            )
+        try:
+            code = proc.wait(timeout=120)
+            deadline = time.monotonic() + EXIT_SECONDS
+            while _alive(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            left = _alive(proc.pid)
+        finally:
+            if _alive(proc.pid):
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert not left, f"{left} still running {EXIT_SECONDS} s after rank 0 failed"
+    assert code == 2, stderr.read_text()[-3000:]
+    assert (
+        f"error: DDP: rank 0 could not listen on MASTER_PORT={port} (MASTER_ADDR=127.0.0.1): "
+        "the port is already in use" in stderr.read_text()
+    ), stderr.read_text()[-3000:]
