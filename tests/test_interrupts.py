@@ -139,10 +139,12 @@ def test_usr2_writes_the_stack_of_each_process_and_the_run_goes_on(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    for _ in range(2):  # one at a time: their stacks would interleave on the shared stderr
-        os.kill(int(proc.stdout.readline()), interrupts.STACK_DUMP_SIGNAL)
-        time.sleep(1)
-    go_on.touch()
+    try:
+        for _ in range(2):  # one at a time: their stacks would interleave on the shared stderr
+            os.kill(int(proc.stdout.readline()), interrupts.STACK_DUMP_SIGNAL)
+            time.sleep(1)
+    finally:
+        go_on.touch()  # both go on, and end, whatever happened above
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert out.count("went on") == 2

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from pixelwise.interrupts import STACK_DUMP_SIGNAL
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,21 +41,40 @@ def env() -> dict[str, str]:
 
 
 def run_script(script: str, args: list[str], cwd: Path, check: bool = True, timeout: int = 600):
-    """Run `python <script> args` in cwd; return the CompletedProcess (text)."""
-    proc = subprocess.run(
-        [sys.executable, str(REPO / script), *args],
+    """Run `python <script> args` in cwd; return the CompletedProcess (text).
+
+    In its own process group: a run that overstays ``timeout`` is asked for every process's stack
+    (``kill -USR2``, see pixelwise.interrupts), then the whole group (DDP ranks, DataLoader
+    workers) is killed and the test fails with those stacks.
+    """
+    command = [sys.executable, str(REPO / script), *args]
+    with subprocess.Popen(
+        command,
         cwd=cwd,
         env=env(),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-    )
-    if check and proc.returncode != 0:
+        start_new_session=True,
+    ) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, STACK_DUMP_SIGNAL)
+            time.sleep(3)
+            os.killpg(proc.pid, signal.SIGKILL)
+            stdout, stderr = proc.communicate()
+            raise AssertionError(
+                f"{script} {' '.join(args)} ran over {timeout} s; its stderr, ending with the stack each process wrote:\n"
+                f"{stderr[-12000:]}"
+            ) from None
+    completed = subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
+    if check and completed.returncode != 0:
         raise AssertionError(
-            f"{script} {' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
-            f"\n--- stderr\n{proc.stderr[-6000:]}"
+            f"{script} {' '.join(args)} exited {completed.returncode}\n--- stdout\n{stdout[-4000:]}"
+            f"\n--- stderr\n{stderr[-6000:]}"
         )
-    return proc
+    return completed
 
 
 def read_metrics(run_dir: Path) -> dict[str, float]:
