@@ -103,8 +103,9 @@ def _forward_to_ranks(signum: int) -> None:
 def end_launched_ranks() -> None:
     """SIGKILL the DDP ranks this process launched: it is ending on an error.
 
-    As Lightning does on Ctrl-C; a rank blocked in a collective ignores SIGTERM. Their DataLoader
-    workers follow, as they do when a rank is killed (PyTorch's worker watchdog).
+    As Lightning does on Ctrl-C: a rank blocked in a collective would run a SIGTERM handler only
+    once the collective returns. Their DataLoader workers follow, as they do whenever their rank
+    dies (PyTorch's worker watchdog).
     """
     _forward_to_ranks(getattr(signal, "SIGKILL", signal.SIGTERM))
 
