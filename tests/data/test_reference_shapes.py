@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from pixelwise.data import reference_shapes as ref
+from pixelwise.data import shape_primitives as sp
 from pixelwise.data.shape_cache import ShapeCache
 from pixelwise.data.synthetic_shapes import SyntheticShapes
 from pixelwise.errors import UnreadableFileError
@@ -95,6 +96,23 @@ def test_lines_never_cross_and_star_starts_at_its_centre(seed):
     star = ref.draw_star(img, np.random.default_rng(seed))
     centre = star[0]
     assert 4 <= len(star) <= 6 and all(np.hypot(*(p - centre)) > 0 for p in star[1:])
+
+
+def test_both_renderers_read_the_same_generation_parameters():
+    """One parameter object drives the fast and the reference checkerboard alike."""
+    small = sp.CheckerboardParams(max_rows=4, max_cols=4)  # always 3 x 3 cells: <= 4 x 4 corners
+    counts: dict[str, list[int]] = {"fast": [], "reference": [], "default": []}
+    for seed in range(6):
+        canvas = sp.ShapeCanvas(sp.draw_background(np.random.default_rng(seed), 120, 160))
+        counts["fast"].append(len(sp.draw_checkerboard(canvas, np.random.default_rng(seed), small)))
+        img = ref.generate_reference_background(np.random.default_rng(seed), (240, 320))
+        counts["reference"].append(
+            len(ref.draw_checkerboard(img, np.random.default_rng(seed), small))
+        )
+        counts["default"].append(len(ref.draw_checkerboard(img, np.random.default_rng(seed))))
+    assert 0 < min(counts["fast"]) and max(counts["fast"]) <= 16
+    assert 0 < min(counts["reference"]) and max(counts["reference"]) <= 16
+    assert max(counts["default"]) > 16  # the default (up to 6 x 6 cells) is not the small one
 
 
 def test_background_is_smooth_grey():

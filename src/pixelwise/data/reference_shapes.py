@@ -33,7 +33,16 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from pixelwise.data.shape_primitives import PRIMITIVES, _random_color, _random_colors
+from pixelwise.data.shape_primitives import (
+    PRIMITIVES,
+    BackgroundParams,
+    CheckerboardParams,
+    CubeParams,
+    PolygonsParams,
+    StripesParams,
+    _random_color,
+    _random_colors,
+)
 
 __all__ = [
     "REFERENCE_CANVAS",
@@ -116,13 +125,11 @@ def _scale(img: np.ndarray) -> float:
 def generate_reference_background(
     rng: np.random.Generator,
     size: tuple[int, int] = REFERENCE_CANVAS,
-    nb_blobs: int = 100,
-    min_rad_ratio: float = 0.02,
-    max_rad_ratio: float = 0.031,
-    min_kernel_size: int = 150,
-    max_kernel_size: int = 500,
+    params: BackgroundParams | None = None,
 ) -> np.ndarray:
     """Thresholded uniform noise, discs of contrasting grey, large box blur: uint8 [H, W] canvas."""
+    p = params or BackgroundParams()
+    nb_blobs = p.nb_blobs
     img = rng.integers(0, 255, size=size, dtype=np.uint8)  # cv.randu(img, 0, 255)
     cv2.threshold(img, int(rng.integers(256)), 255, cv2.THRESH_BINARY, img)
     background_color = int(img.mean())
@@ -130,12 +137,12 @@ def generate_reference_background(
     xs = rng.integers(0, size[1], nb_blobs).tolist()
     ys = rng.integers(0, size[0], nb_blobs).tolist()
     colors = _random_colors(rng, background_color, nb_blobs).tolist()
-    lo, hi = int(dim * min_rad_ratio), int(dim * max_rad_ratio)
+    lo, hi = int(dim * p.min_rad_ratio), int(dim * p.max_rad_ratio)
     radii = rng.integers(lo, max(hi, lo + 1), nb_blobs).tolist()
     for x, y, color, radius in zip(xs, ys, colors, radii, strict=True):
         cv2.circle(img, (x, y), radius, color, -1)
     scale = _scale(img)
-    kernel = max(1, int(_int_range(rng, min_kernel_size, max_kernel_size) * scale))
+    kernel = max(1, int(_int_range(rng, p.min_kernel_size, p.max_kernel_size) * scale))
     cv2.blur(img, (kernel, kernel), img)
     return img
 
@@ -218,8 +225,8 @@ def _custom_texture(
     img: np.ndarray,
     background_color: int,
     box: tuple[int, int, int, int],
+    kernel_boundaries: tuple[int, int] = PolygonsParams.kernel_boundaries,
     nb_blobs: int = 3000,
-    kernel_boundaries: tuple[int, int] = (50, 100),
 ) -> tuple[np.ndarray, int, int]:
     """The reference's polygon texture (``generate_custom_background``) over canvas box ``(x0, y0, x1, y1)``.
 
@@ -251,20 +258,17 @@ def _custom_texture(
 
 
 def draw_multiple_polygons(
-    img: np.ndarray,
-    rng: np.random.Generator,
-    max_sides: int = 8,
-    nb_polygons: int = 30,
-    kernel_boundaries: tuple[int, int] = (50, 100),
+    img: np.ndarray, rng: np.random.Generator, params: PolygonsParams | None = None
 ) -> np.ndarray:
-    """Up to 30 textured polygons that neither cross nor nest; their corners."""
+    """Up to ``nb_polygons`` textured polygons that neither cross nor nest; their corners."""
+    p = params or PolygonsParams()
     segments = np.empty((0, 4), np.float64)
     centers: list[np.ndarray] = []
     rads: list[float] = []
     points = []
     background_color = int(img.mean())
-    for _ in range(nb_polygons):
-        new_points, rad, x, y = _polygon_points(rng, img, max_sides)
+    for _ in range(p.nb_polygons):
+        new_points, rad, x, y = _polygon_points(rng, img, p.max_sides)
         if len(new_points) < 3:
             continue
         nxt = np.roll(new_points, -1, axis=0)
@@ -287,7 +291,7 @@ def draw_multiple_polygons(
             img,
             background_color,
             (int(lo[0]), int(lo[1]), int(hi[0]) + 1, int(hi[1]) + 1),
-            kernel_boundaries=kernel_boundaries,
+            p.kernel_boundaries,
         )
         mask = np.zeros(texture.shape, np.uint8)
         cv2.fillPoly(mask, [(new_points - (tx, ty)).reshape(-1, 1, 2).astype(np.int32)], 255)
@@ -363,20 +367,17 @@ def _warp_points(points: np.ndarray, affine: np.ndarray, perspective: np.ndarray
 
 
 def draw_checkerboard(
-    img: np.ndarray,
-    rng: np.random.Generator,
-    max_rows: int = 7,
-    max_cols: int = 7,
-    transform_params: tuple[float, float] = (0.05, 0.15),
+    img: np.ndarray, rng: np.random.Generator, params: CheckerboardParams | None = None
 ) -> np.ndarray:
     """A warped checkerboard with random boundary lines; its inner and outer grid corners in the image."""
+    p = params or CheckerboardParams()
     background_color = int(img.mean())
-    rows = int(rng.integers(3, max_rows))
-    cols = int(rng.integers(3, max_cols))
+    rows = int(rng.integers(3, p.max_rows))
+    cols = int(rng.integers(3, p.max_cols))
     s = min((img.shape[1] - 1) // cols, (img.shape[0] - 1) // rows)
     gx, gy = np.meshgrid(np.arange(cols + 1), np.arange(rows + 1))
     points = s * np.stack([gx.ravel(), gy.ravel()], axis=1)
-    affine, perspective = _board_warp(rng, img, transform_params)
+    affine, perspective = _board_warp(rng, img, p.transform_params)
     warped = _warp_points(points, affine, perspective)
 
     colors = np.zeros(rows * cols, np.int64)
@@ -412,23 +413,17 @@ def draw_checkerboard(
 
 
 def draw_stripes(
-    img: np.ndarray,
-    rng: np.random.Generator,
-    max_nb_cols: int = 13,
-    min_width_ratio: float = 0.04,
-    transform_params: tuple[float, float] = (0.1, 0.1),
+    img: np.ndarray, rng: np.random.Generator, params: StripesParams | None = None
 ) -> np.ndarray:
-    """Stripes on a warped board larger than the image; the stripe corners in the image.
-
-    ``transform_params`` default to the ``magic-point_shapes`` generation value (0.1, 0.1).
-    """
+    """Stripes on a warped board larger than the image; the stripe corners in the image."""
+    p = params or StripesParams()
     background_color = int(img.mean())
     board = (int(img.shape[0] * (1 + rng.random())), int(img.shape[1] * (1 + rng.random())))
-    n = int(rng.integers(5, max_nb_cols))
+    n = int(rng.integers(5, p.max_nb_cols))
     cols = np.concatenate([board[1] * rng.random(n - 1), [0, board[1] - 1]])
     cols = np.unique(cols.astype(np.int64))
     min_dim = min(img.shape)
-    min_width = min_dim * min_width_ratio
+    min_width = min_dim * p.min_width_ratio
     gaps = np.concatenate([cols[1:], [board[1] + min_width]]) - cols
     cols = cols[gaps >= min_width]
     n = len(cols) - 1
@@ -438,7 +433,7 @@ def draw_stripes(
             np.stack([cols, np.full_like(cols, board[0] - 1)], 1),
         ]
     )
-    affine, perspective = _board_warp(rng, img, transform_params)
+    affine, perspective = _board_warp(rng, img, p.transform_params)
     warped = _warp_points(points, affine, perspective)
 
     color = _random_color(rng, background_color)
@@ -463,17 +458,14 @@ def draw_stripes(
 
 
 def draw_cube(
-    img: np.ndarray,
-    rng: np.random.Generator,
-    min_size_ratio: float = 0.2,
-    scale_interval: tuple[float, float] = (0.4, 0.6),
-    trans_interval: tuple[float, float] = (0.5, 0.2),
+    img: np.ndarray, rng: np.random.Generator, params: CubeParams | None = None
 ) -> np.ndarray:
     """Orthographic view of a random cube, three faces filled and outlined; its 7 visible corners in the image."""
+    p = params or CubeParams()
     background_color = int(img.mean())
     h, w = img.shape
     min_dim = min(h, w)
-    min_side = min_dim * min_size_ratio
+    min_side = min_dim * p.min_size_ratio
     lx, ly, lz = min_side + rng.random(3) * 2 * min_dim / 3
     cube = np.array(
         [
@@ -487,7 +479,7 @@ def draw_cube(
             [lx, ly, lz],
         ]
     )
-    a = rng.random(3) * 3 * math.pi / 10 + math.pi / 10
+    a = rng.random(3) * 3 * math.pi / 10 + p.min_angle_rot
     rot1 = np.array(
         [[math.cos(a[0]), -math.sin(a[0]), 0], [math.sin(a[0]), math.cos(a[0]), 0], [0, 0, 1]]
     )
@@ -497,11 +489,12 @@ def draw_cube(
     rot3 = np.array(
         [[math.cos(a[2]), 0, -math.sin(a[2])], [0, 1, 0], [math.sin(a[2]), 0, math.cos(a[2])]]
     )
-    scaling = np.diag(scale_interval[0] + rng.random(3) * scale_interval[1])
+    scale, shift = p.scale_interval, p.trans_interval
+    scaling = np.diag(scale[0] + rng.random(3) * scale[1])
     trans = np.array(
         [
-            w * trans_interval[0] + _int_range(rng, -w * trans_interval[1], w * trans_interval[1]),
-            h * trans_interval[0] + _int_range(rng, -h * trans_interval[1], h * trans_interval[1]),
+            w * shift[0] + _int_range(rng, -w * shift[1], w * shift[1]),
+            h * shift[0] + _int_range(rng, -h * shift[1], h * shift[1]),
             0.0,
         ]
     )

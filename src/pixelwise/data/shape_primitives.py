@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -28,7 +29,12 @@ import numpy as np
 __all__ = [
     "PRIMITIVES",
     "PRIMITIVE_WEIGHTS",
+    "BackgroundParams",
+    "CheckerboardParams",
+    "CubeParams",
+    "PolygonsParams",
     "ShapeCanvas",
+    "StripesParams",
     "draw_background",
     "draw_lines",
     "draw_polygon",
@@ -56,6 +62,58 @@ _FINAL_BLUR_SIGMA = 0.42
 # and downsized: uniform noise (std 73.6) through a sigma-3.5 Gaussian leaves ~5.9; we draw
 # white noise whose std after our final 3x3 blur (std factor ~0.8) is the same.
 _NOISE_STD = 7.4
+
+
+# -- generation parameters -------------------------------------------------------------
+# The ``magic-point_shapes`` generation parameters of the primitives that have several: both
+# renderers (this module and :mod:`pixelwise.data.reference_shapes`) take these objects, so
+# the reference's values are written once. Sizes are in reference (960x1280) pixels.
+@dataclass(frozen=True)
+class BackgroundParams:
+    """Blurred-blob background: blob count, radii (x max(H, W)) and the box-blur kernel range."""
+
+    nb_blobs: int = 100
+    min_rad_ratio: float = 0.02
+    max_rad_ratio: float = 0.031
+    min_kernel_size: int = 150
+    max_kernel_size: int = 500
+
+
+@dataclass(frozen=True)
+class PolygonsParams:
+    """``draw_multiple_polygons``: corners per polygon (< max_sides), candidates, texture blur range."""
+
+    max_sides: int = 8
+    nb_polygons: int = 30
+    kernel_boundaries: tuple[int, int] = (50, 100)
+
+
+@dataclass(frozen=True)
+class CheckerboardParams:
+    """``draw_checkerboard``: rows and columns (< max), board distortion ``(p0, p1)``."""
+
+    max_rows: int = 7
+    max_cols: int = 7
+    transform_params: tuple[float, float] = (0.05, 0.15)
+
+
+@dataclass(frozen=True)
+class StripesParams:
+    """``draw_stripes``: stripes (< max_nb_cols), narrowest stripe (x min(H, W)), board distortion."""
+
+    max_nb_cols: int = 13
+    min_width_ratio: float = 0.04
+    transform_params: tuple[float, float] = (0.1, 0.1)
+
+
+@dataclass(frozen=True)
+class CubeParams:
+    """``draw_cube``: smallest side (x min(H, W)), smallest rotation, scale and translation ranges."""
+
+    min_size_ratio: float = 0.2
+    min_angle_rot: float = math.pi / 10
+    scale_interval: tuple[float, float] = (0.4, 0.6)
+    trans_interval: tuple[float, float] = (0.5, 0.2)
 
 
 class ShapeCanvas:
@@ -440,22 +498,16 @@ def _line_width(rng: np.random.Generator, canvas: ShapeCanvas, low: float, high:
 
 # -- background ------------------------------------------------------------------------
 def draw_background(
-    rng: np.random.Generator,
-    height: int,
-    width: int,
-    nb_blobs: int = 100,
-    min_rad_ratio: float = 0.02,
-    max_rad_ratio: float = 0.031,
-    min_kernel_size: float = 150,
-    max_kernel_size: float = 500,
+    rng: np.random.Generator, height: int, width: int, params: BackgroundParams | None = None
 ) -> np.ndarray:
     """Blurred-blob background uint8 [H, W]: a flat grey, ``nb_blobs`` discs of contrasting grey, box blur.
 
-    Defaults are the ``magic-point_shapes`` generation parameters; kernel sizes are in
-    reference (960x1280) pixels. The reference starts from thresholded uniform noise that its
+    ``params`` default to the ``magic-point_shapes`` generation parameters. The reference starts from thresholded uniform noise that its
     150-500 px box blur averages to a flat grey (residual std < 1 grey level); we draw that
     grey directly.
     """
+    p = params or BackgroundParams()
+    nb_blobs = p.nb_blobs
     scale = math.sqrt(height * width / (_REFERENCE_SIZE[0] * _REFERENCE_SIZE[1]))
     threshold = int(rng.integers(256))
     base = max(0, 254 - threshold)  # mean of uniform 0..254 noise thresholded at `threshold`
@@ -463,7 +515,7 @@ def draw_background(
     dim = max(height, width)
     xs = rng.uniform(0, width, nb_blobs)
     ys = rng.uniform(0, height, nb_blobs)
-    radii = rng.uniform(dim * min_rad_ratio, dim * max_rad_ratio, nb_blobs)
+    radii = rng.uniform(dim * p.min_rad_ratio, dim * p.max_rad_ratio, nb_blobs)
     colors = _random_colors(rng, base, nb_blobs)
     # No anti-aliasing needed: the box blur below is 19+ px wide at 120x160.
     for cx, cy, r, col in zip(
@@ -476,7 +528,7 @@ def draw_background(
         strict=True,
     ):
         cv2.circle(img, (cx, cy), r, col, -1, cv2.LINE_8, _SHIFT)
-    kernel = max(1, int(round(rng.uniform(min_kernel_size, max_kernel_size) * scale)))
+    kernel = max(1, int(round(rng.uniform(p.min_kernel_size, p.max_kernel_size) * scale)))
     cv2.blur(img, (kernel, kernel), img)
     return img
 
@@ -487,7 +539,7 @@ def _custom_texture(
     width: int,
     background_color: int,
     scale: float,
-    kernel_boundaries: tuple[float, float] = (50, 100),
+    kernel_boundaries: tuple[int, int] = PolygonsParams.kernel_boundaries,
 ) -> np.ndarray:
     """Mottled texture uint8 [height, width] to fill a polygon (reference: 3000 random-grey discs, box blur).
 
@@ -539,20 +591,19 @@ def draw_polygon(canvas: ShapeCanvas, rng: np.random.Generator, max_sides: int =
 
 
 def draw_multiple_polygons(
-    canvas: ShapeCanvas,
-    rng: np.random.Generator,
-    max_sides: int = 8,
-    nb_polygons: int = 30,
-    kernel_boundaries: tuple[float, float] = (50, 100),
+    canvas: ShapeCanvas, rng: np.random.Generator, params: PolygonsParams | None = None
 ) -> np.ndarray:
-    """Up to nb_polygons non-overlapping textured polygons; points: all their vertices [N, 2].
+    """Up to ``nb_polygons`` non-overlapping textured polygons; points: all their vertices [N, 2].
 
     Candidates are drawn as in the reference and accepted in order unless an edge crosses an
     edge of an accepted polygon or one's circle holds the other's (the reference's nesting
     test); the conflicts of all candidate pairs are computed at once.
     """
+    p = params or PolygonsParams()
     h, w = canvas.height, canvas.width
-    candidates = [c for c in _random_polygons(rng, h, w, nb_polygons, max_sides) if len(c[0]) >= 3]
+    candidates = [
+        c for c in _random_polygons(rng, h, w, p.nb_polygons, p.max_sides) if len(c[0]) >= 3
+    ]
     if not candidates:
         return np.empty((0, 2))
     counts = [len(c[0]) for c in candidates]
@@ -582,7 +633,7 @@ def draw_multiple_polygons(
         lo, hi = pts.min(axis=0), pts.max(axis=0)
         x0, y0, x1, y1 = canvas._region(lo[0], lo[1], hi[0], hi[1])
         texture = _custom_texture(
-            rng, y1 - y0, x1 - x0, canvas.background_color, canvas.scale, kernel_boundaries
+            rng, y1 - y0, x1 - x0, canvas.background_color, canvas.scale, p.kernel_boundaries
         )
         canvas.paste_texture(pts, texture, x0, y0)
         points.append(pts)
@@ -667,20 +718,17 @@ def _board_transform(
 
 
 def draw_checkerboard(
-    canvas: ShapeCanvas,
-    rng: np.random.Generator,
-    max_rows: int = 7,
-    max_cols: int = 7,
-    transform_params: tuple[float, float] = (0.05, 0.15),
+    canvas: ShapeCanvas, rng: np.random.Generator, params: CheckerboardParams | None = None
 ) -> np.ndarray:
     """A distorted checkerboard of 3-6 x 3-6 cells with random lines on its grid; points: grid intersections."""
+    p = params or CheckerboardParams()
     h, w = canvas.height, canvas.width
-    rows = int(rng.integers(3, max_rows))
-    cols = int(rng.integers(3, max_cols))
+    rows = int(rng.integers(3, p.max_rows))
+    cols = int(rng.integers(3, p.max_cols))
     s = min((w - 1) / cols, (h - 1) / rows)
     gx, gy = np.meshgrid(np.arange(cols + 1), np.arange(rows + 1))
     grid = s * np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float64)
-    warped = _board_transform(rng, h, w, transform_params)(grid)
+    warped = _board_transform(rng, h, w, p.transform_params)(grid)
 
     # Each cell's grey contrasts with its upper and left neighbours (redrawn up to 20 times).
     draws = rng.integers(256, size=(rows * cols, 21)).tolist()
@@ -714,24 +762,21 @@ def draw_checkerboard(
 
 
 def draw_stripes(
-    canvas: ShapeCanvas,
-    rng: np.random.Generator,
-    max_nb_cols: int = 13,
-    min_width_ratio: float = 0.04,
-    transform_params: tuple[float, float] = (0.1, 0.1),
+    canvas: ShapeCanvas, rng: np.random.Generator, params: StripesParams | None = None
 ) -> np.ndarray:
     """Alternating stripes on a distorted board larger than the image; points: stripe-boundary end points."""
+    p = params or StripesParams()
     h, w = canvas.height, canvas.width
     board_h = h * (1 + rng.random())
     board_w = w * (1 + rng.random())
-    n = int(rng.integers(5, max_nb_cols))
+    n = int(rng.integers(5, p.max_nb_cols))
     xs = np.unique(np.concatenate([board_w * rng.random(n - 1), [0.0, board_w - 1]]))
-    min_width = canvas.min_dim * min_width_ratio
+    min_width = canvas.min_dim * p.min_width_ratio
     xs = xs[np.diff(np.append(xs, board_w + min_width)) >= min_width]
     n = len(xs) - 1
     top = np.stack([xs, np.zeros_like(xs)], axis=1)
     bottom = np.stack([xs, np.full_like(xs, board_h - 1)], axis=1)
-    warped = _board_transform(rng, h, w, transform_params)(np.concatenate([top, bottom], axis=0))
+    warped = _board_transform(rng, h, w, p.transform_params)(np.concatenate([top, bottom], axis=0))
 
     # Alternating greys: each stripe about 128 levels from the previous one.
     color = _random_color(rng, canvas.background_color)
@@ -755,31 +800,28 @@ def draw_stripes(
 
 
 def draw_cube(
-    canvas: ShapeCanvas,
-    rng: np.random.Generator,
-    min_size_ratio: float = 0.2,
-    min_angle_rot: float = math.pi / 10,
-    scale_interval: tuple[float, float] = (0.4, 0.6),
-    trans_interval: tuple[float, float] = (0.5, 0.2),
+    canvas: ShapeCanvas, rng: np.random.Generator, params: CubeParams | None = None
 ) -> np.ndarray:
     """Projection of a rotated box with 3 filled faces and contrasting edges; points: the 7 visible corners."""
+    p = params or CubeParams()
     h, w = canvas.height, canvas.width
     min_dim = canvas.min_dim
-    min_side = min_dim * min_size_ratio
+    min_side = min_dim * p.min_size_ratio
     lx, ly, lz = min_side + rng.random(3) * 2 * min_dim / 3
     # Vertex i has coordinates (bit0 * lx, bit1 * ly, bit2 * lz): neighbours differ by one bit.
     bits = np.array([[(i >> k) & 1 for k in range(3)] for i in range(8)], np.float64)
     cube = bits * np.array([lx, ly, lz])
-    a = rng.random(3) * 3 * math.pi / 10 + min_angle_rot
+    a = rng.random(3) * 3 * math.pi / 10 + p.min_angle_rot
     c, s = np.cos(a), np.sin(a)
     rot1 = np.array([[c[0], -s[0], 0], [s[0], c[0], 0], [0, 0, 1]])
     rot2 = np.array([[1, 0, 0], [0, c[1], -s[1]], [0, s[1], c[1]]])
     rot3 = np.array([[c[2], 0, -s[2]], [0, 1, 0], [s[2], 0, c[2]]])
-    scaling = np.diag(scale_interval[0] + rng.random(3) * scale_interval[1])
+    scale, shift = p.scale_interval, p.trans_interval
+    scaling = np.diag(scale[0] + rng.random(3) * scale[1])
     trans = np.array(
         [
-            w * trans_interval[0] + rng.uniform(-w * trans_interval[1], w * trans_interval[1]),
-            h * trans_interval[0] + rng.uniform(-h * trans_interval[1], h * trans_interval[1]),
+            w * shift[0] + rng.uniform(-w * shift[1], w * shift[1]),
+            h * shift[0] + rng.uniform(-h * shift[1], h * shift[1]),
             0.0,
         ]
     )
