@@ -29,7 +29,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from _machine import machine_line  # noqa: E402
 
-from pixelwise.geometry.panoptic import panoptic_postprocess, panoptic_targets  # noqa: E402
+from pixelwise.geometry.panoptic import (  # noqa: E402
+    PanopticGrouping,
+    panoptic_postprocess,
+    panoptic_targets,
+)
 from pixelwise.metrics.panoptic_quality import PanopticQuality  # noqa: E402
 from pixelwise.nets.panoptic_unet import PanopticUNet  # noqa: E402
 
@@ -61,9 +65,12 @@ def postprocess_ratio(h: int, w: int, repeat: int, base: int) -> tuple[float, fl
     with torch.no_grad():
         fwd = best(lambda: net(x), repeat)
         post = best(
-            lambda: panoptic_postprocess(sem, heat, off, range(11, 19), 19, top_k=200), repeat
+            lambda: panoptic_postprocess(
+                sem, heat, off, range(11, 19), 19, PanopticGrouping(top_k=200)
+            ),
+            repeat,
         )
-    pan = panoptic_postprocess(sem, heat, off, range(11, 19), 19, top_k=200)
+    pan = panoptic_postprocess(sem, heat, off, range(11, 19), 19, PanopticGrouping(top_k=200))
     return fwd, post, int((pan.unique() > 13000).sum())
 
 

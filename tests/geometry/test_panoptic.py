@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from pixelwise.geometry.panoptic import (
+    PanopticGrouping,
     find_centers,
     group_pixels,
     instance_centers,
@@ -110,21 +111,22 @@ class TestPostprocess:
         off[0, 0, 0, 2] = -1.0  # x=2 -> x=1
         off[0, 0, 0, 3] = -2.0  # x=3 (class 3) -> x=1: instance 1 votes 2,2,3 -> class 2
         off[0, 0, 0, 5] = -1.0  # x=5 -> x=4
-        pan = panoptic_postprocess(sem, hm, off, [2, 3], 4, nms_kernel=3, top_k=5)
+        pan = panoptic_postprocess(sem, hm, off, [2, 3], 4, PanopticGrouping(nms_kernel=3, top_k=5))
         assert pan.tolist() == [[[1000, 3001, 3001, 3001, 4002, 4002]]]
         seg = panoptic_segments(pan)
         assert seg[0].tolist() == [[1000, 0, 0], [3001, 2, 0], [4002, 3, 0]]
         # small segments void: instance 2 has 2 pixels, stuff 1.
-        pan = panoptic_postprocess(
-            sem, hm, off, [2, 3], 4, nms_kernel=3, min_thing_area=3, min_stuff_area=2
-        )
+        small_void = PanopticGrouping(nms_kernel=3, min_thing_area=3, min_stuff_area=2)
+        pan = panoptic_postprocess(sem, hm, off, [2, 3], 4, small_void)
         assert pan.tolist() == [[[0, 3001, 3001, 3001, 0, 0]]]
 
     def test_no_centre_and_batch(self) -> None:
         sem = torch.tensor([[[1, 1]], [[1, 0]]])
         hm = torch.zeros(2, 1, 1, 2)
         hm[1, 0, 0, 0] = 1.0
-        pan = panoptic_postprocess(sem, hm, torch.zeros(2, 2, 1, 2), [1], 2, nms_kernel=1)
+        pan = panoptic_postprocess(
+            sem, hm, torch.zeros(2, 2, 1, 2), [1], 2, PanopticGrouping(nms_kernel=1)
+        )
         assert pan.tolist() == [[[0, 0]], [[2001, 1000]]]
 
     def test_shape_error(self) -> None:

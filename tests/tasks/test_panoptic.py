@@ -27,7 +27,8 @@ def batch(n: int = 4, size=(48, 64)) -> dict:
 def task(**kw) -> PanopticTask:
     net = PanopticUNet(num_classes=9, base_channels=8, depth=2, head_channels=8)
     opt = functools.partial(torch.optim.Adam, lr=3e-3)
-    return PanopticTask(net, opt, thing_classes=THINGS, min_thing_area=0, min_stuff_area=0, **kw)
+    grouping = {"min_thing_area": 0, "min_stuff_area": 0, **kw.pop("grouping", {})}
+    return PanopticTask(net, opt, thing_classes=THINGS, grouping=grouping, **kw)
 
 
 def test_perfect_maps_give_pq_one() -> None:
@@ -72,6 +73,37 @@ def test_evaluation_step_contract_and_errors() -> None:
         task_bad(thing_classes=[9])
     with pytest.raises(ValueError, match="model has 5 classes"):
         PanopticTask(PanopticUNet(num_classes=5, base_channels=4, depth=1), None, num_classes=9)
+
+
+@pytest.mark.parametrize(
+    "grouping, message",
+    [
+        ({"center_threshold": 0.2}, r"task.grouping: unknown key\(s\) \['center_threshold'\]"),
+        ({"nms_kernel": 4}, r"task.grouping.nms_kernel=4: expected an odd int >= 1"),
+        ({"top_k": 0}, r"task.grouping.top_k=0: expected >= 1"),
+        ({"min_stuff_area": -1}, r"task.grouping.min_thing_area=0, min_stuff_area=-1"),
+    ],
+)
+def test_a_bad_grouping_option_names_its_key(grouping, message) -> None:
+    net = PanopticUNet(num_classes=9, base_channels=4, depth=1)
+    with pytest.raises(ValueError, match=message):
+        PanopticTask(net, None, thing_classes=THINGS, grouping=grouping)
+
+
+def test_grouping_config_reaches_the_postprocessing() -> None:
+    """The configured settings are the ones used: min_thing_area above every instance voids all things."""
+    torch.manual_seed(0)
+    b = batch(2)
+    heat, off, _ = panoptic_targets(b["instances"], sigma=4.0)
+    oracle = {
+        "semantic": F.one_hot(b["mask"].clamp(max=8), 9).permute(0, 3, 1, 2).float(),
+        "center": heat,
+        "offset": off,
+    }
+    kept = task().postprocess(oracle).panoptic
+    voided = task(grouping={"min_thing_area": 48 * 64}).postprocess(oracle).panoptic
+    is_thing = torch.isin(kept // 1000 - 1, torch.tensor(THINGS)) & (kept % 1000 > 0)
+    assert is_thing.any() and not (voided % 1000 > 0).any()
 
 
 def test_loss_falls_on_one_batch() -> None:

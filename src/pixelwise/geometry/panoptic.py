@@ -15,7 +15,9 @@ distance block.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +27,7 @@ __all__ = [
     "panoptic_targets",
     "find_centers",
     "group_pixels",
+    "PanopticGrouping",
     "panoptic_postprocess",
     "panoptic_segments",
 ]
@@ -167,17 +170,53 @@ def group_pixels(
     return out.view(b, h, w)
 
 
+@dataclass(frozen=True)
+class PanopticGrouping:
+    """How :func:`panoptic_postprocess` turns centres and offsets into segments.
+
+    ``threshold``, ``nms_kernel`` (odd) and ``top_k`` select the centres (:func:`find_centers`);
+    thing instances of fewer than ``min_thing_area`` pixels and stuff regions of fewer than
+    ``min_stuff_area`` become void. Defaults: Panoptic-DeepLab's (0.1, 7, 200), no area limits.
+    """
+
+    threshold: float = 0.1
+    nms_kernel: int = 7
+    top_k: int = 200
+    min_thing_area: int = 0
+    min_stuff_area: int = 0
+
+    def __post_init__(self) -> None:
+        if self.nms_kernel < 1 or self.nms_kernel % 2 == 0:
+            raise ValueError(f"nms_kernel={self.nms_kernel}: expected an odd int >= 1")
+        if self.top_k < 1:
+            raise ValueError(f"top_k={self.top_k}: expected >= 1")
+        if min(self.min_thing_area, self.min_stuff_area) < 0:
+            raise ValueError(
+                f"min_thing_area={self.min_thing_area}, min_stuff_area={self.min_stuff_area}: expected >= 0"
+            )
+
+    @classmethod
+    def from_config(cls, options: Mapping[str, Any] | None, where: str) -> PanopticGrouping:
+        """Settings from a config mapping (None: the defaults); a bad key or value names ``where``."""
+        options = dict(options or {})
+        unknown = sorted(set(options) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(
+                f"{where}: unknown key(s) {unknown}; expected some of {[f.name for f in fields(cls)]}"
+            )
+        try:
+            return cls(**options)
+        except ValueError as err:
+            raise ValueError(f"{where}.{err}") from None
+
+
 def panoptic_postprocess(
     semantic: torch.Tensor,
     heatmap: torch.Tensor,
     offsets: torch.Tensor,
     thing_classes: Sequence[int],
     num_classes: int,
-    threshold: float = 0.1,
-    nms_kernel: int = 7,
-    top_k: int = 200,
-    min_thing_area: int = 0,
-    min_stuff_area: int = 0,
+    grouping: PanopticGrouping | None = None,
     label_divisor: int = 1000,
 ) -> torch.Tensor:
     """Panoptic-DeepLab's merge of semantic, centres and offsets, batched.
@@ -186,24 +225,25 @@ def panoptic_postprocess(
     panoptic long [B,H,W]. Thing pixels (semantic class in ``thing_classes``) go to the nearest
     predicted centre (:func:`group_pixels`); each instance's class is the majority vote of the
     semantic classes of its pixels (ties: the smaller class); instances of fewer than
-    ``min_thing_area`` pixels and stuff regions (one per class) of fewer than ``min_stuff_area``
-    become void (0), as do thing pixels of an image without centres.
+    ``grouping.min_thing_area`` pixels and stuff regions (one per class) of fewer than
+    ``grouping.min_stuff_area`` become void (0), as do thing pixels of an image without centres.
     """
+    g = grouping or PanopticGrouping()
     b, h, w = semantic.shape
     if heatmap.shape != (b, 1, h, w) or offsets.shape != (b, 2, h, w):
         raise ValueError(
             f"panoptic_postprocess: semantic {tuple(semantic.shape)}, heatmap {tuple(heatmap.shape)}, "
             f"offsets {tuple(offsets.shape)}; expected [B,H,W], [B,1,H,W], [B,2,H,W]"
         )
-    if top_k >= label_divisor:
+    if g.top_k >= label_divisor:
         raise ValueError(
-            f"panoptic_postprocess: top_k={top_k} must be < label_divisor={label_divisor}"
+            f"panoptic_postprocess: top_k={g.top_k} must be < label_divisor={label_divisor}"
         )
     dev = semantic.device
     is_thing = torch.zeros(num_classes, dtype=torch.bool, device=dev)
     is_thing[list(thing_classes)] = True
     thing = is_thing[semantic]
-    centres, _, valid = find_centers(heatmap, threshold, nms_kernel, top_k)
+    centres, _, valid = find_centers(heatmap, g.threshold, g.nms_kernel, g.top_k)
     k = centres.shape[1]
     slot = group_pixels(offsets, centres, valid)
     assigned = thing & (slot >= 0)
@@ -216,7 +256,7 @@ def panoptic_postprocess(
     counts = counts.view(b, k, num_classes)
     inst_class = counts.argmax(dim=2)  # [B,K]
     area = counts.sum(dim=2)
-    keep_inst = (area > 0) & (area >= min_thing_area)
+    keep_inst = (area > 0) & (area >= g.min_thing_area)
     inst_ids = (inst_class + 1) * label_divisor + torch.arange(1, k + 1, device=dev)
     inst_ids = torch.where(keep_inst, inst_ids, torch.zeros_like(inst_ids))
     thing_ids = torch.gather(inst_ids, 1, slot.clamp(min=0).view(b, -1)).view(b, h, w)
@@ -226,7 +266,7 @@ def panoptic_postprocess(
     skey = torch.arange(b, device=dev).view(b, 1, 1) * num_classes + semantic
     sarea = torch.zeros(b * num_classes, dtype=torch.long, device=dev)
     sarea.index_add_(0, skey[stuff], torch.ones_like(skey[stuff]))
-    big = (sarea >= max(min_stuff_area, 1)).view(b * num_classes)[skey]
+    big = (sarea >= max(g.min_stuff_area, 1)).view(b * num_classes)[skey]
     pan = torch.where(stuff & big, (semantic + 1) * label_divisor, pan)
     return pan
 

@@ -13,13 +13,18 @@ and are left out of the heatmap loss).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from pixelwise.geometry.panoptic import panoptic_postprocess, panoptic_segments, panoptic_targets
+from pixelwise.geometry.panoptic import (
+    PanopticGrouping,
+    panoptic_postprocess,
+    panoptic_segments,
+    panoptic_targets,
+)
 from pixelwise.losses.panoptic import panoptic_loss
 from pixelwise.tasks.optim import OptimizerFactory, SchedulerFactory
 from pixelwise.tasks.outputs import PanopticOutput
@@ -42,19 +47,19 @@ class PanopticTask(SegmentationTask):
         semantic_weight: float = 1.0,
         center_weight: float = 200.0,
         offset_weight: float = 0.01,
-        center_threshold: float = 0.1,
-        nms_kernel: int = 7,
-        top_k: int = 200,
-        min_thing_area: int = 0,
-        min_stuff_area: int = 0,
+        grouping: Mapping[str, Any] | None = None,
         label_divisor: int = 1000,
         **segmentation: Any,
     ) -> None:
-        """``segmentation``: the :class:`SegmentationTask` arguments (``num_classes`` (9),
-        ``class_names``, ``ignore_index``, ``class_weighting``, ``class_weight_samples``,
+        """``grouping``: the :class:`~pixelwise.geometry.panoptic.PanopticGrouping` options
+        (``threshold``, ``nms_kernel``, ``top_k``, ``min_thing_area``, ``min_stuff_area``; None:
+        its defaults). ``segmentation``: the :class:`SegmentationTask` arguments (``num_classes``
+        (9), ``class_names``, ``ignore_index``, ``class_weighting``, ``class_weight_samples``,
         ``channels_last``), with its defaults."""
         thing_classes = [int(c) for c in thing_classes]
+        checked_grouping = PanopticGrouping.from_config(grouping, "task.grouping")
         super().__init__(net, optimizer, scheduler, **segmentation)
+        self.grouping = checked_grouping
         if not thing_classes or min(thing_classes) < 0 or max(thing_classes) >= self.num_classes:
             raise ValueError(
                 f"task.thing_classes={thing_classes}: expected a non-empty list of classes in [0, {self.num_classes})"
@@ -110,12 +115,8 @@ class PanopticTask(SegmentationTask):
             offsets,
             self.thing_classes,
             self.num_classes,
-            threshold=h.center_threshold,
-            nms_kernel=h.nms_kernel,
-            top_k=h.top_k,
-            min_thing_area=h.min_thing_area,
-            min_stuff_area=h.min_stuff_area,
-            label_divisor=h.label_divisor,
+            self.grouping,
+            h.label_divisor,
         )
         return PanopticOutput(
             panoptic=pan,
