@@ -507,8 +507,8 @@ def draw_cube(
     for face in faces:
         for j in range(4):
             col_edge = (col_face + 128 + int(rng.integers(-64, 64))) % 256
-            p, q = cube[face[j]], cube[face[(j + 1) % 4]]
-            _line(img, p, q, col_edge, thickness)
+            start, end = cube[face[j]], cube[face[(j + 1) % 4]]
+            _line(img, start, end, col_edge, thickness)
     return _inside(cube[1:], img.shape)
 
 

@@ -502,9 +502,9 @@ def draw_background(
 ) -> np.ndarray:
     """Blurred-blob background uint8 [H, W]: a flat grey, ``nb_blobs`` discs of contrasting grey, box blur.
 
-    ``params`` default to the ``magic-point_shapes`` generation parameters. The reference starts from thresholded uniform noise that its
-    150-500 px box blur averages to a flat grey (residual std < 1 grey level); we draw that
-    grey directly.
+    ``params`` default to the ``magic-point_shapes`` generation parameters. The reference
+    starts from thresholded uniform noise that its 150-500 px box blur averages to a flat grey
+    (residual std < 1 grey level); we draw that grey directly.
     """
     p = params or BackgroundParams()
     nb_blobs = p.nb_blobs
