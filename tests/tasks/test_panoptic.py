@@ -81,7 +81,7 @@ def test_evaluation_step_contract_and_errors() -> None:
         ({"center_threshold": 0.2}, r"task.grouping: unknown key\(s\) \['center_threshold'\]"),
         ({"nms_kernel": 4}, r"task.grouping.nms_kernel=4: expected an odd int >= 1"),
         ({"top_k": 0}, r"task.grouping.top_k=0: expected >= 1"),
-        ({"min_stuff_area": -1}, r"task.grouping.min_thing_area=0, min_stuff_area=-1"),
+        ({"min_stuff_area": -1}, r"task.grouping.min_stuff_area=-1: expected >= 0"),
     ],
 )
 def test_a_bad_grouping_option_names_its_key(grouping, message) -> None:

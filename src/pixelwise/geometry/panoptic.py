@@ -190,20 +190,18 @@ class PanopticGrouping:
             raise ValueError(f"nms_kernel={self.nms_kernel}: expected an odd int >= 1")
         if self.top_k < 1:
             raise ValueError(f"top_k={self.top_k}: expected >= 1")
-        if min(self.min_thing_area, self.min_stuff_area) < 0:
-            raise ValueError(
-                f"min_thing_area={self.min_thing_area}, min_stuff_area={self.min_stuff_area}: expected >= 0"
-            )
+        for key in ("min_thing_area", "min_stuff_area"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key}={getattr(self, key)}: expected >= 0 (pixels)")
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any] | None, where: str) -> PanopticGrouping:
         """Settings from a config mapping (None: the defaults); a bad key or value names ``where``."""
         options = dict(options or {})
-        unknown = sorted(set(options) - {f.name for f in fields(cls)})
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(options) - set(names))
         if unknown:
-            raise ValueError(
-                f"{where}: unknown key(s) {unknown}; expected some of {[f.name for f in fields(cls)]}"
-            )
+            raise ValueError(f"{where}: unknown key(s) {unknown}; expected some of {names}")
         try:
             return cls(**options)
         except ValueError as err:
