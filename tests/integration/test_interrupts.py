@@ -72,7 +72,9 @@ def _stacks(pgid: int, stderr: Path) -> str:
         time.sleep(1)
         with stderr.open() as text:
             text.seek(before)
-            report.append(f"--- pid {pid}\n{text.read()[-4000:]}")
+            # The head: faulthandler writes the most recent call first, and a stuck process
+            # is told by its innermost frames (the tail is the shared Hydra/Lightning entry).
+            report.append(f"--- pid {pid}\n{text.read()[:8000]}")
     return "\n".join(report)
 
 
