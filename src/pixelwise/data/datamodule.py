@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import bisect
+import functools
+import multiprocessing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -12,6 +14,12 @@ import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from pixelwise.data.augment_seeds import (
+    augmentation_seed,
+    seed_augmentations,
+    seed_worker,
+    split_key,
+)
 from pixelwise.data.collate import DictCollate
 from pixelwise.data.info import DatasetInfo, info_of
 
@@ -42,6 +50,7 @@ _ARGUMENTS = (
     "num_workers",
     "pin_memory",
     "persistent_workers",
+    "multiprocessing_context",
     "list_keys",
     "info",
 )
@@ -89,6 +98,7 @@ class DataModule(L.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         persistent_workers: bool = True,
+        multiprocessing_context: str | None = None,
         list_keys: Sequence[str] = (),
         info: DatasetInfo | Mapping[str, Any] | None = None,
         **facts: Any,
@@ -98,6 +108,12 @@ class DataModule(L.LightningDataModule):
             raise ValueError(f"data.batch_size={batch_size}: expected a positive integer")
         if num_workers < 0:
             raise ValueError(f"data.num_workers={num_workers}: expected >= 0")
+        methods = multiprocessing.get_all_start_methods()
+        if multiprocessing_context is not None and multiprocessing_context not in methods:
+            raise ValueError(
+                f"data.multiprocessing_context={multiprocessing_context!r}: expected one of "
+                f"{methods} or null (the platform's default)"
+            )
         if detector_test is not None and (eval_batch_size or batch_size) != 1:
             raise ValueError(
                 f"data.detector_test is set, so data.eval_batch_size={eval_batch_size or batch_size} "
@@ -135,6 +151,12 @@ class DataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers and num_workers > 0
+        # None: the platform's default (fork on Linux). A fork copies the locks that the parent's
+        # other threads (gloo, Lightning's child-process observer, OpenMP) hold at that instant,
+        # and a worker that inherits a held one can block for ever before its first batch;
+        # "forkserver" or "spawn" start workers without that hazard, at seconds of start-up per
+        # loader (README: Seeds and DataLoader workers).
+        self.multiprocessing_context = multiprocessing_context if num_workers > 0 else None
         self.collate = DictCollate(list_keys)
 
     # -- the data contract ---------------------------------------------------------------------
@@ -163,7 +185,7 @@ class DataModule(L.LightningDataModule):
         )
         for split in splits:
             if split not in self.datasets and self.factories[split] is not None:
-                self.datasets[split] = self.factories[split]()
+                self.datasets[split] = self._build(split)
 
     def has_split(self, split: str) -> bool:
         """Whether the config gives a dataset for ``split`` (train, val, test, predict, detector_test)."""
@@ -181,8 +203,19 @@ class DataModule(L.LightningDataModule):
         if split not in self.datasets:
             if self.factories.get(split) is None:
                 raise ValueError(f"data.{split} is not set in the data config: no {split} dataset")
-            self.datasets[split] = self.factories[split]()
+            self.datasets[split] = self._build(split)
         return self.datasets[split]
+
+    def _rank(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        return trainer.global_rank if trainer is not None else 0
+
+    def _build(self, split: str) -> Dataset:
+        """A split's dataset, its augmentations seeded from torch's seed, the rank and the split."""
+        dataset = self.factories[split]()
+        seed = augmentation_seed(torch.initial_seed(), self._rank(), split_key(split))
+        seed_augmentations(dataset, seed)
+        return dataset
 
     def _loader(
         self, split: str, shuffle: bool, drop_last: bool, dataset: Dataset | None = None
@@ -191,6 +224,7 @@ class DataModule(L.LightningDataModule):
         sampler = None
         batch_size = self.batch_size if split == "train" else self.eval_batch_size
         trainer = getattr(self, "trainer", None)
+        workers = self.num_workers > 0
         if split != "train" and trainer is not None and trainer.world_size > 1:
             # Lightning's default DistributedSampler pads with duplicates, which would bias
             # the metrics; this one gives every sample to exactly one rank.
@@ -206,6 +240,8 @@ class DataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
+            multiprocessing_context=self.multiprocessing_context,
+            worker_init_fn=functools.partial(seed_worker, rank=self._rank()) if workers else None,
             collate_fn=self.collate,
         )
 
