@@ -21,8 +21,10 @@ from torch.utils.data import Dataset, get_worker_info
 
 __all__ = ["augmentation_seed", "seed_augmentations", "seed_worker", "split_key"]
 
-# Wrappers nest datasets a few levels deep (TaggedSplits -> tuple -> Subset -> dataset).
+# Wrappers nest datasets a few levels deep (TaggedSplits -> tuple -> Subset -> dataset) and hold
+# a few of them; a longer list or tuple is a dataset's own data (file names, annotations), not read.
 _MAX_DEPTH = 6
+_MAX_WRAPPED = 64
 
 
 def augmentation_seed(*keys: int) -> int:
@@ -52,7 +54,7 @@ def seed_augmentations(dataset: Any, seed: int) -> int:
         if isinstance(obj, (BaseCompose, BasicTransform)):
             obj.set_random_seed(augmentation_seed(seed, found))
             found += 1
-        elif isinstance(obj, (list, tuple)):
+        elif isinstance(obj, (list, tuple)) and len(obj) <= _MAX_WRAPPED:
             for item in obj:
                 visit(item, depth + 1)
         elif isinstance(obj, Dataset):
