@@ -1,4 +1,7 @@
-"""albumentations pipelines follow the run's seed, differ between DataLoader workers, and repeat."""
+"""albumentations pipelines follow the run's seed, differ between DataLoader workers, and repeat;
+how the workers start."""
+
+import sys
 
 import albumentations as A
 import numpy as np
@@ -43,7 +46,7 @@ def test_the_run_seed_decides_the_augmentations():
     assert draws(1) != draws(2)
 
 
-@pytest.mark.parametrize("context", ["fork", "forkserver"])
+@pytest.mark.parametrize("context", ["fork", "forkserver", None])
 def test_workers_draw_their_own_augmentations_and_repeat(context):
     loader = {"num_workers": 2, "multiprocessing_context": context}
     first = draws(3, **loader)
@@ -79,3 +82,13 @@ def test_pipelines_are_found_through_wrappers():
 def test_an_unknown_start_method_is_named():
     with pytest.raises(ValueError, match=r"data.multiprocessing_context='thread': expected one of"):
         DataModule(num_workers=2, multiprocessing_context="thread")
+
+
+def test_workers_are_not_forked_from_the_training_process_before_python_3_12():
+    """CPython < 3.12 can hang a child forked from a multi-threaded process (cpython#112275)."""
+    loader = DataModule(val=Flips, num_workers=2).val_dataloader()
+    start = getattr(loader.multiprocessing_context, "_name", loader.multiprocessing_context)
+    assert start == ("forkserver" if sys.version_info < (3, 12) else None)
+    explicit = DataModule(val=Flips, num_workers=2, multiprocessing_context="fork")
+    assert explicit.val_dataloader().multiprocessing_context._name == "fork"
+    assert DataModule(val=Flips, num_workers=0).val_dataloader().multiprocessing_context is None

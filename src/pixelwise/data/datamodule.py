@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import bisect
 import functools
-import multiprocessing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -22,6 +21,7 @@ from pixelwise.data.augment_seeds import (
 )
 from pixelwise.data.collate import DictCollate
 from pixelwise.data.info import DatasetInfo, info_of
+from pixelwise.data.worker_start import resolve_start_method, worker_context
 
 DatasetFactory = Callable[[], Dataset]
 
@@ -108,12 +108,6 @@ class DataModule(L.LightningDataModule):
             raise ValueError(f"data.batch_size={batch_size}: expected a positive integer")
         if num_workers < 0:
             raise ValueError(f"data.num_workers={num_workers}: expected >= 0")
-        methods = multiprocessing.get_all_start_methods()
-        if multiprocessing_context is not None and multiprocessing_context not in methods:
-            raise ValueError(
-                f"data.multiprocessing_context={multiprocessing_context!r}: expected one of "
-                f"{methods} or null (the platform's default)"
-            )
         if detector_test is not None and (eval_batch_size or batch_size) != 1:
             raise ValueError(
                 f"data.detector_test is set, so data.eval_batch_size={eval_batch_size or batch_size} "
@@ -151,12 +145,10 @@ class DataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers and num_workers > 0
-        # None: the platform's default (fork on Linux). A fork copies the locks that the parent's
-        # other threads (gloo, Lightning's child-process observer, OpenMP) hold at that instant,
-        # and a worker that inherits a held one can block for ever before its first batch;
-        # "forkserver" or "spawn" start workers without that hazard, at seconds of start-up per
-        # loader (README: Seeds and DataLoader workers).
-        self.multiprocessing_context = multiprocessing_context if num_workers > 0 else None
+        # How workers start (pixelwise.data.worker_start): null is forkserver on Python < 3.12,
+        # where a fork of the multi-threaded training process can hang a worker for ever.
+        start = resolve_start_method(multiprocessing_context)
+        self.multiprocessing_context = start if num_workers > 0 else None
         self.collate = DictCollate(list_keys)
 
     # -- the data contract ---------------------------------------------------------------------
@@ -240,7 +232,7 @@ class DataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
-            multiprocessing_context=self.multiprocessing_context,
+            multiprocessing_context=worker_context(self.multiprocessing_context, dataset),
             worker_init_fn=functools.partial(seed_worker, rank=self._rank()) if workers else None,
             collate_fn=self.collate,
         )
