@@ -94,9 +94,10 @@ START_SECONDS = 120
 def _start(tmp_path: Path, args: list[str]) -> tuple[subprocess.Popen, Path, Path] | None:
     """Start train.py; (process, run dir, stderr) once checkpoints/last.ckpt exists, None if stuck.
 
-    A start that is stuck (seen once in CI: no checkpoint after 300 s with train.py alive, cause
-    unknown, not reproduced in 70 runs here) is not what these tests are about: it is reported
-    as a warning with each process's stack (``kill -USR2``) and the caller starts again.
+    A start that is stuck is not what these tests are about: it is reported as a warning with
+    each process's stack (``kill -USR2``) and the caller starts again. The stuck starts seen so
+    far (about 1 in 150) were forked DataLoader workers hung by cpython#112275; workers now start
+    from a forkserver on Python < 3.12 (pixelwise.data.worker_start).
     """
     tmp_path.mkdir()
     run_dir = tmp_path / "run"
